@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what joulebench needs (apt-get on Debian/Ubuntu, Homebrew on
+# macOS), then builds it into build/ (warnings are errors).
+#
+#   scripts/setup.sh          install what is missing, build
+#   scripts/setup.sh --test   also build with ASan+UBSan, run every test in
+#                             both builds, and run the fuzz targets briefly
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+for a in "$@"; do
+  case "$a" in
+    --test) want_test=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+jobs=$( (command -v nproc >/dev/null && nproc) || sysctl -n hw.ncpu 2>/dev/null || echo 2)
+
+install_deps() {
+  if [ "$(uname -s)" = Darwin ]; then
+    command -v brew >/dev/null || { echo "setup.sh: Homebrew is needed: https://brew.sh" >&2; exit 1; }
+    local pkgs=(cmake pkg-config curl jansson cairo pcre2 cmocka)
+    local missing=()
+    for p in "${pkgs[@]}"; do brew list --versions "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] || brew install "${missing[@]}"
+    return
+  fi
+  local pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
+              libcairo2-dev libpcre2-dev libcmocka-dev)
+  [ $want_test -eq 1 ] && pkgs+=(clang libclang-rt-dev python3 libcap2-bin)
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "setup.sh: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+install_deps
+cmake -S . -B build -DJB_WERROR=ON >/dev/null
+cmake --build build -j "$jobs"
+
+if [ $want_test -eq 1 ]; then
+  ctest --test-dir build --output-on-failure -j "$jobs"
+  cmake -S . -B build-asan -DJB_WERROR=ON -DJB_SANITIZE=ON -DJB_BUILD_BENCH=OFF \
+        -DCMAKE_BUILD_TYPE=Debug >/dev/null
+  cmake --build build-asan -j "$jobs"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$jobs"
+fi

@@ -1,0 +1,36 @@
+/*
+ * str.h — strict string helpers. Numbers from outside (sysfs files, command
+ * lines, headers) are parsed with these and never with atoi: a value with
+ * trailing junk, a sign where none belongs, or an overflow is an error.
+ */
+#ifndef JB_COMMON_STR_H
+#define JB_COMMON_STR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Decimal unsigned integer. Leading and trailing ASCII white space (sysfs
+ * files end in '\n') is allowed; anything else is JB_ERR_FORMAT. len may be
+ * (size_t)-1 for a NUL-terminated s. */
+int str_to_u64(const char *s, size_t len, uint64_t *out);
+int str_to_i64(const char *s, size_t len, int64_t *out);
+/* A finite decimal or exponent number ("2.3e-10"); NaN and inf are errors. */
+int str_to_double(const char *s, size_t len, double *out);
+/* An int within [min, max], for command-line options. */
+int str_to_int_range(const char *s, int min, int max, int *out);
+
+/* strlcpy: copies at most size-1 bytes, always terminates; returns strlen(src). */
+size_t str_lcpy(char *dst, const char *src, size_t size);
+/* Appends like strlcat; returns the length it tried to create. */
+size_t str_lcat(char *dst, const char *src, size_t size);
+/* Trims ASCII white space at both ends, in place; returns s. */
+char *str_trim(char *s);
+int str_has_prefix(const char *s, const char *prefix);
+int str_has_suffix(const char *s, const char *suffix);
+/* malloc'd copy, NULL on out of memory; str_ndup stops at n bytes. */
+char *str_dup(const char *s);
+char *str_ndup(const char *s, size_t n);
+/* 1 if s is valid UTF-8 of length len. */
+int str_utf8_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,3 @@
+/* replaced as the graders land */
+int grade_placeholder(void);
+int grade_placeholder(void) { return 0; }

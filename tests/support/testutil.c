@@ -1,0 +1,141 @@
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/str.h"
+
+extern char **environ;
+
+char *tu_tmpdir(const char *tag)
+{
+    const char *base = fs_env_or("TMPDIR", "/tmp");
+    char path[FS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/jbtest-%s-XXXXXX", base, tag);
+    if (!mkdtemp(path)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return str_dup(path);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+void tu_rmtree_free(char *path)
+{
+    if (!path)
+        return;
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(path);
+}
+
+static void mkparents(const char *path)
+{
+    char tmp[FS_PATH_MAX];
+    str_lcpy(tmp, path, sizeof tmp);
+    char *slash = strrchr(tmp, '/');
+    if (slash) {
+        *slash = '\0';
+        char err[ERR_LEN];
+        if (fs_mkdir_p(tmp, err)) {
+            fprintf(stderr, "%s\n", err);
+            abort();
+        }
+    }
+}
+
+void tu_write(const char *dir, const char *rel, const char *text)
+{
+    char path[FS_PATH_MAX];
+    fs_path_join(path, sizeof path, dir, rel);
+    mkparents(path);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        abort();
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+void tu_symlink(const char *dir, const char *rel, const char *target)
+{
+    char path[FS_PATH_MAX];
+    fs_path_join(path, sizeof path, dir, rel);
+    mkparents(path);
+    unlink(path);
+    if (symlink(target, path)) {
+        perror(path);
+        abort();
+    }
+}
+
+int tu_run(char *const argv[], char *const env[], struct buf *out, struct buf *err_out)
+{
+    int po[2], pe[2];
+    if (pipe(po) || pipe(pe))
+        abort();
+    pid_t pid = fork();
+    if (pid < 0)
+        abort();
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(pe[0]);
+        if (env)
+            for (char *const *e = env; *e; e++)
+                putenv(*e);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            char chunk[4096];
+            ssize_t n = read(fds[i].fd, chunk, sizeof chunk);
+            if (n <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+                continue;
+            }
+            struct buf *b = i == 0 ? out : err_out;
+            if (b)
+                buf_append(b, chunk, (size_t)n);
+        }
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
