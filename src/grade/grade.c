@@ -110,10 +110,14 @@ json_t *grade_json_text(const char *s)
 
 /* ---- spec checking ----------------------------------------------------- */
 
+#define F_TESTS 100
+#define F_TEXTS 101
+
 struct field {
     const char *name;
     int type;     /* JSON_STRING, JSON_ARRAY (of strings), JSON_OBJECT, JSON_REAL (any number),
-                     JSON_TRUE (boolean), -1: string or array of strings */
+                     JSON_TRUE (boolean), F_TESTS (array of test objects), F_TEXTS (a string
+                     or an array of strings) */
 };
 
 struct grader_kind {
@@ -135,10 +139,10 @@ static const struct field f_contains[] = {{"all", JSON_ARRAY},
 static const struct field f_numeric[] = {
     {"answer", JSON_REAL}, {"abs_tol", JSON_REAL}, {"rel_tol", JSON_REAL}, {NULL, 0}};
 static const struct field f_json[] = {{"required", JSON_ARRAY}, {"values", JSON_OBJECT}, {NULL, 0}};
-static const struct field f_code[] = {{"language", JSON_STRING}, {"tests", JSON_OBJECT},
+static const struct field f_code[] = {{"language", JSON_STRING}, {"tests", F_TESTS},
                                       {"setup", JSON_STRING},    {"entry", JSON_ARRAY},
                                       {"timeout_s", JSON_REAL},  {NULL, 0}};
-static const struct field f_judge[] = {{"rubric", -1}, {"reference", JSON_STRING}, {NULL, 0}};
+static const struct field f_judge[] = {{"rubric", F_TEXTS}, {"reference", JSON_STRING}, {NULL, 0}};
 
 static const struct grader_kind kinds[] = {
     {"exact", f_exact}, {"regex", f_regex}, {"contains", f_contains}, {"numeric", f_numeric},
@@ -162,10 +166,8 @@ static int check_field(const char *type, const struct field *f, const json_t *v,
     switch (f->type) {
     case JSON_STRING: ok = json_is_string(v), want = "a string"; break;
     case JSON_ARRAY: ok = is_string_array(v), want = "an array of strings"; break;
-    case JSON_OBJECT:
-        /* only code "tests": checked in detail below */
-        ok = json_is_array(v), want = "an array of test objects";
-        break;
+    case JSON_OBJECT: ok = json_is_object(v), want = "an object"; break;
+    case F_TESTS: ok = json_is_array(v), want = "an array of test objects"; break;
     case JSON_REAL: ok = json_is_number(v), want = "a number"; break;
     case JSON_TRUE: ok = json_is_boolean(v), want = "true or false"; break;
     default: ok = json_is_string(v) || is_string_array(v), want = "a string or an array of strings";

@@ -327,6 +327,8 @@ static void failure_reason(const struct sandbox_result *res, char *out, size_t s
     const char *start = end;
     while (start > err && start[-1] != '\n')
         start--;
+    if (!strncmp(start, "JB-FAIL ", 8))
+        start += 8;
     size_t n = (size_t)(end - start);
     if (n > 200)
         n = 200;

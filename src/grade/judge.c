@@ -152,7 +152,7 @@ int grade_parse_judge_reply(const char *reply, double *score, char *why, size_t 
     struct candidate c[32];
     size_t n = 0;
     /* "8/10", "8 / 10", "8 out of 10", "8 of 10" */
-    collect("(?<![\\d.])" NUM "\\s*(?:/|out\\s+of|of)\\s*10(?![\\d.])", text, c, &n, 32);
+    collect("(?<![\\d.])" NUM "\\s*(?:/|out\\s+of|of)\\s*10(?!\\d|\\.\\d)", text, c, &n, 32);
     /* "Score: 8", "rating of 7", "grade = 9", "Final score is 8" */
     collect("\\b(?:score|rating|grade|mark|verdict)\\b\\s*(?:is|of|=|:|-)?\\s*:?\\s*" NUM
             "(?![\\d.]*\\d)",
