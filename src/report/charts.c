@@ -62,17 +62,41 @@ static void add_context(char *note, size_t size, const struct ctx *x)
         snprintf(note + l, size - l, " Partial run (status %s).", x->run->status);
 }
 
-/* Model names under the bars: the name cut to its slot, then a small line
- * with the sample size. */
+/* Whether the model names fit under their bars level; if not, they are
+ * drawn slanted, and the plot gives up some height for them. */
+static int slant_labels(struct chart *c, const struct report_summary *s)
+{
+    double slot = (c->right - c->left) / (double)(s->n_models ? s->n_models : 1);
+    double widest = 0;
+    for (size_t i = 0; i < s->n_models; i++)
+        widest = fmax(widest, chart_text_width(c->cr, s->models[i].name, 15, 1));
+    if (widest <= slot - 8)
+        return 0;
+    c->bottom -= fmin(widest, 240) * 0.5 - 10;
+    return 1;
+}
+
+/* Model names under the bars: the name (cut to fit), then a small line with
+ * the sample size; or, slanted, both on one line. */
 static void category_label(struct chart *c, double x, double slot,
-                           const struct report_model_stats *m, const char *extra)
+                           const struct report_model_stats *m, const char *extra, int slant)
 {
     char fit[256], small[128];
+    snprintf(small, sizeof small, "n = %zu%s%s", extra ? m->n_graded : m->n_measured,
+             m->synthetic ? " · synthetic" : "", extra ? extra : "");
+    if (slant) {
+        char both[512];
+        snprintf(both, sizeof both, "%s (%s)", m->name, small);
+        /* Slanted 30 degrees down to the left: the room to the page edge. */
+        double room = (x + 6 - 12) / cos(M_PI / 6);
+        chart_fit_text(c->cr, fit, sizeof fit, both, 14, 1, fmin(260, room));
+        cairo_set_source_rgb(c->cr, 0.12, 0.12, 0.15);
+        chart_text(c->cr, x + 6, c->bottom + 10, fit, 14, 1, 1, 0, -M_PI / 6);
+        return;
+    }
     cairo_set_source_rgb(c->cr, 0.12, 0.12, 0.15);
     chart_fit_text(c->cr, fit, sizeof fit, m->name, 15, 1, slot - 8);
     chart_text(c->cr, x, c->bottom + 12, fit, 15, 1, 0.5, 0, 0);
-    snprintf(small, sizeof small, "n = %zu%s%s", extra ? m->n_graded : m->n_measured,
-             m->synthetic ? " · synthetic" : "", extra ? extra : "");
     cairo_set_source_rgb(c->cr, 0.4, 0.4, 0.44);
     chart_fit_text(c->cr, fit, sizeof fit, small, 13, 0, slot - 8);
     chart_text(c->cr, x, c->bottom + 34, fit, 13, 0, 0.5, 0, 0);
@@ -109,6 +133,7 @@ static void draw_energy(cairo_t *cr, double w, double h, void *vctx)
         chart_note(&c, note);
         return;
     }
+    int slant = slant_labels(&c, s);
     c.y1 = ymax * 1.12;
     chart_y_axis(&c, "Energy per output token (J/token)", 6);
 
@@ -159,7 +184,7 @@ static void draw_energy(cairo_t *cr, double w, double h, void *vctx)
             cairo_set_source_rgb(cr, 0.45, 0.45, 0.5);
             chart_text(cr, cx, c.bottom - 12, "no data", 14, 0, 0.5, 1, 0);
         }
-        category_label(&c, cx, slot, m, NULL);
+        category_label(&c, cx, slot, m, NULL, slant);
     }
     chart_frame(&c);
 
@@ -189,6 +214,68 @@ static void no_grades(struct chart *c)
     chart_message(c, "No graded answers in this run",
                   "Grade them with 'joulebench grade DIR', then rebuild with 'joulebench "
                   "report DIR'");
+}
+
+#define MAX_PLACED 64
+
+struct rect {
+    double x0, y0, x1, y1;
+};
+
+/* Rectangles already taken on a scatter plot: markers and labels. */
+struct placed {
+    struct rect r[MAX_PLACED];
+    size_t n;
+};
+
+static double overlap(struct rect a, struct rect b)
+{
+    double w = fmin(a.x1, b.x1) - fmax(a.x0, b.x0), h = fmin(a.y1, b.y1) - fmax(a.y0, b.y0);
+    return w > 0 && h > 0 ? w * h : 0;
+}
+
+/* A point's label goes to the first of eight spots around it that stays in
+ * the plot and clear of every marker and label placed so far, or to the spot
+ * that overlaps least; a thin leader line joins a label set further out. */
+static void place_label(struct chart *c, struct placed *pl, double px, double py, const char *lab)
+{
+    double tw = chart_text_width(c->cr, lab, 14, 1), th = 14;
+    static const double spots[][3] = {
+        /* dx, dy, anchor x (0 left, 1 right); label box is above dy when dy < 0 */
+        {14, -12, 0}, {14, 12, 0}, {-14, -12, 1}, {-14, 12, 1},
+        {14, -34, 0}, {14, 34, 0}, {-14, -34, 1}, {-14, 34, 1}};
+    double best = INFINITY;
+    struct rect bestr = {0};
+    int bestk = 0;
+    for (int k = 0; k < 8; k++) {
+        double ax = spots[k][2], dy = spots[k][1];
+        double x0 = px + spots[k][0] - ax * tw;
+        double y0 = dy < 0 ? py + dy - th : py + dy;
+        struct rect r = {x0 - 2, y0 - 2, x0 + tw + 2, y0 + th + 2};
+        double cost = 0;
+        if (r.x0 < c->left || r.x1 > c->right || r.y0 < c->top || r.y1 > c->bottom)
+            cost += 1e6;
+        for (size_t i = 0; i < pl->n; i++)
+            cost += overlap(r, pl->r[i]);
+        cost += k * 1e-3; /* prefer the near, upper right spots on a tie */
+        if (cost < best) {
+            best = cost;
+            bestr = r;
+            bestk = k;
+        }
+    }
+    if (bestk >= 4) {
+        cairo_set_source_rgba(c->cr, 0.3, 0.3, 0.33, 0.7);
+        cairo_set_line_width(c->cr, 1);
+        cairo_move_to(c->cr, px, py);
+        cairo_line_to(c->cr, spots[bestk][2] ? bestr.x1 : bestr.x0,
+                      spots[bestk][1] < 0 ? bestr.y1 : bestr.y0);
+        cairo_stroke(c->cr);
+    }
+    cairo_set_source_rgb(c->cr, 0.1, 0.1, 0.12);
+    chart_text(c->cr, bestr.x0 + 2, bestr.y0 + 2, lab, 14, 1, 0, 0, 0);
+    if (pl->n < MAX_PLACED)
+        pl->r[pl->n++] = bestr;
 }
 
 static void draw_tax(cairo_t *cr, double w, double h, void *vctx)
@@ -228,6 +315,15 @@ static void draw_tax(cairo_t *cr, double w, double h, void *vctx)
     int any_est = 0;
     char ungraded[256] = "";
     double ly = c.top;
+    struct placed placed = {0};
+    /* The markers first, so labels can keep clear of all of them. */
+    for (size_t i = 0; i < s->n_models && placed.n < MAX_PLACED; i++) {
+        const struct report_model_stats *m = &s->models[i];
+        if (!isfinite(m->score.mean) || !isfinite(m->j_per_token.mean))
+            continue;
+        double px = chart_px(&c, m->j_per_token.mean), py = chart_py(&c, m->score.mean);
+        placed.r[placed.n++] = (struct rect){px - 10, py - 10, px + 10, py + 10};
+    }
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
         if (!isfinite(m->score.mean) || !isfinite(m->j_per_token.mean)) {
@@ -260,16 +356,10 @@ static void draw_tax(cairo_t *cr, double w, double h, void *vctx)
             cairo_set_line_width(cr, 1.5);
             cairo_stroke(cr);
         }
-        /* The label sits up and right of its point, or left near the edge. */
         char lab[192], num[64];
         fmt_est(num, sizeof num, m->j_per_token.mean, est);
         snprintf(lab, sizeof lab, "%s (%.1f, %s J/tok)", m->name, m->score.mean, num);
-        double tw = chart_text_width(cr, lab, 14, 1);
-        int left = px + 14 + tw > c.right;
-        int below = py - 30 < c.top;
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.12);
-        chart_text(cr, left ? px - 14 : px + 14, below ? py + 12 : py - 12, lab, 14, 1,
-                   left ? 1 : 0, below ? 0 : 1, 0);
+        place_label(&c, &placed, px, py, lab);
         char leg[192];
         snprintf(leg, sizeof leg, "%s%s", m->name, est ? " (est.)" : "");
         chart_legend_item(&c, &ly, col, est ? 5 : 6, leg);
@@ -310,6 +400,7 @@ static void draw_value(cairo_t *cr, double w, double h, void *vctx)
         }
         ymax = 1; /* graded, but every score was 0: an honest empty scale */
     }
+    int slant = slant_labels(&c, s);
     c.y1 = ymax * 1.12;
     chart_y_axis(&c, "Technical Score per kJ (points/kJ)", 6);
     double slot = (c.right - c.left) / (double)s->n_models;
@@ -349,7 +440,7 @@ static void draw_value(cairo_t *cr, double w, double h, void *vctx)
             chart_text(cr, cx, c.bottom - 14, m->n_graded ? "no energy data" : "not graded", 14,
                        0, 0.5, 1, 0);
         }
-        category_label(&c, cx, slot, m, " graded");
+        category_label(&c, cx, slot, m, " graded", slant);
     }
     chart_frame(&c);
     char note[512];

@@ -5,6 +5,7 @@
  * note on every figure that is an estimate.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,35 @@
 #include "common/buf.h"
 #include "report/rundata.h"
 #include "report/writers.h"
+
+/* summary.md is built through these: the first failed append is kept and
+ * the rest are skipped, so one check at the end covers the whole file. */
+struct md {
+    struct buf *b;
+    int rc;
+};
+
+static void md_puts(struct md *m, const char *s)
+{
+    if (!m->rc)
+        m->rc = buf_puts(m->b, s);
+}
+
+static void md_putc(struct md *m, char c)
+{
+    if (!m->rc)
+        m->rc = buf_putc(m->b, c);
+}
+
+static void md_printf(struct md *m, const char *fmt, ...) JB_PRINTF(2, 3);
+static void md_printf(struct md *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (!m->rc)
+        m->rc = buf_vprintf(m->b, fmt, ap);
+    va_end(ap);
+}
 
 int report_sig_decimals(double v, int sig)
 {
@@ -63,18 +93,18 @@ static void fmt_val(char *dst, size_t size, double v, int estimated)
 }
 
 /* A table cell: '|' escaped, line breaks folded into spaces. */
-static void md_cell(struct buf *b, const char *s)
+static void md_cell(struct md *b, const char *s)
 {
-    buf_puts(b, " ");
+    md_puts(b, " ");
     for (; s && *s; s++) {
         if (*s == '|')
-            buf_puts(b, "\\|");
+            md_puts(b, "\\|");
         else if (*s == '\n' || *s == '\r' || *s == '\t')
-            buf_putc(b, ' ');
+            md_putc(b, ' ');
         else
-            buf_putc(b, *s);
+            md_putc(b, *s);
     }
-    buf_puts(b, " |");
+    md_puts(b, " |");
 }
 
 static const char *domain_title(int d)
@@ -89,22 +119,22 @@ static void model_label(char *dst, size_t size, const struct report_model_stats 
     snprintf(dst, size, "%s%s", m->name, m->synthetic ? " (synthetic)" : "");
 }
 
-static void headline(struct buf *b, const struct report_summary *s)
+static void headline(struct md *b, const struct report_summary *s)
 {
-    buf_puts(b, "| Model | Efficiency (J/Tok) | Avg. Total Energy (J) | Technical Score (/10) "
+    md_puts(b, "| Model | Efficiency (J/Tok) | Avg. Total Energy (J) | Technical Score (/10) "
                 "| tokens/s | TTFT (s) |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         if (s->domains & (1u << d))
-            buf_printf(b, " Avg. power %s (W) |", domain_title(d));
-    buf_puts(b, "\n| :--- | :---: | :---: | :---: | :---: | :---: |");
+            md_printf(b, " Avg. power %s (W) |", domain_title(d));
+    md_puts(b, "\n| :--- | :---: | :---: | :---: | :---: | :---: |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         if (s->domains & (1u << d))
-            buf_puts(b, " :---: |");
-    buf_puts(b, "\n");
+            md_puts(b, " :---: |");
+    md_puts(b, "\n");
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
-        buf_puts(b, "|");
+        md_puts(b, "|");
         model_label(c, sizeof c, m);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->j_per_token.mean, m->j_per_token.ci95,
@@ -123,66 +153,66 @@ static void headline(struct buf *b, const struct report_summary *s)
                 fmt_val(c, sizeof c, m->power_w[d].mean, !!(m->estimated_domains & (1u << d)));
                 md_cell(b, c);
             }
-        buf_puts(b, "\n");
+        md_puts(b, "\n");
     }
 }
 
 /* The sentence that explains every "~" in the file. */
-static void estimated_note(struct buf *b, const struct report_run *run,
+static void estimated_note(struct md *b, const struct report_run *run,
                            const struct report_summary *s)
 {
     if (!s->estimated_domains && !s->any_tokens_estimated) {
-        buf_puts(b, "All figures are measured; none is estimated.\n");
+        md_puts(b, "All figures are measured; none is estimated.\n");
         return;
     }
-    buf_puts(b, "**~ marks an estimated figure (est.).**");
+    md_puts(b, "**~ marks an estimated figure (est.).**");
     if (s->estimated_domains) {
-        buf_puts(b, " Estimated domains:");
+        md_puts(b, " Estimated domains:");
         int first = 1;
         for (int d = 0; d < JB_DOMAIN_COUNT; d++) {
             if (!(s->estimated_domains & (1u << d)))
                 continue;
-            buf_printf(b, "%s %s", first ? "" : ",", jb_domain_name((enum jb_domain)d));
+            md_printf(b, "%s %s", first ? "" : ",", jb_domain_name((enum jb_domain)d));
             int sfirst = 1;
             for (size_t k = 0; k < run->n_sensors; k++) {
                 const struct report_sensor *sn = &run->sensors[k];
                 if (sn->used && sn->estimated && sn->domain == d) {
-                    buf_printf(b, "%s%s", sfirst ? " (from " : ", ", sn->name);
+                    md_printf(b, "%s%s", sfirst ? " (from " : ", ", sn->name);
                     sfirst = 0;
                 }
             }
             if (!sfirst)
-                buf_puts(b, ")");
+                md_puts(b, ")");
             first = 0;
         }
-        buf_puts(b, " come from a model (CPU time × watts), not from a meter, so every total "
+        md_puts(b, " come from a model (CPU time × watts), not from a meter, so every total "
                     "that includes them is an estimate too.");
     }
     if (s->any_tokens_estimated)
-        buf_puts(b, " Some output token counts were estimated (the engine did not report "
+        md_puts(b, " Some output token counts were estimated (the engine did not report "
                     "them), so J/token and tokens/s built on them are estimates.");
-    buf_puts(b, "\n");
+    md_puts(b, "\n");
 }
 
-static void warnings_list(struct buf *b, const struct report_summary *s)
+static void warnings_list(struct md *b, const struct report_summary *s)
 {
     size_t n = json_array_size(s->warnings);
     if (n == 0) {
-        buf_puts(b, "None.\n");
+        md_puts(b, "None.\n");
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        buf_puts(b, "- ");
+        md_puts(b, "- ");
         const char *w = json_string_value(json_array_get(s->warnings, i));
         for (; w && *w; w++)
-            buf_putc(b, *w == '\n' ? ' ' : *w);
-        buf_puts(b, "\n");
+            md_putc(b, *w == '\n' ? ' ' : *w);
+        md_puts(b, "\n");
     }
 }
 
-static void energy_detail(struct buf *b, const struct report_summary *s, int has_baseline)
+static void energy_detail(struct md *b, const struct report_summary *s, int has_baseline)
 {
-    buf_puts(b, "\n## Energy\n\n"
+    md_puts(b, "\n## Energy\n\n"
                 "| Model | Measured (failed, warm-up) | J/token | Net J/token | Total J | Net "
                 "total J | Decode J/token | Prefill J/prompt token |\n"
                 "| :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
@@ -190,7 +220,7 @@ static void energy_detail(struct buf *b, const struct report_summary *s, int has
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
         int est = m->energy_estimated;
-        buf_puts(b, "|");
+        md_puts(b, "|");
         model_label(c, sizeof c, m);
         md_cell(b, c);
         snprintf(c, sizeof c, "%zu (%zu, %zu)", m->n_measured, m->n_failed, m->n_warmup);
@@ -211,26 +241,26 @@ static void energy_detail(struct buf *b, const struct report_summary *s, int has
         fmt_ci(c, sizeof c, m->prefill_j_per_prompt_token.mean,
                m->prefill_j_per_prompt_token.ci95, est);
         md_cell(b, c);
-        buf_puts(b, "\n");
+        md_puts(b, "\n");
     }
-    buf_printf(b, "\nNet figures subtract the idle baseline's power × the request's "
+    md_printf(b, "\nNet figures subtract the idle baseline's power × the request's "
                   "duration%s. Decode J/token: decode-phase joules / output tokens; prefill "
                   "J/prompt token: prefill-phase joules / prompt tokens (requests whose prompt "
                   "was cached are left out).\n",
                has_baseline ? "" : " (this run had no baseline, so they are n/a)");
 
-    buf_puts(b, "\n### Joules per token by domain\n\n| Model |");
+    md_puts(b, "\n### Joules per token by domain\n\n| Model |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         if (s->domains & (1u << d))
-            buf_printf(b, " %s J/token |", domain_title(d));
-    buf_puts(b, "\n| :--- |");
+            md_printf(b, " %s J/token |", domain_title(d));
+    md_puts(b, "\n| :--- |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         if (s->domains & (1u << d))
-            buf_puts(b, " :---: |");
-    buf_puts(b, "\n");
+            md_puts(b, " :---: |");
+    md_puts(b, "\n");
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
-        buf_puts(b, "|");
+        md_puts(b, "|");
         model_label(c, sizeof c, m);
         md_cell(b, c);
         for (int d = 0; d < JB_DOMAIN_COUNT; d++)
@@ -239,20 +269,20 @@ static void energy_detail(struct buf *b, const struct report_summary *s, int has
                        !!(m->estimated_domains & (1u << d)) || m->tokens_estimated);
                 md_cell(b, c);
             }
-        buf_puts(b, "\n");
+        md_puts(b, "\n");
     }
 }
 
-static void latency(struct buf *b, const struct report_summary *s)
+static void latency(struct md *b, const struct report_summary *s)
 {
-    buf_puts(b, "\n## Speed and latency\n\n"
+    md_puts(b, "\n## Speed and latency\n\n"
                 "| Model | tokens/s | TTFT (s) | TTFT p50 | TTFT p90 | TTFT p99 | ITL p50 (ms) "
                 "| ITL p90 (ms) | ITL p99 (ms) |\n"
                 "| :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
-        buf_puts(b, "|");
+        md_puts(b, "|");
         model_label(c, sizeof c, m);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->tokens_per_s.mean, m->tokens_per_s.ci95, m->tokens_estimated);
@@ -265,13 +295,13 @@ static void latency(struct buf *b, const struct report_summary *s)
             fmt_val(c, sizeof c, v[k], 0);
             md_cell(b, c);
         }
-        buf_puts(b, "\n");
+        md_puts(b, "\n");
     }
 }
 
-static void per_prompt(struct buf *b, const struct report_summary *s)
+static void per_prompt(struct md *b, const struct report_summary *s)
 {
-    buf_puts(b, "\n## Per prompt\n\n"
+    md_puts(b, "\n## Per prompt\n\n"
                 "| Model | Prompt | n | J/token | Total J | tokens/s | TTFT (s) | Score (/10) | "
                 "Spread (CV) |\n"
                 "| :--- | :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
@@ -280,7 +310,7 @@ static void per_prompt(struct buf *b, const struct report_summary *s)
         const struct report_model_stats *m = &s->models[i];
         for (size_t p = 0; p < m->n_prompts; p++) {
             const struct report_prompt_stats *ps = &m->prompts[p];
-            buf_puts(b, "|");
+            md_puts(b, "|");
             model_label(c, sizeof c, m);
             md_cell(b, c);
             md_cell(b, ps->prompt_id);
@@ -303,17 +333,17 @@ static void per_prompt(struct buf *b, const struct report_summary *s)
             else
                 snprintf(c, sizeof c, "n/a");
             md_cell(b, c);
-            buf_puts(b, "\n");
+            md_puts(b, "\n");
         }
     }
 }
 
-static void baseline(struct buf *b, const struct report_run *run)
+static void baseline(struct md *b, const struct report_run *run)
 {
-    buf_puts(b, "\n## Idle baseline\n\n");
+    md_puts(b, "\n## Idle baseline\n\n");
     const json_t *base = json_object_get(run->run, "baseline");
     if (!json_is_object(base)) {
-        buf_puts(b, "No idle baseline was measured (--baseline 0), so net figures are n/a.\n");
+        md_puts(b, "No idle baseline was measured (--baseline 0), so net figures are n/a.\n");
         return;
     }
     double pw[JB_DOMAIN_COUNT];
@@ -338,15 +368,15 @@ static void baseline(struct buf *b, const struct report_run *run)
         if (d >= 0)
             est |= 1u << d;
     }
-    buf_puts(b, "| Baseline | Duration (s) |");
+    md_puts(b, "| Baseline | Duration (s) |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         if (doms & (1u << d))
-            buf_printf(b, " %s (W) |", domain_title(d));
-    buf_puts(b, " Total (W) |\n| :--- | :---: |");
+            md_printf(b, " %s (W) |", domain_title(d));
+    md_puts(b, " Total (W) |\n| :--- | :---: |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         if (doms & (1u << d))
-            buf_puts(b, " :---: |");
-    buf_puts(b, " :---: |\n| idle |");
+            md_puts(b, " :---: |");
+    md_puts(b, " :---: |\n| idle |");
     char c[64];
     fmt_val(c, sizeof c, report_jnum(base, "duration_s"), 0);
     md_cell(b, c);
@@ -357,29 +387,29 @@ static void baseline(struct buf *b, const struct report_run *run)
         }
     fmt_val(c, sizeof c, report_jnum(base, "total_w"), est != 0);
     md_cell(b, c);
-    buf_puts(b, "\n");
+    md_puts(b, "\n");
 }
 
-static void carbon_cost(struct buf *b, const struct report_summary *s)
+static void carbon_cost(struct md *b, const struct report_summary *s)
 {
     int co2 = isfinite(s->grid_gco2_kwh), cost = isfinite(s->price_kwh);
     if (!co2 && !cost)
         return;
-    buf_puts(b, "\n## Carbon and cost\n\n| Model |");
+    md_puts(b, "\n## Carbon and cost\n\n| Model |");
     if (co2)
-        buf_puts(b, " gCO2e / request | gCO2e / 1M tokens |");
+        md_puts(b, " gCO2e / request | gCO2e / 1M tokens |");
     if (cost)
-        buf_printf(b, " Cost / request%s%s | Cost / 1M tokens%s%s |", *s->currency ? " " : "",
+        md_printf(b, " Cost / request%s%s | Cost / 1M tokens%s%s |", *s->currency ? " " : "",
                    s->currency, *s->currency ? " " : "", s->currency);
-    buf_puts(b, "\n| :--- |");
+    md_puts(b, "\n| :--- |");
     for (int k = 0; k < co2 * 2 + cost * 2; k++)
-        buf_puts(b, " :---: |");
-    buf_puts(b, "\n");
+        md_puts(b, " :---: |");
+    md_puts(b, "\n");
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
         int est = m->energy_estimated;
-        buf_puts(b, "|");
+        md_puts(b, "|");
         model_label(c, sizeof c, m);
         md_cell(b, c);
         if (co2) {
@@ -394,64 +424,64 @@ static void carbon_cost(struct buf *b, const struct report_summary *s)
             fmt_val(c, sizeof c, m->cost_per_mtok, est || m->tokens_estimated);
             md_cell(b, c);
         }
-        buf_puts(b, "\n");
+        md_puts(b, "\n");
     }
-    buf_puts(b, "\nFrom gross energy (what the machine drew, idle included)");
+    md_puts(b, "\nFrom gross energy (what the machine drew, idle included)");
     if (co2)
-        buf_printf(b, " at a grid intensity of %g gCO2e/kWh", s->grid_gco2_kwh);
+        md_printf(b, " at a grid intensity of %g gCO2e/kWh", s->grid_gco2_kwh);
     if (cost)
-        buf_printf(b, "%s at %g%s%s per kWh", co2 ? " and" : "", s->price_kwh,
+        md_printf(b, "%s at %g%s%s per kWh", co2 ? " and" : "", s->price_kwh,
                    *s->currency ? " " : "", s->currency);
-    buf_puts(b, ", as given to the run.\n");
+    md_puts(b, ", as given to the run.\n");
 }
 
-static void host_engine(struct buf *b, const struct report_run *run)
+static void host_engine(struct md *b, const struct report_run *run)
 {
-    buf_puts(b, "\n## Hardware and software\n\n");
+    md_puts(b, "\n## Hardware and software\n\n");
     const json_t *h = json_object_get(run->run, "host");
     const char *v;
     if ((v = report_jstr(h, "cpu_model")))
-        buf_printf(b, "- CPU: %s", v);
+        md_printf(b, "- CPU: %s", v);
     double n = report_jnum(h, "cpu_count");
     if (isfinite(n))
-        buf_printf(b, " (%g logical CPUs)", n);
-    buf_puts(b, "\n");
+        md_printf(b, " (%g logical CPUs)", n);
+    md_puts(b, "\n");
     double mem = report_jnum(h, "memory_bytes");
     if (isfinite(mem))
-        buf_printf(b, "- Memory: %.1f GiB\n", mem / (1024.0 * 1024 * 1024));
+        md_printf(b, "- Memory: %.1f GiB\n", mem / (1024.0 * 1024 * 1024));
     size_t i;
     json_t *g;
     json_array_foreach(json_object_get(h, "gpus"), i, g)
     {
-        buf_printf(b, "- GPU %zu: %s", i, report_jstr(g, "name") ? report_jstr(g, "name") : "?");
+        md_printf(b, "- GPU %zu: %s", i, report_jstr(g, "name") ? report_jstr(g, "name") : "?");
         if ((v = report_jstr(g, "driver")))
-            buf_printf(b, ", driver %s", v);
-        buf_puts(b, "\n");
+            md_printf(b, ", driver %s", v);
+        md_puts(b, "\n");
     }
-    buf_printf(b, "- OS: %s %s (%s)", report_jstr(h, "os") ? report_jstr(h, "os") : "?",
+    md_printf(b, "- OS: %s %s (%s)", report_jstr(h, "os") ? report_jstr(h, "os") : "?",
                report_jstr(h, "kernel") ? report_jstr(h, "kernel") : "",
                report_jstr(h, "arch") ? report_jstr(h, "arch") : "?");
     if ((v = report_jstr(h, "hostname")))
-        buf_printf(b, ", host %s", v);
-    buf_puts(b, "\n");
+        md_printf(b, ", host %s", v);
+    md_puts(b, "\n");
     const json_t *e = json_object_get(run->run, "engine");
-    buf_printf(b, "- Engine: %s", report_jstr(e, "name") ? report_jstr(e, "name") : "?");
+    md_printf(b, "- Engine: %s", report_jstr(e, "name") ? report_jstr(e, "name") : "?");
     if ((v = report_jstr(e, "version")))
-        buf_printf(b, " %s", v);
+        md_printf(b, " %s", v);
     if ((v = report_jstr(e, "url")))
-        buf_printf(b, " at %s", v);
+        md_printf(b, " at %s", v);
     double th = report_jnum(e, "threads");
     if (isfinite(th))
-        buf_printf(b, ", %g threads", th);
-    buf_puts(b, "\n");
-    buf_printf(b, "- joulebench %s (run directory schema %g)\n",
+        md_printf(b, ", %g threads", th);
+    md_puts(b, "\n");
+    md_printf(b, "- joulebench %s (run directory schema %g)\n",
                report_jstr(run->run, "joulebench_version")
                    ? report_jstr(run->run, "joulebench_version")
                    : "?",
                report_jnum(run->run, "schema"));
     const json_t *o = json_object_get(run->run, "options");
     if (json_is_object(o)) {
-        buf_puts(b, "- Options:");
+        md_puts(b, "- Options:");
         const char *key;
         json_t *val;
         int first = 1;
@@ -459,21 +489,21 @@ static void host_engine(struct buf *b, const struct report_run *run)
         {
             if (json_is_null(val))
                 continue;
-            char *t = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
-            buf_printf(b, "%s %s=%s", first ? "" : ",", key, t ? t : "?");
+            char *t = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(10));
+            md_printf(b, "%s %s=%s", first ? "" : ",", key, t ? t : "?");
             free(t);
             first = 0;
         }
-        buf_puts(b, "\n");
+        md_puts(b, "\n");
     }
 
-    buf_puts(b, "\n### Models\n\n| Model | Quantization | Parameters | Family | Size | Digest | "
+    md_puts(b, "\n### Models\n\n| Model | Quantization | Parameters | Family | Size | Digest | "
                 "Source |\n| :--- | :---: | :---: | :---: | :---: | :--- | :--- |\n");
     json_t *m;
     json_array_foreach(json_object_get(run->run, "models"), i, m)
     {
         char c[128];
-        buf_puts(b, "|");
+        md_puts(b, "|");
         md_cell(b, report_jstr(m, "name"));
         md_cell(b, report_jstr(m, "quantization") ? report_jstr(m, "quantization") : "n/a");
         md_cell(b, report_jstr(m, "parameter_size") ? report_jstr(m, "parameter_size") : "n/a");
@@ -491,27 +521,27 @@ static void host_engine(struct buf *b, const struct report_run *run)
             md_cell(b, "**synthetic model** (random weights: its answers mean nothing)");
         else
             md_cell(b, report_jstr(m, "path") ? report_jstr(m, "path") : "engine");
-        buf_puts(b, "\n");
+        md_puts(b, "\n");
     }
 }
 
-static void sensors(struct buf *b, const struct report_run *run)
+static void sensors(struct md *b, const struct report_run *run)
 {
-    buf_puts(b, "\n### Sensors\n\n");
+    md_puts(b, "\n### Sensors\n\n");
     int any = 0;
     for (size_t k = 0; k < run->n_sensors; k++)
         any |= run->sensors[k].used;
     if (!any)
-        buf_puts(b, "No sensor was used.\n");
+        md_puts(b, "No sensor was used.\n");
     else
-        buf_puts(b, "| Sensor | Backend | Domain | Kind | Counts in totals | Update period | "
+        md_puts(b, "| Sensor | Backend | Domain | Kind | Counts in totals | Update period | "
                     "Label |\n| :--- | :---: | :---: | :---: | :---: | :---: | :--- |\n");
     for (size_t k = 0; k < run->n_sensors; k++) {
         const struct report_sensor *sn = &run->sensors[k];
         if (!sn->used)
             continue;
         char c[64];
-        buf_puts(b, "|");
+        md_puts(b, "|");
         md_cell(b, sn->name);
         md_cell(b, sn->backend);
         md_cell(b, sn->domain >= 0 ? jb_domain_name((enum jb_domain)sn->domain) : "?");
@@ -523,51 +553,56 @@ static void sensors(struct buf *b, const struct report_run *run)
             snprintf(c, sizeof c, "unknown");
         md_cell(b, c);
         md_cell(b, sn->label);
-        buf_puts(b, "\n");
+        md_puts(b, "\n");
     }
+    int blank = 0;
     for (size_t k = 0; k < run->n_sensors; k++) {
         const struct report_sensor *sn = &run->sensors[k];
         if (sn->used)
             continue;
-        buf_printf(b, "- Not used: %s (%s)%s%s%s\n", sn->name,
+        if (!blank++)
+            md_puts(b, "\n");
+        md_printf(b, "- Not used: %s (%s)%s%s%s\n", sn->name,
                    *sn->reason ? sn->reason : "not readable", *sn->fix ? "; fix: `" : "",
                    sn->fix, *sn->fix ? "`" : "");
     }
 }
 
 int report_write_summary_md(const struct report_run *run, const struct report_summary *s,
-                            struct buf *b, struct buf *table)
+                            struct buf *out, struct buf *table)
 {
-    buf_puts(b, "# joulebench results\n\n");
+    struct md md = {out, 0};
+    struct md *b = &md;
+    md_puts(b, "# joulebench results\n\n");
     if (strcmp(run->status, "complete") != 0)
-        buf_printf(b, "> **%s run** (run.json status \"%s\"): the figures cover only the "
+        md_printf(b, "> **%s run** (run.json status \"%s\"): the figures cover only the "
                       "requests it recorded.\n\n",
                    strcmp(run->status, "interrupted") == 0 ? "Interrupted" : "Incomplete",
                    run->status);
     if (s->any_synthetic)
-        buf_puts(b, "> **Synthetic model**: a model with random weights made the answers. Its "
+        md_puts(b, "> **Synthetic model**: a model with random weights made the answers. Its "
                     "joules are real work on this machine, but its answers and scores mean "
                     "nothing.\n\n");
     const char *started = report_jstr(run->run, "started");
     const char *ended = report_jstr(run->run, "ended");
-    buf_printf(b, "Run started %s, ended %s, status %s.\n\n", started ? started : "?",
+    md_printf(b, "Run started %s, ended %s, status %s.\n\n", started ? started : "?",
                ended ? ended : "(not recorded)", run->status);
 
-    size_t tstart = b->len;
-    buf_puts(b, "## Summary\n\n");
+    size_t tstart = out->len;
+    md_puts(b, "## Summary\n\n");
     headline(b, s);
     size_t n_meas = 0;
     for (size_t i = 0; i < s->n_models; i++)
         n_meas += s->models[i].n_measured;
-    buf_printf(b, "\nMean per measured request ± the 95 %% confidence interval of the mean "
+    md_printf(b, "\nMean per measured request ± the 95 %% confidence interval of the mean "
                   "(Student's t), over %zu measured request%s; warm-ups and failed requests "
                   "are left out. Technical Score: mean grade on a 0-10 scale, n/a where no "
                   "answer was graded. Avg. power: mean power over each request.\n\n",
                n_meas, n_meas == 1 ? "" : "s");
     estimated_note(b, run, s);
-    buf_puts(b, "\n## Warnings\n\n");
+    md_puts(b, "\n## Warnings\n\n");
     warnings_list(b, s);
-    if (table && buf_append(table, b->data + tstart, b->len - tstart))
+    if (!md.rc && table && buf_append(table, out->data + tstart, out->len - tstart))
         return JB_ERR_NOMEM;
 
     const json_t *base = json_object_get(run->run, "baseline");
@@ -579,7 +614,7 @@ int report_write_summary_md(const struct report_run *run, const struct report_su
     host_engine(b, run);
     sensors(b, run);
 
-    buf_printf(b, "\n## Notes\n\n"
+    md_printf(b, "\n## Notes\n\n"
                   "- Spread warning: the coefficient of variation (sd / mean) of J/token over "
                   "one prompt's repetitions above %.0f %%.\n"
                   "- Drift warning: the least-squares trend of a model's decode power from its "
@@ -590,8 +625,8 @@ int report_write_summary_md(const struct report_run *run, const struct report_su
                   "responses.csv (prompt and response text), linked by `id`.\n",
                REPORT_CV_WARN * 100, REPORT_DRIFT_WARN * 100);
     if (s->estimated_domains || s->any_tokens_estimated) {
-        buf_puts(b, "- ");
+        md_puts(b, "- ");
         estimated_note(b, run, s);
     }
-    return b->data == NULL || (b->max && b->len >= b->max) ? JB_ERR_NOMEM : 0;
+    return md.rc;
 }
