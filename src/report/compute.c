@@ -393,8 +393,10 @@ int report_compute(const struct report_run *run, struct report_summary *s, char 
     json_array_foreach(json_object_get(base, "estimated_domains"), k, x)
     {
         int d = json_is_string(x) ? jb_domain_from_name(json_string_value(x)) : -1;
-        if (d >= 0)
+        if (d >= 0) {
             s->estimated_domains |= 1u << d;
+            s->baseline_estimated = 1;
+        }
     }
 
     if (strcmp(run->status, "interrupted") == 0)

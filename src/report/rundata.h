@@ -133,7 +133,9 @@ struct report_prompt_stats {
 
 /* Statistics per model. "Measured" requests are those that count: not a
  * warm-up, no error. Each statistic is over the measured requests (one value
- * per request), so its 95 % CI is that of the mean request of the suite. */
+ * per request), so its 95 % CI is that of the mean request of the suite.
+ * The score alone also counts failed requests that were graded: a model
+ * that fails mid-answer has earned that grade. */
 struct report_model_stats {
     const char *name;
     const json_t *info; /* its run.json "models" entry, or NULL */
@@ -163,6 +165,7 @@ struct report_summary {
     unsigned domains;           /* union over models */
     unsigned estimated_domains; /* union over models and the baseline */
     int any_graded, any_synthetic, any_tokens_estimated;
+    int baseline_estimated;          /* net figures inherit the baseline's estimate */
     double grid_gco2_kwh, price_kwh; /* NaN when not given */
     const char *currency;            /* "" when not given */
     json_t *warnings;                /* loader's warnings and the computed ones */

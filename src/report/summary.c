@@ -229,11 +229,12 @@ static void energy_detail(struct md *b, const struct report_summary *s, int has_
                est || m->tokens_estimated);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->net_j_per_token.mean, m->net_j_per_token.ci95,
-               est || m->tokens_estimated);
+               est || m->tokens_estimated || s->baseline_estimated);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->total_j.mean, m->total_j.ci95, est);
         md_cell(b, c);
-        fmt_ci(c, sizeof c, m->net_total_j.mean, m->net_total_j.ci95, est);
+        fmt_ci(c, sizeof c, m->net_total_j.mean, m->net_total_j.ci95,
+               est || s->baseline_estimated);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->decode_j_per_token.mean, m->decode_j_per_token.ci95,
                est || m->tokens_estimated);
@@ -244,10 +245,12 @@ static void energy_detail(struct md *b, const struct report_summary *s, int has_
         md_puts(b, "\n");
     }
     md_printf(b, "\nNet figures subtract the idle baseline's power × the request's "
-                  "duration%s. Decode J/token: decode-phase joules / output tokens; prefill "
+                  "duration%s%s. Decode J/token: decode-phase joules / output tokens; prefill "
                   "J/prompt token: prefill-phase joules / prompt tokens (requests whose prompt "
                   "was cached are left out).\n",
-               has_baseline ? "" : " (this run had no baseline, so they are n/a)");
+               has_baseline ? "" : " (this run had no baseline, so they are n/a)",
+               s->baseline_estimated ? "; the baseline was partly estimated, so they are too"
+                                     : "");
 
     md_puts(b, "\n### Joules per token by domain\n\n| Model |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
@@ -313,7 +316,7 @@ static void per_prompt(struct md *b, const struct report_summary *s)
             md_puts(b, "|");
             model_label(c, sizeof c, m);
             md_cell(b, c);
-            md_cell(b, ps->prompt_id);
+            md_cell(b, *ps->prompt_id ? ps->prompt_id : "(no prompt id)");
             snprintf(c, sizeof c, "%zu", ps->n);
             md_cell(b, c);
             fmt_ci(c, sizeof c, ps->j_per_token.mean, ps->j_per_token.ci95,
@@ -596,8 +599,8 @@ int report_write_summary_md(const struct report_run *run, const struct report_su
         n_meas += s->models[i].n_measured;
     md_printf(b, "\nMean per measured request ± the 95 %% confidence interval of the mean "
                   "(Student's t), over %zu measured request%s; warm-ups and failed requests "
-                  "are left out. Technical Score: mean grade on a 0-10 scale, n/a where no "
-                  "answer was graded. Avg. power: mean power over each request.\n\n",
+                  "are left out. Technical Score: mean grade on a 0-10 scale over every graded "
+                  "answer (failed requests included), n/a where none was graded. Avg. power: mean power over each request.\n\n",
                n_meas, n_meas == 1 ? "" : "s");
     estimated_note(b, run, s);
     md_puts(b, "\n## Warnings\n\n");

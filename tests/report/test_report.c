@@ -435,6 +435,30 @@ static char *build(const char *dir, struct buf *table)
     return out;
 }
 
+/* A baseline that was itself estimated makes every net figure an estimate,
+ * while the gross figures of measured sensors stay unmarked. A record
+ * without a prompt id (a chat session) still gets its row. */
+static void test_estimated_baseline_marks_net(void **state)
+{
+    (void)state;
+    char *dir = mini_run(
+        "{\"schema\":1,\"status\":\"complete\",\"models\":[{\"name\":\"m\"}],"
+        "\"sensors\":[],\"baseline\":{\"duration_s\":5,\"power_w\":{\"cpu\":2},"
+        "\"total_w\":2,\"estimated_domains\":[\"cpu\"]}}",
+        "{\"id\":\"c1\",\"model\":\"m\",\"energy_j\":{\"gpu\":20},\"total_j\":20,"
+        "\"net_total_j\":12,\"output_tokens\":2,\"j_per_token\":10,\"net_j_per_token\":6,"
+        "\"estimated_domains\":[]}\n",
+        NULL);
+    char *out = build(dir, NULL);
+    char *md = slurp(out, "summary.md");
+    assert_non_null(strstr(md, "| m | 1 (0, 0) | 10.0 | ~6.00 | 20.0 | ~12.0 |"));
+    assert_non_null(strstr(md, "the baseline was partly estimated"));
+    assert_non_null(strstr(md, "| m | (no prompt id) | 1 |"));
+    free(md);
+    tu_rmtree_free(out);
+    tu_rmtree_free(dir);
+}
+
 static void test_summary_md_two_models(void **state)
 {
     (void)state;
@@ -836,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_stats_small),
         cmocka_unit_test(test_summary_md_two_models),
         cmocka_unit_test(test_summary_md_partial_synthetic),
+        cmocka_unit_test(test_estimated_baseline_marks_net),
         cmocka_unit_test(test_csv_files),
         cmocka_unit_test(test_charts_two_models),
         cmocka_unit_test(test_charts_ungraded_partial),
