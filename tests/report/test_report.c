@@ -79,6 +79,8 @@ static const struct report_prompt_stats *prompt(const struct report_model_stats 
     return NULL;
 }
 
+static void assert_png(const char *dir, const char *name);
+
 /* ---- loading ---------------------------------------------------------- */
 
 static void test_load_two_models(void **state)
@@ -455,6 +457,51 @@ static void test_estimated_baseline_marks_net(void **state)
     assert_non_null(strstr(md, "the baseline was partly estimated"));
     assert_non_null(strstr(md, "| m | (no prompt id) | 1 |"));
     free(md);
+    tu_rmtree_free(out);
+    tu_rmtree_free(dir);
+}
+
+/* Every field of the wrong JSON type: nothing crashes, nothing becomes a
+ * number, and every file is still written. */
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    char *dir = mini_run(
+        "{\"schema\":\"one\",\"status\":7,\"models\":{\"name\":\"x\"},\"sensors\":"
+        "[1,{\"name\":5},{\"name\":\"s\",\"domain\":\"warp\",\"used\":\"yes\"}],"
+        "\"options\":[],\"baseline\":\"none\",\"host\":[1],\"engine\":\"e\","
+        "\"warnings\":[3,\"real warning\"]}",
+        "[1,2,3]\n"
+        "\"just a string\"\n"
+        "{\"model\":7}\n"
+        "{\"model\":\"m\",\"id\":[],\"prompt_id\":{},\"rep\":-5,\"warmup\":\"no\","
+        "\"error\":false,\"total_j\":\"12\",\"energy_j\":\"abc\",\"avg_power_w\":[1],"
+        "\"itl_ms\":{\"a\":1},\"phases\":[],\"grade\":5,\"flags\":\"short_window\","
+        "\"estimated_domains\":\"cpu\",\"prompt\":42,\"response\":null}\n"
+        "{\"model\":\"m\",\"itl_ms\":[\"x\",null,5],\"grade\":{\"score\":11},"
+        "\"energy_j\":{\"cpu\":\"1\",\"gpu\":2},\"output_tokens\":0,\"total_j\":2,"
+        "\"j_per_token\":null}\n",
+        "t_s,phase,request_id,s_w\nnot-a-number,decode,,1\n1.0,warp,,x\n");
+    struct report_run run;
+    struct report_summary sm;
+    char err[ERR_LEN] = "";
+    assert_int_equal(report_load(dir, 1, &run, err), 0);
+    assert_int_equal(run.n_rec, 2); /* the array, the string, model 7 skipped */
+    assert_true(has_warning(run.warnings, "line 1: not a request record"));
+    assert_true(has_warning(run.warnings, "line 3: not a request record"));
+    assert_true(has_warning(run.warnings, "t_s 'not-a-number'"));
+    assert_int_equal(report_compute(&run, &sm, err), 0);
+    const struct report_model_stats *m = model(&sm, "m");
+    assert_int_equal(m->n_measured, 2);
+    assert_near(m->total_j.mean, 2, 0);        /* "12" is a string, not 12 */
+    assert_int_equal(m->itl_ms.n, 1);            /* only the 5 */
+    assert_true(isnan(m->score.mean));           /* 11 is off the 0-10 scale */
+    assert_int_equal(m->domains, 1u << JB_DOMAIN_GPU);
+    assert_true(has_warning(sm.warnings, "real warning"));
+    report_summary_free(&sm);
+    report_run_free(&run);
+    char *out = build(dir, NULL);
+    assert_png(out, "power_timeline.png");
     tu_rmtree_free(out);
     tu_rmtree_free(dir);
 }
@@ -861,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_summary_md_two_models),
         cmocka_unit_test(test_summary_md_partial_synthetic),
         cmocka_unit_test(test_estimated_baseline_marks_net),
+        cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_csv_files),
         cmocka_unit_test(test_charts_two_models),
         cmocka_unit_test(test_charts_ungraded_partial),
