@@ -102,6 +102,9 @@ static void category_label(struct chart *c, double x, double slot,
     chart_text(c->cr, x, c->bottom + 34, fit, 13, 0, 0.5, 0, 0);
 }
 
+/* One bar per model, its domains stacked (estimated ones hatched), the CI
+ * of the total J/token as an error bar and its value on top: where the
+ * joules of a token go, and how sure we are of the total. */
 static void draw_energy(cairo_t *cr, double w, double h, void *vctx)
 {
     const struct ctx *x = vctx;
@@ -278,6 +281,9 @@ static void place_label(struct chart *c, struct placed *pl, double px, double py
         pl->r[pl->n++] = bestr;
 }
 
+/* The reference workflow's "intelligence tax": quality against joules per
+ * token, one labelled point per graded model with CIs both ways, so a
+ * reader sees what the extra joules of a bigger model buy. */
 static void draw_tax(cairo_t *cr, double w, double h, void *vctx)
 {
     const struct ctx *x = vctx;
@@ -373,6 +379,8 @@ static void draw_tax(cairo_t *cr, double w, double h, void *vctx)
     chart_note(&c, note);
 }
 
+/* Score per kJ per model: the single number that ranks models by quality
+ * bought per unit of energy; ungraded models keep their slot, labelled. */
 static void draw_value(cairo_t *cr, double w, double h, void *vctx)
 {
     const struct ctx *x = vctx;

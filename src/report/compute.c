@@ -118,6 +118,8 @@ static void value_for_energy(struct report_model_stats *m)
     m->score_per_kj_ci95 = sqrt(var);
 }
 
+/* Per-prompt statistics over the repetitions of each prompt: the spread
+ * warning needs repetitions of the same work, not a mix of prompts. */
 static int model_prompts(const struct report_run *run, struct report_model_stats *m, double *v)
 {
     for (size_t i = 0; i < run->n_rec; i++) {

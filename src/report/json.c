@@ -50,6 +50,8 @@ static json_t *domain_stats(const struct stats_summary st[JB_DOMAIN_COUNT], unsi
     return o;
 }
 
+/* One model's figures; carbon and cost appear only when the run priced
+ * them, so a consumer cannot mistake a missing price for a zero one. */
 static json_t *model_json(const struct report_model_stats *m, const struct report_summary *s)
 {
     json_t *o = json_object();

@@ -131,6 +131,9 @@ static const char *str_or_empty(const char *s)
     return s ? s : "";
 }
 
+/* Copies one record's numbers into the flat struct the statistics use;
+ * any field that is absent, null or of the wrong type becomes NaN (or
+ * "" / 0 for ids and booleans), never a number it was not. */
 static void fill_record(struct report_record *r, const json_t *o, size_t line)
 {
     static const char *const rp_names[REPORT_RP_COUNT] = {"load", "prefill", "decode"};
@@ -228,6 +231,8 @@ static int load_run_json(struct report_run *run, int quiet, char *err)
     return 0;
 }
 
+/* run.json's sensors: which are used, top-level and estimated decides
+ * what the timeline adds up and which figures carry a "~". */
 static int load_sensors(struct report_run *run)
 {
     const json_t *arr = json_object_get(run->run, "sensors");

@@ -119,6 +119,8 @@ static void model_label(char *dst, size_t size, const struct report_model_stats 
     snprintf(dst, size, "%s%s", m->name, m->synthetic ? " (synthetic)" : "");
 }
 
+/* The reference workflow's table, one row per model, plus speed and power
+ * per domain: what a reader compares first. */
 static void headline(struct md *b, const struct report_summary *s)
 {
     md_puts(b, "| Model | Efficiency (J/Tok) | Avg. Total Energy (J) | Technical Score (/10) "
@@ -210,6 +212,8 @@ static void warnings_list(struct md *b, const struct report_summary *s)
     }
 }
 
+/* Gross and net (baseline-subtracted) energy, decode and prefill per
+ * token, then J/token split by domain. */
 static void energy_detail(struct md *b, const struct report_summary *s, int has_baseline)
 {
     md_puts(b, "\n## Energy\n\n"
@@ -302,6 +306,7 @@ static void latency(struct md *b, const struct report_summary *s)
     }
 }
 
+/* One row per model and prompt, with the spread between repetitions. */
 static void per_prompt(struct md *b, const struct report_summary *s)
 {
     md_puts(b, "\n## Per prompt\n\n"
@@ -341,6 +346,8 @@ static void per_prompt(struct md *b, const struct report_summary *s)
     }
 }
 
+/* The idle baseline row: what the machine drew doing nothing, the power
+ * the net figures subtract. */
 static void baseline(struct md *b, const struct report_run *run)
 {
     md_puts(b, "\n## Idle baseline\n\n");
@@ -393,6 +400,8 @@ static void baseline(struct md *b, const struct report_run *run)
     md_puts(b, "\n");
 }
 
+/* Carbon and money, only when the user gave a grid intensity or a price:
+ * there is no default that could know their grid. */
 static void carbon_cost(struct md *b, const struct report_summary *s)
 {
     int co2 = isfinite(s->grid_gco2_kwh), cost = isfinite(s->price_kwh);
@@ -438,6 +447,8 @@ static void carbon_cost(struct md *b, const struct report_summary *s)
     md_puts(b, ", as given to the run.\n");
 }
 
+/* Hardware, OS, engine, options and the models with quantization and
+ * digest: what someone needs to compare this run with theirs. */
 static void host_engine(struct md *b, const struct report_run *run)
 {
     md_puts(b, "\n## Hardware and software\n\n");
@@ -528,6 +539,8 @@ static void host_engine(struct md *b, const struct report_run *run)
     }
 }
 
+/* The sensors used (measured or estimated) and the ones that were not,
+ * with why and the fix, so a reader can get real meters next time. */
 static void sensors(struct md *b, const struct report_run *run)
 {
     md_puts(b, "\n### Sensors\n\n");
