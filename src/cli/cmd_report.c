@@ -52,8 +52,7 @@ int cmd_report(int argc, char **argv)
         } else if (a[0] == '-' && a[1] != '\0') {
             return cli_usage_error("report", "unknown option '%s'", a);
         } else if (dir) {
-            return cli_usage_error("report", "one run directory at a time ('%s' and '%s')", dir,
-                                   a);
+            return cli_usage_error("report", "one run directory at a time ('%s' and '%s')", dir, a);
         } else {
             dir = a;
         }

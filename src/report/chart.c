@@ -21,14 +21,22 @@ static struct rgb hex(unsigned v)
 struct rgb chart_domain_color(int d)
 {
     switch (d) {
-    case JB_DOMAIN_CPU: return hex(0x4e79a7);
-    case JB_DOMAIN_CORES: return hex(0xa0cbe8);
-    case JB_DOMAIN_UNCORE: return hex(0x76b7b2);
-    case JB_DOMAIN_DRAM: return hex(0xf28e2b);
-    case JB_DOMAIN_GPU: return hex(0x59a14f);
-    case JB_DOMAIN_ANE: return hex(0xb07aa1);
-    case JB_DOMAIN_SOC: return hex(0xedc948);
-    case JB_DOMAIN_SYSTEM: return hex(0x79706e);
+    case JB_DOMAIN_CPU:
+        return hex(0x4e79a7);
+    case JB_DOMAIN_CORES:
+        return hex(0xa0cbe8);
+    case JB_DOMAIN_UNCORE:
+        return hex(0x76b7b2);
+    case JB_DOMAIN_DRAM:
+        return hex(0xf28e2b);
+    case JB_DOMAIN_GPU:
+        return hex(0x59a14f);
+    case JB_DOMAIN_ANE:
+        return hex(0xb07aa1);
+    case JB_DOMAIN_SOC:
+        return hex(0xedc948);
+    case JB_DOMAIN_SYSTEM:
+        return hex(0x79706e);
     }
     return hex(0x333333);
 }
@@ -62,8 +70,8 @@ double chart_text_width(cairo_t *cr, const char *s, double size, int bold)
 
 /* Vertical anchoring uses the height of a capital letter at this size, so
  * labels with and without descenders line up. */
-void chart_text(cairo_t *cr, double x, double y, const char *s, double size, int bold,
-                double ax, double ay, double angle)
+void chart_text(cairo_t *cr, double x, double y, const char *s, double size, int bold, double ax,
+                double ay, double angle)
 {
     cairo_text_extents_t te;
     font(cr, size, bold);
@@ -400,9 +408,9 @@ int chart_render(const char *dir, const char *base, double w, double h,
         if (fs_path_join(path, sizeof path, dir, name) ||
             (size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
             return err_setf(err, JB_ERR_USAGE, "%s: path too long", dir);
-        cairo_surface_t *s = k == 0 ? cairo_svg_surface_create(tmp, w, h)
-                                    : cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)w,
-                                                                 (int)h);
+        cairo_surface_t *s = k == 0
+                                 ? cairo_svg_surface_create(tmp, w, h)
+                                 : cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)w, (int)h);
         cairo_t *cr = cairo_create(s);
         draw(cr, w, h, ctx);
         cairo_status_t st = cairo_status(cr);

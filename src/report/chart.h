@@ -43,8 +43,8 @@ double chart_py(const struct chart *c, double y);
 void chart_set_color(cairo_t *cr, struct rgb col, double alpha);
 /* Text anchored at (x, y): ax 0 left, 0.5 centre, 1 right; ay 0 top, 0.5
  * middle, 1 bottom (of the ink of capital letters). angle in radians. */
-void chart_text(cairo_t *cr, double x, double y, const char *s, double size, int bold,
-                double ax, double ay, double angle);
+void chart_text(cairo_t *cr, double x, double y, const char *s, double size, int bold, double ax,
+                double ay, double angle);
 double chart_text_width(cairo_t *cr, const char *s, double size, int bold);
 /* Copies s into dst, cut with an ellipsis so it fits max_w at that size. */
 void chart_fit_text(cairo_t *cr, char *dst, size_t dsize, const char *s, double size, int bold,

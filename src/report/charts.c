@@ -56,8 +56,9 @@ static void add_context(char *note, size_t size, const struct ctx *x)
 {
     size_t l = strlen(note);
     if (x->s->any_synthetic)
-        l += (size_t)snprintf(note + l, l < size ? size - l : 0,
-                              " Synthetic model (random weights): its joules are real, its answers are not.");
+        l += (size_t)snprintf(
+            note + l, l < size ? size - l : 0,
+            " Synthetic model (random weights): its joules are real, its answers are not.");
     if (l < size && strcmp(x->run->status, "complete") != 0)
         snprintf(note + l, size - l, " Partial run (status %s).", x->run->status);
 }
@@ -122,8 +123,8 @@ static void draw_energy(cairo_t *cr, double w, double h, void *vctx)
         for (int d = 0; d < JB_DOMAIN_COUNT; d++)
             if ((doms & (1u << d)) && isfinite(m->domain_j_per_token[d].mean))
                 sum += m->domain_j_per_token[d].mean;
-        double top = m->j_per_token.mean + (isfinite(m->j_per_token.ci95) ? m->j_per_token.ci95
-                                                                           : 0);
+        double top =
+            m->j_per_token.mean + (isfinite(m->j_per_token.ci95) ? m->j_per_token.ci95 : 0);
         if (isfinite(top))
             ymax = fmax(ymax, top);
         ymax = fmax(ymax, sum);
@@ -373,8 +374,8 @@ static void draw_tax(cairo_t *cr, double w, double h, void *vctx)
     chart_frame(&c);
     char note[512];
     snprintf(note, sizeof note, "Upper left is better: more quality for fewer joules.%s%s%s",
-             any_est ? " Hollow marker: J/token estimated." : "",
-             *ungraded ? " Not graded: " : "", ungraded);
+             any_est ? " Hollow marker: J/token estimated." : "", *ungraded ? " Not graded: " : "",
+             ungraded);
     add_context(note, sizeof note, x);
     chart_note(&c, note);
 }
@@ -445,8 +446,8 @@ static void draw_value(cairo_t *cr, double w, double h, void *vctx)
             chart_text(cr, cx, ly - 8, t, 15, 1, 0.5, 1, 0);
         } else {
             cairo_set_source_rgb(cr, 0.45, 0.45, 0.5);
-            chart_text(cr, cx, c.bottom - 14, m->n_graded ? "no energy data" : "not graded", 14,
-                       0, 0.5, 1, 0);
+            chart_text(cr, cx, c.bottom - 14, m->n_graded ? "no energy data" : "not graded", 14, 0,
+                       0.5, 1, 0);
         }
         category_label(&c, cx, slot, m, " graded", slant);
     }
@@ -581,8 +582,9 @@ static void draw_timeline(cairo_t *cr, double w, double h, void *vctx)
     if (!x->run->has_timeline || tl->n == 0 || !tl->domains) {
         char note[512] = "";
         add_context(note, sizeof note, x);
-        chart_message(&c, x->run->has_timeline ? "The timeline has no power samples"
-                                               : "No timeline.csv in this run",
+        chart_message(&c,
+                      x->run->has_timeline ? "The timeline has no power samples"
+                                           : "No timeline.csv in this run",
                       "The runner writes it at the end of a run (and on interrupt)");
         chart_note(&c, note);
         return;
@@ -634,9 +636,8 @@ static void draw_timeline(cairo_t *cr, double w, double h, void *vctx)
         i = j + 1;
     }
     chart_y_axis(&c, "Power (W)", 6);
-    chart_x_axis(&c, scale > 1 ? "Time since the run started (min)"
-                               : "Time since the run started (s)",
-                 8);
+    chart_x_axis(
+        &c, scale > 1 ? "Time since the run started (min)" : "Time since the run started (s)", 8);
 
     size_t nb = (size_t)(c.right - c.left);
     if (nb < 2)
@@ -680,8 +681,8 @@ static void draw_timeline(cairo_t *cr, double w, double h, void *vctx)
     }
     char note[512];
     double dt = tl->n > 1 ? (tl->t_s[tl->n - 1] - tl->t_s[0]) / (double)(tl->n - 1) : NAN;
-    snprintf(note, sizeof note, "%zu samples, one every %.0f ms on average.%s%s", tl->n,
-             dt * 1000, tl->estimated ? " Dashed lines are estimated (a CPU-time model)." : "",
+    snprintf(note, sizeof note, "%zu samples, one every %.0f ms on average.%s%s", tl->n, dt * 1000,
+             tl->estimated ? " Dashed lines are estimated (a CPU-time model)." : "",
              show_total && (doms & (1u << JB_DOMAIN_SYSTEM))
                  ? " Total leaves out the whole-board sensor."
                  : "");

@@ -55,23 +55,42 @@ static struct report_model_stats *model_slot(struct report_summary *s, size_t *c
 /* Collects one number per matching record into v (NaN entries are skipped
  * by every stats_* function). */
 enum field {
-    F_JPT, F_NET_JPT, F_DEC_JPT, F_PRE_JPT, F_TOTAL, F_NET_TOTAL, F_TPS, F_TTFT, F_OUT,
-    F_SCORE, F_DECODE_W
+    F_JPT,
+    F_NET_JPT,
+    F_DEC_JPT,
+    F_PRE_JPT,
+    F_TOTAL,
+    F_NET_TOTAL,
+    F_TPS,
+    F_TTFT,
+    F_OUT,
+    F_SCORE,
+    F_DECODE_W
 };
 
 static double field_of(const struct report_record *r, enum field f)
 {
     switch (f) {
-    case F_JPT: return r->j_per_token;
-    case F_NET_JPT: return r->net_j_per_token;
-    case F_DEC_JPT: return r->decode_j_per_token;
-    case F_PRE_JPT: return r->prompt_cached ? NAN : r->prefill_j_per_prompt_token;
-    case F_TOTAL: return r->total_j;
-    case F_NET_TOTAL: return r->net_total_j;
-    case F_TPS: return r->tokens_per_s;
-    case F_TTFT: return r->ttft_s;
-    case F_OUT: return r->output_tokens;
-    case F_SCORE: return r->score;
+    case F_JPT:
+        return r->j_per_token;
+    case F_NET_JPT:
+        return r->net_j_per_token;
+    case F_DEC_JPT:
+        return r->decode_j_per_token;
+    case F_PRE_JPT:
+        return r->prompt_cached ? NAN : r->prefill_j_per_prompt_token;
+    case F_TOTAL:
+        return r->total_j;
+    case F_NET_TOTAL:
+        return r->net_total_j;
+    case F_TPS:
+        return r->tokens_per_s;
+    case F_TTFT:
+        return r->ttft_s;
+    case F_OUT:
+        return r->output_tokens;
+    case F_SCORE:
+        return r->score;
     case F_DECODE_W:
         return r->phase_s[REPORT_RP_DECODE] > 0
                    ? r->phase_j[REPORT_RP_DECODE] / r->phase_s[REPORT_RP_DECODE]
@@ -131,8 +150,7 @@ static int model_prompts(const struct report_run *run, struct report_model_stats
             p++;
         if (p < m->n_prompts)
             continue;
-        struct report_prompt_stats *np =
-            realloc(m->prompts, (m->n_prompts + 1) * sizeof *np);
+        struct report_prompt_stats *np = realloc(m->prompts, (m->n_prompts + 1) * sizeof *np);
         if (!np)
             return JB_ERR_NOMEM;
         m->prompts = np;
@@ -167,8 +185,7 @@ static double decode_drift(const struct report_run *run, const char *model, doub
     for (size_t i = 0; i < run->n_rec; i++) {
         const struct report_record *r = &run->rec[i];
         double p = field_of(r, F_DECODE_W);
-        if (strcmp(r->model, model) != 0 || !measured(r) || !isfinite(p) ||
-            !isfinite(r->t_start_s))
+        if (strcmp(r->model, model) != 0 || !measured(r) || !isfinite(p) || !isfinite(r->t_start_s))
             continue;
         t[k] = r->t_start_s;
         w[k] = p;
@@ -242,8 +259,7 @@ static int compute_model(const struct report_run *run, struct report_model_stats
     /* Inter-token gaps of every measured request, pooled. */
     size_t n_itl = 0;
     for (size_t i = 0; i < run->n_rec; i++)
-        if (strcmp(run->rec[i].model, m->name) == 0 && measured(&run->rec[i]) &&
-            run->rec[i].itl_ms)
+        if (strcmp(run->rec[i].model, m->name) == 0 && measured(&run->rec[i]) && run->rec[i].itl_ms)
             n_itl += json_array_size(run->rec[i].itl_ms);
     double *itl = n_itl ? malloc(n_itl * sizeof *itl) : NULL;
     if (n_itl && !itl)
@@ -255,8 +271,8 @@ static int compute_model(const struct report_run *run, struct report_model_stats
             continue;
         size_t j;
         json_t *x;
-        json_array_foreach(r->itl_ms, j, x) itl[k++] = json_is_number(x) ? json_number_value(x)
-                                                                          : NAN;
+        json_array_foreach(r->itl_ms, j, x) itl[k++] =
+            json_is_number(x) ? json_number_value(x) : NAN;
     }
     stats_summarize(itl, k, &m->itl_ms);
     free(itl);
@@ -291,8 +307,8 @@ static void model_warnings(const struct report_run *run, struct report_summary *
             if (strcmp(r->model, m->name) != 0 || r->warmup || !r->error)
                 continue;
             size_t l = strlen(ids);
-            snprintf(ids + l, sizeof ids - l, "%s%s (%.160s%s)", shown ? "; " : "", r->id,
-                     r->error, strlen(r->error) > 160 ? "..." : "");
+            snprintf(ids + l, sizeof ids - l, "%s%s (%.160s%s)", shown ? "; " : "", r->id, r->error,
+                     strlen(r->error) > 160 ? "..." : "");
             shown++;
         }
         warn(s, "%s: %zu request%s failed and %s left out of the statistics: %s%s", m->name,
@@ -300,8 +316,7 @@ static void model_warnings(const struct report_run *run, struct report_summary *
              m->n_failed > shown ? "; ..." : "");
     }
     if (m->n_measured == 0 && m->n_requests > 0)
-        warn(s, "%s: no measured request (only warm-ups or failures); its row is empty",
-             m->name);
+        warn(s, "%s: no measured request (only warm-ups or failures); its row is empty", m->name);
     for (size_t p = 0; p < m->n_prompts; p++) {
         const struct report_prompt_stats *ps = &m->prompts[p];
         if (isfinite(ps->cv) && ps->cv > REPORT_CV_WARN)

@@ -33,11 +33,11 @@ int csv_put_int(struct buf *b, int first, long long v);
 int csv_end_row(struct buf *b);
 
 struct csv_row {
-    size_t n;         /* fields in the row */
-    size_t *off;      /* (n) offsets of each field in text.data */
-    size_t *len;      /* (n) byte lengths (fields may contain NUL-free text only) */
+    size_t n;    /* fields in the row */
+    size_t *off; /* (n) offsets of each field in text.data */
+    size_t *len; /* (n) byte lengths (fields may contain NUL-free text only) */
     size_t cap;
-    struct buf text;  /* the unquoted fields, each NUL-terminated */
+    struct buf text; /* the unquoted fields, each NUL-terminated */
 };
 
 /* Reads the row starting at *pos (1-based line number in *line, updated).

@@ -89,9 +89,9 @@ static json_t *model_json(const struct report_model_stats *m, const struct repor
     json_object_set_new(o, "estimated", json_boolean(m->energy_estimated || m->tokens_estimated));
     json_object_set_new(o, "estimated_domains", domain_names(m->estimated_domains));
     json_object_set_new(o, "tokens_estimated", json_boolean(m->tokens_estimated));
-    json_object_set_new(o, "net_estimated", json_boolean(m->energy_estimated ||
-                                                         m->tokens_estimated ||
-                                                         s->baseline_estimated));
+    json_object_set_new(
+        o, "net_estimated",
+        json_boolean(m->energy_estimated || m->tokens_estimated || s->baseline_estimated));
     json_object_set_new(o, "decode_power_drift", num(m->decode_power_drift));
     json_t *flags = json_object();
     json_object_set_new(flags, "short_window", json_integer((json_int_t)m->n_short));

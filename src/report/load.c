@@ -20,8 +20,8 @@
 #define REQUESTS_MAX ((size_t)2 << 30)
 #define TIMELINE_MAX ((size_t)1 << 30)
 
-static const char *const phase_names[REPORT_PHASE_COUNT] = {
-    "", "baseline", "load", "warmup", "prefill", "decode", "idle"};
+static const char *const phase_names[REPORT_PHASE_COUNT] = {"",        "baseline", "load", "warmup",
+                                                            "prefill", "decode",   "idle"};
 
 const char *report_phase_name(enum report_phase p)
 {

@@ -49,16 +49,16 @@ const char *report_phase_name(enum report_phase p);
 enum report_req_phase { REPORT_RP_LOAD = 0, REPORT_RP_PREFILL, REPORT_RP_DECODE, REPORT_RP_COUNT };
 
 /* Record flags (requests.jsonl "flags"). */
-#define REPORT_FLAG_SHORT 0x1u   /* "short_window" */
-#define REPORT_FLAG_WRAP 0x2u    /* "counter_wrap" */
-#define REPORT_FLAG_LOST 0x4u    /* "sensor_lost" */
-#define REPORT_FLAG_RESET 0x8u   /* "counter_reset" */
-#define REPORT_FLAG_OTHER 0x10u  /* a flag this version does not know */
+#define REPORT_FLAG_SHORT 0x1u  /* "short_window" */
+#define REPORT_FLAG_WRAP 0x2u   /* "counter_wrap" */
+#define REPORT_FLAG_LOST 0x4u   /* "sensor_lost" */
+#define REPORT_FLAG_RESET 0x8u  /* "counter_reset" */
+#define REPORT_FLAG_OTHER 0x10u /* a flag this version does not know */
 
 /* One line of requests.jsonl. */
 struct report_record {
-    size_t line;      /* 1-based line number in requests.jsonl */
-    const json_t *obj; /* the whole record */
+    size_t line;                        /* 1-based line number in requests.jsonl */
+    const json_t *obj;                  /* the whole record */
     const char *id, *model, *prompt_id; /* "" when absent */
     const char *error;                  /* NULL when the request succeeded */
     int rep, warmup, load;
@@ -67,10 +67,10 @@ struct report_record {
     int prompt_tokens_estimated, output_tokens_estimated, prompt_cached;
     double total_j, net_total_j;
     double j_per_token, net_j_per_token, decode_j_per_token, prefill_j_per_prompt_token;
-    double energy_j[JB_DOMAIN_COUNT];     /* gross, per domain; NaN when not measured */
+    double energy_j[JB_DOMAIN_COUNT]; /* gross, per domain; NaN when not measured */
     double net_energy_j[JB_DOMAIN_COUNT];
     double avg_power_w[JB_DOMAIN_COUNT];
-    double phase_j[REPORT_RP_COUNT];      /* total joules per phase */
+    double phase_j[REPORT_RP_COUNT]; /* total joules per phase */
     double phase_s[REPORT_RP_COUNT];
     double phase_domain_j[REPORT_RP_COUNT][JB_DOMAIN_COUNT];
     unsigned domains;           /* bit (1u << domain) set for each domain in energy_j */
@@ -84,9 +84,9 @@ struct report_record {
 /* One entry of run.json "sensors". */
 struct report_sensor {
     const char *name, *backend, *label, *reason, *fix;
-    int domain;     /* enum jb_domain, -1 when unknown */
+    int domain; /* enum jb_domain, -1 when unknown */
     int estimated, readable, used;
-    int top;        /* 1: parent is null, so it counts towards domain totals */
+    int top;                /* 1: parent is null, so it counts towards domain totals */
     double update_period_s; /* NaN when unknown */
 };
 
@@ -102,8 +102,8 @@ struct report_timeline {
 
 struct report_run {
     char dir[4096];
-    json_t *run;     /* run.json */
-    json_t *lines;   /* array of the valid requests.jsonl objects (owns them) */
+    json_t *run;   /* run.json */
+    json_t *lines; /* array of the valid requests.jsonl objects (owns them) */
     struct report_record *rec;
     size_t n_rec;
     struct report_sensor *sensors;
@@ -126,9 +126,9 @@ void report_run_free(struct report_run *run);
 /* Statistics over the measured requests of one prompt of one model. */
 struct report_prompt_stats {
     const char *prompt_id;
-    size_t n;               /* measured repetitions */
+    size_t n; /* measured repetitions */
     struct stats_summary j_per_token, total_j, tokens_per_s, ttft_s, score;
-    double cv;              /* sd / mean of J/token; NaN below 2 repetitions */
+    double cv; /* sd / mean of J/token; NaN below 2 repetitions */
 };
 
 /* Statistics per model. "Measured" requests are those that count: not a
@@ -144,19 +144,19 @@ struct report_model_stats {
     struct stats_summary j_per_token, net_j_per_token, decode_j_per_token;
     struct stats_summary prefill_j_per_prompt_token, total_j, net_total_j;
     struct stats_summary tokens_per_s, ttft_s, itl_ms, output_tokens, score;
-    struct stats_summary power_w[JB_DOMAIN_COUNT];       /* avg power per domain */
+    struct stats_summary power_w[JB_DOMAIN_COUNT]; /* avg power per domain */
     struct stats_summary domain_j_per_token[JB_DOMAIN_COUNT];
-    unsigned domains;           /* domains measured for this model */
-    unsigned estimated_domains; /* domains estimated in any measured request */
-    int tokens_estimated;       /* output token counts were estimated somewhere */
-    int energy_estimated;       /* any estimated domain: totals are estimates */
+    unsigned domains;                       /* domains measured for this model */
+    unsigned estimated_domains;             /* domains estimated in any measured request */
+    int tokens_estimated;                   /* output token counts were estimated somewhere */
+    int energy_estimated;                   /* any estimated domain: totals are estimates */
     double score_per_kj, score_per_kj_ci95; /* mean score / mean kJ; CI propagated */
-    double decode_power_drift;  /* relative change over the run (-0.15 = fell 15 %); NaN */
+    double decode_power_drift; /* relative change over the run (-0.15 = fell 15 %); NaN */
     size_t n_short, n_wrap, n_lost, n_reset;
     struct report_prompt_stats *prompts;
     size_t n_prompts;
-    double co2_g_per_request, co2_g_per_mtok;   /* NaN unless grid_gco2_kwh is set */
-    double cost_per_request, cost_per_mtok;     /* NaN unless price_kwh is set */
+    double co2_g_per_request, co2_g_per_mtok; /* NaN unless grid_gco2_kwh is set */
+    double cost_per_request, cost_per_mtok;   /* NaN unless price_kwh is set */
 };
 
 struct report_summary {

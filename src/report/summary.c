@@ -109,8 +109,8 @@ static void md_cell(struct md *b, const char *s)
 
 static const char *domain_title(int d)
 {
-    static const char *const t[JB_DOMAIN_COUNT] = {"CPU",  "Cores", "Uncore", "DRAM",
-                                                   "GPU",  "ANE",   "SoC",    "System"};
+    static const char *const t[JB_DOMAIN_COUNT] = {"CPU", "Cores", "Uncore", "DRAM",
+                                                   "GPU", "ANE",   "SoC",    "System"};
     return d >= 0 && d < JB_DOMAIN_COUNT ? t[d] : "?";
 }
 
@@ -124,7 +124,7 @@ static void model_label(char *dst, size_t size, const struct report_model_stats 
 static void headline(struct md *b, const struct report_summary *s)
 {
     md_puts(b, "| Model | Efficiency (J/Tok) | Avg. Total Energy (J) | Technical Score (/10) "
-                "| tokens/s | TTFT (s) |");
+               "| tokens/s | TTFT (s) |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         if (s->domains & (1u << d))
             md_printf(b, " Avg. power %s (W) |", domain_title(d));
@@ -188,11 +188,11 @@ static void estimated_note(struct md *b, const struct report_run *run,
             first = 0;
         }
         md_puts(b, " come from a model (CPU time × watts), not from a meter, so every total "
-                    "that includes them is an estimate too.");
+                   "that includes them is an estimate too.");
     }
     if (s->any_tokens_estimated)
         md_puts(b, " Some output token counts were estimated (the engine did not report "
-                    "them), so J/token and tokens/s built on them are estimates.");
+                   "them), so J/token and tokens/s built on them are estimates.");
     md_puts(b, "\n");
 }
 
@@ -217,9 +217,9 @@ static void warnings_list(struct md *b, const struct report_summary *s)
 static void energy_detail(struct md *b, const struct report_summary *s, int has_baseline)
 {
     md_puts(b, "\n## Energy\n\n"
-                "| Model | Measured (failed, warm-up) | J/token | Net J/token | Total J | Net "
-                "total J | Decode J/token | Prefill J/prompt token |\n"
-                "| :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
+               "| Model | Measured (failed, warm-up) | J/token | Net J/token | Total J | Net "
+               "total J | Decode J/token | Prefill J/prompt token |\n"
+               "| :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
@@ -229,32 +229,30 @@ static void energy_detail(struct md *b, const struct report_summary *s, int has_
         md_cell(b, c);
         snprintf(c, sizeof c, "%zu (%zu, %zu)", m->n_measured, m->n_failed, m->n_warmup);
         md_cell(b, c);
-        fmt_ci(c, sizeof c, m->j_per_token.mean, m->j_per_token.ci95,
-               est || m->tokens_estimated);
+        fmt_ci(c, sizeof c, m->j_per_token.mean, m->j_per_token.ci95, est || m->tokens_estimated);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->net_j_per_token.mean, m->net_j_per_token.ci95,
                est || m->tokens_estimated || s->baseline_estimated);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->total_j.mean, m->total_j.ci95, est);
         md_cell(b, c);
-        fmt_ci(c, sizeof c, m->net_total_j.mean, m->net_total_j.ci95,
-               est || s->baseline_estimated);
+        fmt_ci(c, sizeof c, m->net_total_j.mean, m->net_total_j.ci95, est || s->baseline_estimated);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->decode_j_per_token.mean, m->decode_j_per_token.ci95,
                est || m->tokens_estimated);
         md_cell(b, c);
-        fmt_ci(c, sizeof c, m->prefill_j_per_prompt_token.mean,
-               m->prefill_j_per_prompt_token.ci95, est);
+        fmt_ci(c, sizeof c, m->prefill_j_per_prompt_token.mean, m->prefill_j_per_prompt_token.ci95,
+               est);
         md_cell(b, c);
         md_puts(b, "\n");
     }
-    md_printf(b, "\nNet figures subtract the idle baseline's power × the request's "
-                  "duration%s%s. Decode J/token: decode-phase joules / output tokens; prefill "
-                  "J/prompt token: prefill-phase joules / prompt tokens (requests whose prompt "
-                  "was cached are left out).\n",
-               has_baseline ? "" : " (this run had no baseline, so they are n/a)",
-               s->baseline_estimated ? "; the baseline was partly estimated, so they are too"
-                                     : "");
+    md_printf(b,
+              "\nNet figures subtract the idle baseline's power × the request's "
+              "duration%s%s. Decode J/token: decode-phase joules / output tokens; prefill "
+              "J/prompt token: prefill-phase joules / prompt tokens (requests whose prompt "
+              "was cached are left out).\n",
+              has_baseline ? "" : " (this run had no baseline, so they are n/a)",
+              s->baseline_estimated ? "; the baseline was partly estimated, so they are too" : "");
 
     md_puts(b, "\n### Joules per token by domain\n\n| Model |");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
@@ -283,9 +281,9 @@ static void energy_detail(struct md *b, const struct report_summary *s, int has_
 static void latency(struct md *b, const struct report_summary *s)
 {
     md_puts(b, "\n## Speed and latency\n\n"
-                "| Model | tokens/s | TTFT (s) | TTFT p50 | TTFT p90 | TTFT p99 | ITL p50 (ms) "
-                "| ITL p90 (ms) | ITL p99 (ms) |\n"
-                "| :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
+               "| Model | tokens/s | TTFT (s) | TTFT p50 | TTFT p90 | TTFT p99 | ITL p50 (ms) "
+               "| ITL p90 (ms) | ITL p99 (ms) |\n"
+               "| :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
@@ -310,9 +308,9 @@ static void latency(struct md *b, const struct report_summary *s)
 static void per_prompt(struct md *b, const struct report_summary *s)
 {
     md_puts(b, "\n## Per prompt\n\n"
-                "| Model | Prompt | n | J/token | Total J | tokens/s | TTFT (s) | Score (/10) | "
-                "Spread (CV) |\n"
-                "| :--- | :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
+               "| Model | Prompt | n | J/token | Total J | tokens/s | TTFT (s) | Score (/10) | "
+               "Spread (CV) |\n"
+               "| :--- | :--- | :---: | :---: | :---: | :---: | :---: | :---: | :---: |\n");
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
@@ -412,7 +410,7 @@ static void carbon_cost(struct md *b, const struct report_summary *s)
         md_puts(b, " gCO2e / request | gCO2e / 1M tokens |");
     if (cost)
         md_printf(b, " Cost / request%s%s | Cost / 1M tokens%s%s |", *s->currency ? " " : "",
-                   s->currency, *s->currency ? " " : "", s->currency);
+                  s->currency, *s->currency ? " " : "", s->currency);
     md_puts(b, "\n| :--- |");
     for (int k = 0; k < co2 * 2 + cost * 2; k++)
         md_puts(b, " :---: |");
@@ -443,7 +441,7 @@ static void carbon_cost(struct md *b, const struct report_summary *s)
         md_printf(b, " at a grid intensity of %g gCO2e/kWh", s->grid_gco2_kwh);
     if (cost)
         md_printf(b, "%s at %g%s%s per kWh", co2 ? " and" : "", s->price_kwh,
-                   *s->currency ? " " : "", s->currency);
+                  *s->currency ? " " : "", s->currency);
     md_puts(b, ", as given to the run.\n");
 }
 
@@ -473,8 +471,8 @@ static void host_engine(struct md *b, const struct report_run *run)
         md_puts(b, "\n");
     }
     md_printf(b, "- OS: %s %s (%s)", report_jstr(h, "os") ? report_jstr(h, "os") : "?",
-               report_jstr(h, "kernel") ? report_jstr(h, "kernel") : "",
-               report_jstr(h, "arch") ? report_jstr(h, "arch") : "?");
+              report_jstr(h, "kernel") ? report_jstr(h, "kernel") : "",
+              report_jstr(h, "arch") ? report_jstr(h, "arch") : "?");
     if ((v = report_jstr(h, "hostname")))
         md_printf(b, ", host %s", v);
     md_puts(b, "\n");
@@ -489,10 +487,10 @@ static void host_engine(struct md *b, const struct report_run *run)
         md_printf(b, ", %g threads", th);
     md_puts(b, "\n");
     md_printf(b, "- joulebench %s (run directory schema %g)\n",
-               report_jstr(run->run, "joulebench_version")
-                   ? report_jstr(run->run, "joulebench_version")
-                   : "?",
-               report_jnum(run->run, "schema"));
+              report_jstr(run->run, "joulebench_version")
+                  ? report_jstr(run->run, "joulebench_version")
+                  : "?",
+              report_jnum(run->run, "schema"));
     const json_t *o = json_object_get(run->run, "options");
     if (json_is_object(o)) {
         md_puts(b, "- Options:");
@@ -512,7 +510,7 @@ static void host_engine(struct md *b, const struct report_run *run)
     }
 
     md_puts(b, "\n### Models\n\n| Model | Quantization | Parameters | Family | Size | Digest | "
-                "Source |\n| :--- | :---: | :---: | :---: | :---: | :--- | :--- |\n");
+               "Source |\n| :--- | :---: | :---: | :---: | :---: | :--- | :--- |\n");
     json_t *m;
     json_array_foreach(json_object_get(run->run, "models"), i, m)
     {
@@ -551,7 +549,7 @@ static void sensors(struct md *b, const struct report_run *run)
         md_puts(b, "No sensor was used.\n");
     else
         md_puts(b, "| Sensor | Backend | Domain | Kind | Counts in totals | Update period | "
-                    "Label |\n| :--- | :---: | :---: | :---: | :---: | :---: | :--- |\n");
+                   "Label |\n| :--- | :---: | :---: | :---: | :---: | :---: | :--- |\n");
     for (size_t k = 0; k < run->n_sensors; k++) {
         const struct report_sensor *sn = &run->sensors[k];
         if (!sn->used)
@@ -579,8 +577,8 @@ static void sensors(struct md *b, const struct report_run *run)
         if (!blank++)
             md_puts(b, "\n");
         md_printf(b, "- Not used: %s (%s)%s%s%s\n", sn->name,
-                   *sn->reason ? sn->reason : "not readable", *sn->fix ? "; fix: `" : "",
-                   sn->fix, *sn->fix ? "`" : "");
+                  *sn->reason ? sn->reason : "not readable", *sn->fix ? "; fix: `" : "", sn->fix,
+                  *sn->fix ? "`" : "");
     }
 }
 
@@ -591,18 +589,19 @@ int report_write_summary_md(const struct report_run *run, const struct report_su
     struct md *b = &md;
     md_puts(b, "# joulebench results\n\n");
     if (strcmp(run->status, "complete") != 0)
-        md_printf(b, "> **%s run** (run.json status \"%s\"): the figures cover only the "
-                      "requests it recorded.\n\n",
-                   strcmp(run->status, "interrupted") == 0 ? "Interrupted" : "Incomplete",
-                   run->status);
+        md_printf(b,
+                  "> **%s run** (run.json status \"%s\"): the figures cover only the "
+                  "requests it recorded.\n\n",
+                  strcmp(run->status, "interrupted") == 0 ? "Interrupted" : "Incomplete",
+                  run->status);
     if (s->any_synthetic)
         md_puts(b, "> **Synthetic model**: a model with random weights made the answers. Its "
-                    "joules are real work on this machine, but its answers and scores mean "
-                    "nothing.\n\n");
+                   "joules are real work on this machine, but its answers and scores mean "
+                   "nothing.\n\n");
     const char *started = report_jstr(run->run, "started");
     const char *ended = report_jstr(run->run, "ended");
     md_printf(b, "Run started %s, ended %s, status %s.\n\n", started ? started : "?",
-               ended ? ended : "(not recorded)", run->status);
+              ended ? ended : "(not recorded)", run->status);
 
     size_t tstart = out->len;
     md_puts(b, "## Summary\n\n");
@@ -610,11 +609,13 @@ int report_write_summary_md(const struct report_run *run, const struct report_su
     size_t n_meas = 0;
     for (size_t i = 0; i < s->n_models; i++)
         n_meas += s->models[i].n_measured;
-    md_printf(b, "\nMean per measured request ± the 95 %% confidence interval of the mean "
-                  "(Student's t), over %zu measured request%s; warm-ups and failed requests "
-                  "are left out. Technical Score: mean grade on a 0-10 scale over every graded "
-                  "answer (failed requests included), n/a where none was graded. Avg. power: mean power over each request.\n\n",
-               n_meas, n_meas == 1 ? "" : "s");
+    md_printf(b,
+              "\nMean per measured request ± the 95 %% confidence interval of the mean "
+              "(Student's t), over %zu measured request%s; warm-ups and failed requests "
+              "are left out. Technical Score: mean grade on a 0-10 scale over every graded "
+              "answer (failed requests included), n/a where none was graded. Avg. power: mean "
+              "power over each request.\n\n",
+              n_meas, n_meas == 1 ? "" : "s");
     estimated_note(b, run, s);
     md_puts(b, "\n## Warnings\n\n");
     warnings_list(b, s);
@@ -630,16 +631,17 @@ int report_write_summary_md(const struct report_run *run, const struct report_su
     host_engine(b, run);
     sensors(b, run);
 
-    md_printf(b, "\n## Notes\n\n"
-                  "- Spread warning: the coefficient of variation (sd / mean) of J/token over "
-                  "one prompt's repetitions above %.0f %%.\n"
-                  "- Drift warning: the least-squares trend of a model's decode power from its "
-                  "first to its last request changes by more than %.0f %% of its mean.\n"
-                  "- Percentiles interpolate linearly between order statistics; ITL is the gap "
-                  "between streamed tokens, pooled over a model's measured requests.\n"
-                  "- Files: metrics.csv (numbers, one row per request, warm-ups flagged) and "
-                  "responses.csv (prompt and response text), linked by `id`.\n",
-               REPORT_CV_WARN * 100, REPORT_DRIFT_WARN * 100);
+    md_printf(b,
+              "\n## Notes\n\n"
+              "- Spread warning: the coefficient of variation (sd / mean) of J/token over "
+              "one prompt's repetitions above %.0f %%.\n"
+              "- Drift warning: the least-squares trend of a model's decode power from its "
+              "first to its last request changes by more than %.0f %% of its mean.\n"
+              "- Percentiles interpolate linearly between order statistics; ITL is the gap "
+              "between streamed tokens, pooled over a model's measured requests.\n"
+              "- Files: metrics.csv (numbers, one row per request, warm-ups flagged) and "
+              "responses.csv (prompt and response text), linked by `id`.\n",
+              REPORT_CV_WARN * 100, REPORT_DRIFT_WARN * 100);
     if (s->estimated_domains || s->any_tokens_estimated) {
         md_puts(b, "- ");
         estimated_note(b, run, s);

@@ -38,9 +38,9 @@ static void f_str(struct out *o, const char *s)
 static void f_json_str(struct out *o, const json_t *v)
 {
     if (!o->rc)
-        o->rc = json_is_string(v) ? csv_put_field(o->b, o->first, json_string_value(v),
-                                                  json_string_length(v))
-                                  : csv_put_field(o->b, o->first, NULL, 0);
+        o->rc = json_is_string(v)
+                    ? csv_put_field(o->b, o->first, json_string_value(v), json_string_length(v))
+                    : csv_put_field(o->b, o->first, NULL, 0);
     o->first = 0;
 }
 
@@ -114,14 +114,40 @@ int report_write_metrics_csv(const struct report_run *run, const struct report_s
     for (size_t i = 0; i < run->n_rec; i++)
         doms |= run->rec[i].domains;
     int co2 = isfinite(s->grid_gco2_kwh), cost = isfinite(s->price_kwh);
-    static const char *const head[] = {
-        "id", "model", "engine", "prompt_id", "rep", "warmup", "load", "failed", "t_start_s",
-        "prompt_tokens", "prompt_tokens_estimated", "prompt_cached", "output_tokens",
-        "output_tokens_estimated", "duration_s", "ttft_s", "decode_s", "tokens_per_s",
-        "prefill_tokens_per_s", "itl_p50_ms", "itl_p90_ms", "itl_p99_ms", "total_j",
-        "net_total_j", "j_per_token", "net_j_per_token", "decode_j_per_token",
-        "prefill_j_per_prompt_token", "load_j", "prefill_j", "decode_j", "load_duration_s",
-        "prefill_duration_s", "decode_duration_s"};
+    static const char *const head[] = {"id",
+                                       "model",
+                                       "engine",
+                                       "prompt_id",
+                                       "rep",
+                                       "warmup",
+                                       "load",
+                                       "failed",
+                                       "t_start_s",
+                                       "prompt_tokens",
+                                       "prompt_tokens_estimated",
+                                       "prompt_cached",
+                                       "output_tokens",
+                                       "output_tokens_estimated",
+                                       "duration_s",
+                                       "ttft_s",
+                                       "decode_s",
+                                       "tokens_per_s",
+                                       "prefill_tokens_per_s",
+                                       "itl_p50_ms",
+                                       "itl_p90_ms",
+                                       "itl_p99_ms",
+                                       "total_j",
+                                       "net_total_j",
+                                       "j_per_token",
+                                       "net_j_per_token",
+                                       "decode_j_per_token",
+                                       "prefill_j_per_prompt_token",
+                                       "load_j",
+                                       "prefill_j",
+                                       "decode_j",
+                                       "load_duration_s",
+                                       "prefill_duration_s",
+                                       "decode_duration_s"};
     for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
         f_str(&o, head[k]);
     char name[64];
@@ -209,8 +235,7 @@ int report_write_metrics_csv(const struct report_run *run, const struct report_s
 int report_write_responses_csv(const struct report_run *run, struct buf *b)
 {
     struct out o = {b, 0, 1};
-    static const char *const head[] = {"id", "model", "prompt_id", "prompt", "response",
-                                       "error"};
+    static const char *const head[] = {"id", "model", "prompt_id", "prompt", "response", "error"};
     for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
         f_str(&o, head[k]);
     end_row(&o);

@@ -69,8 +69,7 @@ static const struct report_model_stats *model(const struct report_summary *s, co
     return NULL;
 }
 
-static const struct report_prompt_stats *prompt(const struct report_model_stats *m,
-                                                const char *id)
+static const struct report_prompt_stats *prompt(const struct report_model_stats *m, const char *id)
 {
     for (size_t i = 0; i < m->n_prompts; i++)
         if (strcmp(m->prompts[i].prompt_id, id) == 0)
@@ -177,8 +176,8 @@ static void test_timeline_domains(void **state)
     const double *w = run.timeline.domain_w;
     assert_near(w[JB_DOMAIN_CPU], 10.5, 0); /* package only, not + cores */
     assert_near(w[JB_DOMAIN_DRAM], 2.5, 0);
-    assert_true(isnan(w[JB_DOMAIN_GPU]));   /* unused sensor */
-    assert_true(isnan(w[JB_DOMAIN_CORES])); /* child: not a domain total */
+    assert_true(isnan(w[JB_DOMAIN_GPU]));                   /* unused sensor */
+    assert_true(isnan(w[JB_DOMAIN_CORES]));                 /* child: not a domain total */
     assert_true(isnan(w[JB_DOMAIN_COUNT + JB_DOMAIN_CPU])); /* empty cell */
     assert_near(w[JB_DOMAIN_COUNT + JB_DOMAIN_DRAM], 2.25, 0);
     assert_int_equal(run.timeline.phase[1], REPORT_PHASE_DECODE);
@@ -243,13 +242,13 @@ static void test_malformed_run_json(void **state)
 static void test_newer_schema(void **state)
 {
     (void)state;
-    char *dir = mini_run(
-        "{\"schema\":2,\"status\":\"complete\",\"hologram\":{\"x\":1},"
-        "\"models\":[{\"name\":\"m\"}],\"sensors\":[]}",
-        "{\"schema\":2,\"id\":\"r1\",\"model\":\"m\",\"prompt_id\":\"p\",\"warmup\":false,"
-        "\"total_j\":10,\"output_tokens\":5,\"j_per_token\":2,\"energy_j\":{\"cpu\":10,"
-        "\"quantum\":3},\"new_field\":[1,2]}\n",
-        NULL);
+    char *dir =
+        mini_run("{\"schema\":2,\"status\":\"complete\",\"hologram\":{\"x\":1},"
+                 "\"models\":[{\"name\":\"m\"}],\"sensors\":[]}",
+                 "{\"schema\":2,\"id\":\"r1\",\"model\":\"m\",\"prompt_id\":\"p\",\"warmup\":false,"
+                 "\"total_j\":10,\"output_tokens\":5,\"j_per_token\":2,\"energy_j\":{\"cpu\":10,"
+                 "\"quantum\":3},\"new_field\":[1,2]}\n",
+                 NULL);
     struct report_options opt;
     report_options_init(&opt);
     opt.quiet = 1;
@@ -443,14 +442,14 @@ static char *build(const char *dir, struct buf *table)
 static void test_estimated_baseline_marks_net(void **state)
 {
     (void)state;
-    char *dir = mini_run(
-        "{\"schema\":1,\"status\":\"complete\",\"models\":[{\"name\":\"m\"}],"
-        "\"sensors\":[],\"baseline\":{\"duration_s\":5,\"power_w\":{\"cpu\":2},"
-        "\"total_w\":2,\"estimated_domains\":[\"cpu\"]}}",
-        "{\"id\":\"c1\",\"model\":\"m\",\"energy_j\":{\"gpu\":20},\"total_j\":20,"
-        "\"net_total_j\":12,\"output_tokens\":2,\"j_per_token\":10,\"net_j_per_token\":6,"
-        "\"estimated_domains\":[]}\n",
-        NULL);
+    char *dir =
+        mini_run("{\"schema\":1,\"status\":\"complete\",\"models\":[{\"name\":\"m\"}],"
+                 "\"sensors\":[],\"baseline\":{\"duration_s\":5,\"power_w\":{\"cpu\":2},"
+                 "\"total_w\":2,\"estimated_domains\":[\"cpu\"]}}",
+                 "{\"id\":\"c1\",\"model\":\"m\",\"energy_j\":{\"gpu\":20},\"total_j\":20,"
+                 "\"net_total_j\":12,\"output_tokens\":2,\"j_per_token\":10,\"net_j_per_token\":6,"
+                 "\"estimated_domains\":[]}\n",
+                 NULL);
     char *out = build(dir, NULL);
     char *md = slurp(out, "summary.md");
     assert_non_null(strstr(md, "| m | 1 (0, 0) | 10.0 | ~6.00 | 20.0 | ~12.0 |"));
@@ -466,22 +465,22 @@ static void test_estimated_baseline_marks_net(void **state)
 static void test_wrong_types(void **state)
 {
     (void)state;
-    char *dir = mini_run(
-        "{\"schema\":\"one\",\"status\":7,\"models\":{\"name\":\"x\"},\"sensors\":"
-        "[1,{\"name\":5},{\"name\":\"s\",\"domain\":\"warp\",\"used\":\"yes\"}],"
-        "\"options\":[],\"baseline\":\"none\",\"host\":[1],\"engine\":\"e\","
-        "\"warnings\":[3,\"real warning\"]}",
-        "[1,2,3]\n"
-        "\"just a string\"\n"
-        "{\"model\":7}\n"
-        "{\"model\":\"m\",\"id\":[],\"prompt_id\":{},\"rep\":-5,\"warmup\":\"no\","
-        "\"error\":false,\"total_j\":\"12\",\"energy_j\":\"abc\",\"avg_power_w\":[1],"
-        "\"itl_ms\":{\"a\":1},\"phases\":[],\"grade\":5,\"flags\":\"short_window\","
-        "\"estimated_domains\":\"cpu\",\"prompt\":42,\"response\":null}\n"
-        "{\"model\":\"m\",\"itl_ms\":[\"x\",null,5],\"grade\":{\"score\":11},"
-        "\"energy_j\":{\"cpu\":\"1\",\"gpu\":2},\"output_tokens\":0,\"total_j\":2,"
-        "\"j_per_token\":null}\n",
-        "t_s,phase,request_id,s_w\nnot-a-number,decode,,1\n1.0,warp,,x\n");
+    char *dir =
+        mini_run("{\"schema\":\"one\",\"status\":7,\"models\":{\"name\":\"x\"},\"sensors\":"
+                 "[1,{\"name\":5},{\"name\":\"s\",\"domain\":\"warp\",\"used\":\"yes\"}],"
+                 "\"options\":[],\"baseline\":\"none\",\"host\":[1],\"engine\":\"e\","
+                 "\"warnings\":[3,\"real warning\"]}",
+                 "[1,2,3]\n"
+                 "\"just a string\"\n"
+                 "{\"model\":7}\n"
+                 "{\"model\":\"m\",\"id\":[],\"prompt_id\":{},\"rep\":-5,\"warmup\":\"no\","
+                 "\"error\":false,\"total_j\":\"12\",\"energy_j\":\"abc\",\"avg_power_w\":[1],"
+                 "\"itl_ms\":{\"a\":1},\"phases\":[],\"grade\":5,\"flags\":\"short_window\","
+                 "\"estimated_domains\":\"cpu\",\"prompt\":42,\"response\":null}\n"
+                 "{\"model\":\"m\",\"itl_ms\":[\"x\",null,5],\"grade\":{\"score\":11},"
+                 "\"energy_j\":{\"cpu\":\"1\",\"gpu\":2},\"output_tokens\":0,\"total_j\":2,"
+                 "\"j_per_token\":null}\n",
+                 "t_s,phase,request_id,s_w\nnot-a-number,decode,,1\n1.0,warp,,x\n");
     struct report_run run;
     struct report_summary sm;
     char err[ERR_LEN] = "";
@@ -493,9 +492,9 @@ static void test_wrong_types(void **state)
     assert_int_equal(report_compute(&run, &sm, err), 0);
     const struct report_model_stats *m = model(&sm, "m");
     assert_int_equal(m->n_measured, 2);
-    assert_near(m->total_j.mean, 2, 0);        /* "12" is a string, not 12 */
-    assert_int_equal(m->itl_ms.n, 1);            /* only the 5 */
-    assert_true(isnan(m->score.mean));           /* 11 is off the 0-10 scale */
+    assert_near(m->total_j.mean, 2, 0); /* "12" is a string, not 12 */
+    assert_int_equal(m->itl_ms.n, 1);   /* only the 5 */
+    assert_true(isnan(m->score.mean));  /* 11 is off the 0-10 scale */
     assert_int_equal(m->domains, 1u << JB_DOMAIN_GPU);
     assert_true(has_warning(sm.warnings, "real warning"));
     report_summary_free(&sm);
@@ -755,8 +754,8 @@ static void assert_svg(const char *dir, const char *name)
 
 static void assert_charts(const char *out)
 {
-    static const char *const names[] = {"energy_comparison", "intelligence_tax",
-                                        "value_for_energy", "power_timeline"};
+    static const char *const names[] = {"energy_comparison", "intelligence_tax", "value_for_energy",
+                                        "power_timeline"};
     for (size_t i = 0; i < 4; i++) {
         char f[64];
         snprintf(f, sizeof f, "%s.png", names[i]);
@@ -788,9 +787,9 @@ static void test_charts_ungraded_partial(void **state)
 static void test_charts_empty_run(void **state)
 {
     (void)state;
-    char *dir = mini_run(MINI_RUN_JSON,
-                         "{\"id\":\"a\",\"model\":\"m\",\"warmup\":false,\"error\":\"refused\"}\n",
-                         NULL);
+    char *dir =
+        mini_run(MINI_RUN_JSON,
+                 "{\"id\":\"a\",\"model\":\"m\",\"warmup\":false,\"error\":\"refused\"}\n", NULL);
     char *out = build(dir, NULL);
     assert_charts(out);
     char *md = slurp(out, "summary.md");
@@ -837,8 +836,7 @@ static void test_json(void **state)
     assert_true(json_is_true(json_object_get(a, "estimated")));
     assert_string_equal(
         json_string_value(json_array_get(json_object_get(a, "estimated_domains"), 0)), "cpu");
-    assert_near(json_real_value(json_object_get(json_object_get(a, "score"), "mean")), 5.4,
-                1e-12);
+    assert_near(json_real_value(json_object_get(json_object_get(a, "score"), "mean")), 5.4, 1e-12);
     assert_non_null(json_object_get(json_object_get(a, "power_w"), "gpu"));
     assert_non_null(json_object_get(a, "co2_g_per_million_tokens"));
     assert_int_equal(json_array_size(json_object_get(a, "prompts")), 2);
