@@ -83,6 +83,9 @@ void chart_text(cairo_t *cr, double x, double y, const char *s, double size, int
     cairo_move_to(cr, -ax * te.x_advance, cap * (1.0 - ay));
     cairo_show_text(cr, s);
     cairo_restore(cr);
+    /* show_text leaves a current point (the path is not part of the saved
+     * state); an arc drawn next would join it with a stray line. */
+    cairo_new_path(cr);
 }
 
 void chart_fit_text(cairo_t *cr, char *dst, size_t dsize, const char *s, double size, int bold,
@@ -308,6 +311,7 @@ void chart_legend_item(struct chart *c, double *y, struct rgb col, int kind, con
     }
     case 5:
     case 6:
+        cairo_new_sub_path(cr);
         cairo_arc(cr, x + sw / 2, *y + sh / 2, 7, 0, 2 * M_PI);
         if (kind == 5) {
             cairo_set_source_rgb(cr, 1, 1, 1);

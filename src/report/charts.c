@@ -349,6 +349,7 @@ static void draw_tax(cairo_t *cr, double w, double h, void *vctx)
                           chart_py(&c, fmin(10, m->score.mean + m->score.ci95)), 7);
         int est = m->energy_estimated || m->tokens_estimated;
         any_est |= est;
+        cairo_new_path(cr);
         cairo_arc(cr, px, py, 9, 0, 2 * M_PI);
         if (est) {
             cairo_set_source_rgb(cr, 1, 1, 1);

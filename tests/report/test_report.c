@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cairo.h>
 #include <cmocka.h>
 #include <jansson.h>
 
@@ -765,11 +766,37 @@ static void assert_charts(const char *out)
     }
 }
 
+/* Counts pixels that are not white in a rectangle of a PNG. */
+static size_t inked(const char *dir, const char *name, int x0, int y0, int x1, int y1)
+{
+    char path[FS_PATH_MAX];
+    fs_path_join(path, sizeof path, dir, name);
+    cairo_surface_t *img = cairo_image_surface_create_from_png(path);
+    assert_int_equal(cairo_surface_status(img), CAIRO_STATUS_SUCCESS);
+    const unsigned char *px = cairo_image_surface_get_data(img);
+    int stride = cairo_image_surface_get_stride(img);
+    size_t n = 0;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) {
+            uint32_t v;
+            memcpy(&v, px + (size_t)y * (size_t)stride + (size_t)x * 4, 4);
+            n += (v & 0xffffffu) != 0xffffffu;
+        }
+    cairo_surface_destroy(img);
+    return n;
+}
+
 static void test_charts_two_models(void **state)
 {
     (void)state;
     char *out = build(TWO, NULL);
     assert_charts(out);
+    /* The strip between the plot (right edge at x = 910) and the legend
+     * (from x = 934) is blank: no path may leak from a label to a marker.
+     * The plot itself is not blank. */
+    assert_int_equal(inked(out, "intelligence_tax.png", 914, 105, 930, 585), 0);
+    assert_true(inked(out, "intelligence_tax.png", 110, 110, 910, 590) > 1000);
+    assert_int_equal(inked(out, "energy_comparison.png", 914, 105, 930, 585), 0);
     tu_rmtree_free(out);
 }
 
