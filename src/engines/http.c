@@ -30,8 +30,8 @@ struct http_client {
     http_body_fn fn;
     void *user;
     char *err;
-    int cb_rc;          /* what fn returned when it stopped the transfer */
-    long status;        /* HTTP status, read at the first body byte */
+    int cb_rc;   /* what fn returned when it stopped the transfer */
+    long status; /* HTTP status, read at the first body byte */
     int status_known;
     struct buf error_body;
     double t_last_byte; /* jb_clock_s() of the last byte (or of sending) */
@@ -209,16 +209,15 @@ static int transport_error(struct http_client *c, CURLcode cc, const char *url, 
     switch (cc) {
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
-        return err_setf(err, JB_ERR_USAGE, "bad URL '%s' (%s); write it like http://127.0.0.1:11434",
-                        url, detail);
+        return err_setf(err, JB_ERR_USAGE,
+                        "bad URL '%s' (%s); write it like http://127.0.0.1:11434", url, detail);
     case CURLE_COULDNT_RESOLVE_HOST:
         return err_setf(err, JB_ERR_NET, "cannot resolve the host of %s (%s)", url, detail);
     case CURLE_COULDNT_CONNECT:
         if (os_errno == ECONNREFUSED)
             return err_setf(err, JB_ERR_NET, "cannot connect to %s: connection refused%s%s", url,
                             sep, c->hint);
-        return err_setf(err, JB_ERR_NET, "cannot connect to %s: %s%s%s", url, detail, sep,
-                        c->hint);
+        return err_setf(err, JB_ERR_NET, "cannot connect to %s: %s%s%s", url, detail, sep, c->hint);
     case CURLE_OPERATION_TIMEDOUT:
         return err_setf(err, JB_ERR_TIMEOUT, "cannot connect to %s within %g s%s%s", url,
                         c->connect_timeout_s, sep, c->hint);

@@ -31,11 +31,11 @@
 #include "common/err.h"
 
 struct http_options {
-    double connect_timeout_s;           /* 0 = 5 */
-    double idle_timeout_s;              /* 0 = 300 */
-    const char *bearer;                 /* "Authorization: Bearer ..." or NULL */
-    const char *refused_hint;           /* appended when nothing listens, or NULL */
-    const volatile sig_atomic_t *stop;  /* NULL: sig_stop (common/sig.h) */
+    double connect_timeout_s;          /* 0 = 5 */
+    double idle_timeout_s;             /* 0 = 300 */
+    const char *bearer;                /* "Authorization: Bearer ..." or NULL */
+    const char *refused_hint;          /* appended when nothing listens, or NULL */
+    const volatile sig_atomic_t *stop; /* NULL: sig_stop (common/sig.h) */
 };
 
 struct http_client;

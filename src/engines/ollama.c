@@ -93,8 +93,8 @@ static json_t *request_body(struct ollama *o, const struct engine_request *req, 
     if (chat) {
         json_t *msgs = json_array();
         if (req->system)
-            json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content",
-                                                  req->system));
+            json_array_append_new(
+                msgs, json_pack("{s:s, s:s}", "role", "system", "content", req->system));
         json_array_append_new(msgs,
                               json_pack("{s:s, s:s}", "role", "user", "content", req->prompt));
         json_object_set_new(b, "messages", msgs);
@@ -129,9 +129,9 @@ struct ostream {
     engine_token_fn on_token;
     void *user;
     const char *url;
-    double t_chunk;  /* arrival of the bytes being parsed */
-    int done;        /* the "done": true object came */
-    int finishing;   /* parsing the unterminated rest at end of stream */
+    double t_chunk; /* arrival of the bytes being parsed */
+    int done;       /* the "done": true object came */
+    int finishing;  /* parsing the unterminated rest at end of stream */
     int has_prompt_count;
 };
 
@@ -189,28 +189,31 @@ static int ollama_line(void *user, const char *line, size_t len, size_t line_no,
     }
     int rc = 0;
     if (!json_is_object(j)) {
-        rc = err_setf(err, JB_ERR_FORMAT, "%s sent a JSON line that is not an object (stream "
-                      "line %zu): '%.60s'", st->url, line_no, line);
+        rc = err_setf(err, JB_ERR_FORMAT,
+                      "%s sent a JSON line that is not an object (stream "
+                      "line %zu): '%.60s'",
+                      st->url, line_no, line);
         goto out;
     }
     json_t *e = json_object_get(j, "error");
     if (e && !json_is_null(e)) {
         char text[300];
         char *dump = json_is_string(e) ? NULL : json_dumps(e, JSON_COMPACT);
-        str_lcpy(text, json_is_string(e) ? json_string_value(e) : (dump ? dump : "?"),
-                 sizeof text);
+        str_lcpy(text, json_is_string(e) ? json_string_value(e) : (dump ? dump : "?"), sizeof text);
         free(dump);
-        rc = err_setf(err, JB_ERR_NET, "Ollama at %s reported an error in the middle of the "
-                      "answer (stream line %zu): %s", st->url, line_no, text);
+        rc = err_setf(err, JB_ERR_NET,
+                      "Ollama at %s reported an error in the middle of the "
+                      "answer (stream line %zu): %s",
+                      st->url, line_no, text);
         goto out;
     }
     if (st->done)
         goto out; /* nothing belongs after the last object */
     json_t *msg = json_object_get(j, "message");
-    json_t *think = json_is_object(msg) ? json_object_get(msg, "thinking")
-                                        : json_object_get(j, "thinking");
-    json_t *text = json_is_object(msg) ? json_object_get(msg, "content")
-                                       : json_object_get(j, "response");
+    json_t *think =
+        json_is_object(msg) ? json_object_get(msg, "thinking") : json_object_get(j, "thinking");
+    json_t *text =
+        json_is_object(msg) ? json_object_get(msg, "content") : json_object_get(j, "response");
     if (json_is_string(think))
         rc = engine_result_piece(st->res, json_string_value(think), json_string_length(think),
                                  st->t_chunk, 0, st->on_token, st->user, err);
@@ -262,8 +265,8 @@ static int run_stream(struct ollama *o, const char *path, json_t *body, const ch
     struct ostream st = {.res = res, .on_token = on_token, .user = user, .url = url};
     ndjson_init(&st.nd, OLLAMA_MAX_LINE);
     long status = 0;
-    int rc = http_request(o->http, url, text, ollama_body, &st, &status, &res->t_sent_s,
-                          res->error);
+    int rc =
+        http_request(o->http, url, text, ollama_body, &st, &status, &res->t_sent_s, res->error);
     if (!rc) {
         st.finishing = 1;
         rc = ndjson_finish(&st.nd, ollama_line, &st, res->error);
@@ -294,15 +297,16 @@ static int ollama_generate(struct engine *e, const struct engine_request *req,
 {
     struct ollama *o = impl(e);
     if (!req->model || !*req->model || !req->prompt)
-        return res->status = err_setf(res->error, JB_ERR_USAGE, "a request needs a model and "
+        return res->status = err_setf(res->error, JB_ERR_USAGE,
+                                      "a request needs a model and "
                                       "a prompt");
     if (req->max_tokens <= 0)
         return res->status = err_setf(res->error, JB_ERR_USAGE,
                                       "max_tokens must be positive (it is always sent)");
     int chat = !e->cfg.ollama_generate && !req->raw;
     json_t *body = request_body(o, req, chat);
-    int rc = run_stream(o, chat ? "/api/chat" : "/api/generate", body, req->model, on_token,
-                        user, res);
+    int rc =
+        run_stream(o, chat ? "/api/chat" : "/api/generate", body, req->model, on_token, user, res);
     json_decref(body);
     return rc;
 }
@@ -366,8 +370,8 @@ static void model_entry(json_t *m, struct engine_model_info *out)
     copy_str(out->parameter_size, sizeof out->parameter_size, d, "parameter_size");
 }
 
-static int list_path(struct engine *e, const char *path, struct engine_model_info **out,
-                     size_t *n, char *err)
+static int list_path(struct engine *e, const char *path, struct engine_model_info **out, size_t *n,
+                     char *err)
 {
     struct ollama *o = impl(e);
     *out = NULL;
@@ -381,8 +385,10 @@ static int list_path(struct engine *e, const char *path, struct engine_model_inf
     json_t *models = json_object_get(j, "models");
     if (!json_is_array(models)) {
         json_decref(j);
-        return err_setf(err, JB_ERR_FORMAT, "the answer from %s has no \"models\" list; is this "
-                        "an Ollama server?", url);
+        return err_setf(err, JB_ERR_FORMAT,
+                        "the answer from %s has no \"models\" list; is this "
+                        "an Ollama server?",
+                        url);
     }
     size_t count = json_array_size(models);
     struct engine_model_info *list = calloc(count ? count : 1, sizeof *list);

@@ -82,8 +82,8 @@ static json_t *request_body(const struct engine_request *req, int chat)
     if (chat) {
         json_t *msgs = json_array();
         if (req->system)
-            json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content",
-                                                  req->system));
+            json_array_append_new(
+                msgs, json_pack("{s:s, s:s}", "role", "system", "content", req->system));
         json_array_append_new(msgs,
                               json_pack("{s:s, s:s}", "role", "user", "content", req->prompt));
         json_object_set_new(b, "messages", msgs);
@@ -193,12 +193,11 @@ static int openai_event(void *user, const struct sse_event *ev, char *err)
         json_t *think = json_object_get(delta, "reasoning_content");
         if (!json_is_string(think))
             think = json_object_get(delta, "reasoning");
-        json_t *text = st->chat ? json_object_get(delta, "content")
-                                : json_object_get(choice, "text");
+        json_t *text =
+            st->chat ? json_object_get(delta, "content") : json_object_get(choice, "text");
         if (json_is_string(think))
-            rc = engine_result_piece(st->res, json_string_value(think),
-                                     json_string_length(think), st->t_chunk, 0, st->on_token,
-                                     st->user, err);
+            rc = engine_result_piece(st->res, json_string_value(think), json_string_length(think),
+                                     st->t_chunk, 0, st->on_token, st->user, err);
         if (!rc && json_is_string(text))
             rc = engine_result_piece(st->res, json_string_value(text), json_string_length(text),
                                      st->t_chunk, 1, st->on_token, st->user, err);
@@ -246,7 +245,8 @@ static int openai_generate(struct engine *e, const struct engine_request *req,
 {
     struct openai *o = impl(e);
     if (!req->model || !*req->model || !req->prompt)
-        return res->status = err_setf(res->error, JB_ERR_USAGE, "a request needs a model and "
+        return res->status = err_setf(res->error, JB_ERR_USAGE,
+                                      "a request needs a model and "
                                       "a prompt");
     if (req->max_tokens <= 0)
         return res->status = err_setf(res->error, JB_ERR_USAGE,
@@ -268,8 +268,8 @@ static int openai_generate(struct engine *e, const struct engine_request *req,
                          .timings_prompt_n = -1};
     sse_init(&st.sse, OPENAI_MAX_LINE);
     long status = 0;
-    int rc = http_request(o->http, url, text, openai_body, &st, &status, &res->t_sent_s,
-                          res->error);
+    int rc =
+        http_request(o->http, url, text, openai_body, &st, &status, &res->t_sent_s, res->error);
     if (!rc)
         rc = sse_finish(&st.sse, openai_event, &st, res->error);
     res->t_end_s = jb_clock_s();
@@ -321,8 +321,10 @@ static int openai_list(struct engine *e, struct engine_model_info **out, size_t 
     json_t *data = json_object_get(j, "data");
     if (!json_is_array(data)) {
         json_decref(j);
-        return err_setf(err, JB_ERR_FORMAT, "the answer from %s has no \"data\" list; is this an "
-                        "OpenAI-compatible server?", url);
+        return err_setf(err, JB_ERR_FORMAT,
+                        "the answer from %s has no \"data\" list; is this an "
+                        "OpenAI-compatible server?",
+                        url);
     }
     size_t count = json_array_size(data);
     struct engine_model_info *list = calloc(count ? count : 1, sizeof *list);
@@ -372,8 +374,10 @@ static int openai_model_info(struct engine *e, const char *model, struct engine_
         str_lcat(names, list[i].name, sizeof names);
     }
     free(list);
-    return err_setf(err, JB_ERR_NOTFOUND, "the server at %s does not list a model '%s' (it has: "
-                    "%s)", impl(e)->base, model, n ? names : "none");
+    return err_setf(err, JB_ERR_NOTFOUND,
+                    "the server at %s does not list a model '%s' (it has: "
+                    "%s)",
+                    impl(e)->base, model, n ? names : "none");
 }
 
 /* No standard endpoint tells the version; vLLM answers /version. */

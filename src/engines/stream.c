@@ -2,7 +2,6 @@
 
 #include <string.h>
 
-
 /* ---- NDJSON ------------------------------------------------------------ */
 
 void ndjson_init(struct ndjson *nd, size_t max_line)

@@ -35,8 +35,7 @@
 
 /* Called for every non-empty line, without its line end. line_no counts
  * from 1 (empty lines included). */
-typedef int (*ndjson_line_fn)(void *user, const char *line, size_t len, size_t line_no,
-                              char *err);
+typedef int (*ndjson_line_fn)(void *user, const char *line, size_t len, size_t line_no, char *err);
 
 struct ndjson {
     struct buf line;     /* the line being assembled */
@@ -65,19 +64,19 @@ struct sse_event {
 typedef int (*sse_event_fn)(void *user, const struct sse_event *ev, char *err);
 
 struct sse {
-    struct buf line;  /* the line being assembled */
-    struct buf data;  /* data lines of the current event, joined by '\n' */
+    struct buf line; /* the line being assembled */
+    struct buf data; /* data lines of the current event, joined by '\n' */
     char type[64];
     char id[128];
-    int have_data;    /* a data: field was seen in this event */
-    int after_cr;     /* the last byte was CR: a following LF belongs to it */
-    int started;      /* past the optional BOM */
-    size_t bom_seen;  /* BOM bytes matched so far */
-    size_t max_line;  /* cap for one line and for one event's data */
+    int have_data;   /* a data: field was seen in this event */
+    int after_cr;    /* the last byte was CR: a following LF belongs to it */
+    int started;     /* past the optional BOM */
+    size_t bom_seen; /* BOM bytes matched so far */
+    size_t max_line; /* cap for one line and for one event's data */
     size_t line_no;
     uint64_t offset;
     uint64_t line_start;
-    long retry_ms;    /* last retry: field, -1 none */
+    long retry_ms; /* last retry: field, -1 none */
 };
 
 void sse_init(struct sse *s, size_t max_line);

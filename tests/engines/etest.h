@@ -14,9 +14,9 @@
 #include "fakeserver.h"
 
 struct seen {
-    struct buf text;  /* the pieces, concatenated */
+    struct buf text; /* the pieces, concatenated */
     long calls;
-    long stop_after;  /* return 1 once this many pieces came; 0: never */
+    long stop_after; /* return 1 once this many pieces came; 0: never */
     double last_t_s;
     int out_of_order;
 };

@@ -93,8 +93,8 @@ static void test_chat_body(void **state)
     (void)state;
     struct fx *f = fx_new("{\"answer\": \"one two three four five six seven eight nine ten\"}", 10);
     engine_close(f->e);
-    struct engine_config cfg = {.name = "ollama", .url = fakeserver_url(f->fs), .timeout_s = 10,
-                                .keep_alive = "10m"};
+    struct engine_config cfg = {
+        .name = "ollama", .url = fakeserver_url(f->fs), .timeout_s = 10, .keep_alive = "10m"};
     char err[ERR_LEN];
     assert_int_equal(engine_open(&f->e, &cfg, err), 0);
     f->req.system = "Answer briefly.";
@@ -160,8 +160,11 @@ static void test_generate_bodies(void **state)
     engine_result_free(&f->res);
     engine_close(f->e);
 
-    struct engine_config cfg = {.name = "ollama", .url = fakeserver_url(f->fs), .timeout_s = 10,
-                                .ollama_generate = 1, .keep_alive = "300"};
+    struct engine_config cfg = {.name = "ollama",
+                                .url = fakeserver_url(f->fs),
+                                .timeout_s = 10,
+                                .ollama_generate = 1,
+                                .keep_alive = "300"};
     char err[ERR_LEN];
     assert_int_equal(engine_open(&f->e, &cfg, err), 0);
     f->req.raw = 0;
@@ -261,8 +264,8 @@ static void test_drop_clean_end(void **state)
 static void test_http_error_text(void **state)
 {
     (void)state;
-    struct fx *f = fx_new("{\"status\": 500, \"error\": \"llama runner process has terminated\"}",
-                          10);
+    struct fx *f =
+        fx_new("{\"status\": 500, \"error\": \"llama runner process has terminated\"}", 10);
     assert_int_equal(fx_run(f), JB_ERR_NET);
     etest_invariants(&f->res, &f->seen);
     assert_non_null(strstr(f->res.error, "HTTP 500"));
@@ -508,15 +511,15 @@ static void test_load_unload(void **state)
 static void test_listings(void **state)
 {
     (void)state;
-    struct fx *f = fx_new(
-        "{\"version\": \"0.5.7\", \"models\": ["
-        "{\"name\": \"qwen2.5-coder:7b\", \"size\": 4683087332, \"digest\": "
-        "\"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90\", \"family\": "
-        "\"qwen2\", \"parameter_size\": \"7.6B\", \"quantization\": \"Q4_K_M\", "
-        "\"context_length\": 32768},"
-        "{\"name\": \"llama3.2:latest\", \"size\": 2019393189, \"family\": \"llama\", "
-        "\"parameter_size\": \"3.2B\", \"quantization\": \"Q4_K_M\"}]}",
-        10);
+    struct fx *f =
+        fx_new("{\"version\": \"0.5.7\", \"models\": ["
+               "{\"name\": \"qwen2.5-coder:7b\", \"size\": 4683087332, \"digest\": "
+               "\"a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90\", \"family\": "
+               "\"qwen2\", \"parameter_size\": \"7.6B\", \"quantization\": \"Q4_K_M\", "
+               "\"context_length\": 32768},"
+               "{\"name\": \"llama3.2:latest\", \"size\": 2019393189, \"family\": \"llama\", "
+               "\"parameter_size\": \"3.2B\", \"quantization\": \"Q4_K_M\"}]}",
+               10);
     struct engine *e = f->e;
     char err[ERR_LEN];
     struct engine_model_info *list;
@@ -606,17 +609,28 @@ static void test_bad_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chat_stream),      cmocka_unit_test(test_chat_body),
-        cmocka_unit_test(test_generate_bodies),  cmocka_unit_test(test_cached_prompt),
-        cmocka_unit_test(test_usage_missing),    cmocka_unit_test(test_thinking_pieces),
-        cmocka_unit_test(test_drop_mid_stream),  cmocka_unit_test(test_drop_clean_end),
-        cmocka_unit_test(test_http_error_text),  cmocka_unit_test(test_model_not_found),
-        cmocka_unit_test(test_connection_refused), cmocka_unit_test(test_never_answers),
-        cmocka_unit_test(test_stall_mid_stream), cmocka_unit_test(test_endless_line),
-        cmocka_unit_test(test_malformed_line),   cmocka_unit_test(test_error_in_stream),
-        cmocka_unit_test(test_ttft),             cmocka_unit_test(test_split_writes),
-        cmocka_unit_test(test_cancel_from_callback), cmocka_unit_test(test_load_unload),
-        cmocka_unit_test(test_listings),         cmocka_unit_test(test_ollama_answers),
+        cmocka_unit_test(test_chat_stream),
+        cmocka_unit_test(test_chat_body),
+        cmocka_unit_test(test_generate_bodies),
+        cmocka_unit_test(test_cached_prompt),
+        cmocka_unit_test(test_usage_missing),
+        cmocka_unit_test(test_thinking_pieces),
+        cmocka_unit_test(test_drop_mid_stream),
+        cmocka_unit_test(test_drop_clean_end),
+        cmocka_unit_test(test_http_error_text),
+        cmocka_unit_test(test_model_not_found),
+        cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_never_answers),
+        cmocka_unit_test(test_stall_mid_stream),
+        cmocka_unit_test(test_endless_line),
+        cmocka_unit_test(test_malformed_line),
+        cmocka_unit_test(test_error_in_stream),
+        cmocka_unit_test(test_ttft),
+        cmocka_unit_test(test_split_writes),
+        cmocka_unit_test(test_cancel_from_callback),
+        cmocka_unit_test(test_load_unload),
+        cmocka_unit_test(test_listings),
+        cmocka_unit_test(test_ollama_answers),
         cmocka_unit_test(test_bad_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

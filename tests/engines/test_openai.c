@@ -105,8 +105,8 @@ static void test_request_body(void **state)
     assert_non_null(b);
     assert_string_equal(json_string_value(json_object_get(b, "model")), "qwen2.5-7b-instruct");
     assert_true(json_is_true(json_object_get(b, "stream")));
-    assert_true(json_is_true(json_object_get(json_object_get(b, "stream_options"),
-                                             "include_usage")));
+    assert_true(
+        json_is_true(json_object_get(json_object_get(b, "stream_options"), "include_usage")));
     assert_int_equal(json_integer_value(json_object_get(b, "max_tokens")), 5);
     assert_true(json_is_number(json_object_get(b, "temperature")));
     assert_true(json_number_value(json_object_get(b, "temperature")) == 0.0);
@@ -163,8 +163,8 @@ static void test_llamacpp_timings(void **state)
     assert_int_equal(json_integer_value(json_object_get(t, "cache_n")), 3);
     assert_true(fabs(f->res.prompt_eval_s -
                      json_number_value(json_object_get(t, "prompt_ms")) / 1000.0) < 1e-12);
-    assert_true(fabs(f->res.eval_s - json_number_value(json_object_get(t, "predicted_ms")) /
-                                         1000.0) < 1e-12);
+    assert_true(fabs(f->res.eval_s -
+                     json_number_value(json_object_get(t, "predicted_ms")) / 1000.0) < 1e-12);
     assert_true(f->res.prompt_eval_s >= 0.05);
     assert_false(f->res.prompt_cached);
     fx_free(f);
@@ -194,8 +194,8 @@ static void test_raw_completions(void **state)
     assert_string_equal(json_string_value(json_object_get(b, "prompt")),
                         "What is the capital of France?");
     assert_int_equal(json_integer_value(json_object_get(b, "max_tokens")), 64);
-    assert_true(json_is_true(json_object_get(json_object_get(b, "stream_options"),
-                                             "include_usage")));
+    assert_true(
+        json_is_true(json_object_get(json_object_get(b, "stream_options"), "include_usage")));
     json_decref(b);
     fx_free(f);
 }
@@ -326,8 +326,8 @@ static void test_url_and_key(void **state)
     assert_int_equal(fakeserver_start(&fs, "{}", err), 0);
     char url[128];
     snprintf(url, sizeof url, "%s/v1/", fakeserver_url(fs));
-    struct engine_config cfg = {.name = "openai", .url = url, .timeout_s = 10,
-                                .api_key = "sk-test"};
+    struct engine_config cfg = {
+        .name = "openai", .url = url, .timeout_s = 10, .api_key = "sk-test"};
     struct engine *e;
     assert_int_equal(engine_open(&e, &cfg, err), 0);
     struct engine_request req;
@@ -337,9 +337,9 @@ static void test_url_and_key(void **state)
     assert_int_equal(e->ops->generate(e, &req, NULL, NULL, &res), 0);
     json_t *r = fakeserver_request(fs, 0);
     assert_string_equal(json_string_value(json_object_get(r, "path")), "/v1/chat/completions");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "headers"),
-                                                          "authorization")),
-                        "Bearer sk-test");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "headers"), "authorization")),
+        "Bearer sk-test");
     json_decref(r);
     engine_result_free(&res);
     engine_close(e);
@@ -351,9 +351,9 @@ static void test_url_and_key(void **state)
     engine_result_init(&res);
     assert_int_equal(e->ops->generate(e, &req, NULL, NULL, &res), 0);
     r = fakeserver_request(fs, 1);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "headers"),
-                                                          "authorization")),
-                        "Bearer sk-env");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r, "headers"), "authorization")),
+        "Bearer sk-env");
     json_decref(r);
     engine_result_free(&res);
     engine_close(e);

@@ -153,8 +153,7 @@ static void test_ndjson_callback_stops(void **state)
     struct ndjson nd;
     char err[ERR_LEN] = "";
     ndjson_init(&nd, 64);
-    assert_int_equal(ndjson_feed(&nd, "a\nb\nc\n", 6, nd_stop_at_2, NULL, err),
-                     JB_ERR_INTERRUPTED);
+    assert_int_equal(ndjson_feed(&nd, "a\nb\nc\n", 6, nd_stop_at_2, NULL, err), JB_ERR_INTERRUPTED);
     assert_string_equal(err, "stopped");
     ndjson_free(&nd);
 }

@@ -184,15 +184,24 @@ static int send_all(struct out *o, const char *p, size_t len)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 411: return "Length Required";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 411:
+        return "Length Required";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -401,11 +410,10 @@ static json_t *models_of(json_t *script)
     json_t *m = json_object_get(script, "models");
     if (json_is_array(m))
         return json_incref(m);
-    return json_pack("[{s:s, s:I, s:s, s:s, s:s, s:s, s:I}]", "name", "fake:latest", "size",
-                     (json_int_t)1234567, "digest",
-                     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                     "family", "fake", "parameter_size", "1M", "quantization", "F32",
-                     "context_length", (json_int_t)4096);
+    return json_pack(
+        "[{s:s, s:I, s:s, s:s, s:s, s:s, s:I}]", "name", "fake:latest", "size", (json_int_t)1234567,
+        "digest", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "family",
+        "fake", "parameter_size", "1M", "quantization", "F32", "context_length", (json_int_t)4096);
 }
 
 /* Finds a model by name; "name" without a tag also matches "name:latest". */
@@ -464,7 +472,7 @@ struct plan {
     char **pieces;
     size_t n;
     size_t n_think; /* the first n_think pieces are reasoning ("thinking") */
-    int cut; /* max_tokens cut the answer */
+    int cut;        /* max_tokens cut the answer */
     long prompt_words;
     char model[256];
 };
@@ -664,8 +672,8 @@ static int stream_faults(struct stream_ctx *sc, size_t k)
         return 1; /* the caller closes the socket: a cut chunked body */
     }
     if (sget_int(s, "endless_after", sget_bool(s, "endless_line") ? 0 : -1) == (long)k) {
-        const char *head = sc->sse ? "data: {\"choices\":[{\"delta\":{\"content\":\""
-                                   : "{\"response\":\"";
+        const char *head =
+            sc->sse ? "data: {\"choices\":[{\"delta\":{\"content\":\"" : "{\"response\":\"";
         send_chunk_str(sc->o, head);
         char fill[16384];
         memset(fill, 'a', sizeof fill);
@@ -683,10 +691,9 @@ static int stream_faults(struct stream_ctx *sc, size_t k)
     }
     if (sget_int(s, "error_after", -1) == (long)k) {
         const char *text = sget_str(s, "error", "the model runner crashed");
-        json_t *j = sc->fl == FL_OLLAMA
-                        ? json_pack("{s:s}", "error", text)
-                        : json_pack("{s:{s:s, s:s}}", "error", "message", text, "type",
-                                    "server_error");
+        json_t *j = sc->fl == FL_OLLAMA ? json_pack("{s:s}", "error", text)
+                                        : json_pack("{s:{s:s, s:s}}", "error", "message", text,
+                                                    "type", "server_error");
         emit(sc, j);
         json_decref(j);
         send_end(sc->o);
@@ -722,17 +729,17 @@ static void serve_ollama_gen(struct fakeserver *fs, struct out *o, json_t *scrip
                      : !json_is_string(prompt) || json_string_length(prompt) == 0;
     if (empty) {
         loaded_set(fs, model, !unload);
-        json_t *j = json_pack("{s:s, s:s, s:b, s:s}", "model", model, "created_at",
-                              "2025-01-01T00:00:00Z", "done", 1, "done_reason",
-                              unload ? "unload" : "load");
+        json_t *j =
+            json_pack("{s:s, s:s, s:b, s:s}", "model", model, "created_at", "2025-01-01T00:00:00Z",
+                      "done", 1, "done_reason", unload ? "unload" : "load");
         if (chat)
-            json_object_set_new(j, "message", json_pack("{s:s, s:s}", "role", "assistant",
-                                                        "content", ""));
+            json_object_set_new(j, "message",
+                                json_pack("{s:s, s:s}", "role", "assistant", "content", ""));
         else
             json_object_set_new(j, "response", json_string(""));
         if (!unload && json_is_number(json_object_get(script, "load_duration_s")))
-            json_object_set_new(j, "load_duration", json_integer(ns(sget_num(
-                                                        script, "load_duration_s", 0))));
+            json_object_set_new(j, "load_duration",
+                                json_integer(ns(sget_num(script, "load_duration_s", 0))));
         send_json(o, 200, j);
         json_decref(j);
         return;
@@ -874,8 +881,8 @@ static void serve_openai_gen(struct fakeserver *fs, struct out *o, json_t *scrip
     plan_build(&p, script, body, max_tokens);
     double t_req = jb_clock_s();
     int stream = json_is_true(json_object_get(body, "stream"));
-    int want_usage = json_is_true(
-        json_object_get(json_object_get(body, "stream_options"), "include_usage"));
+    int want_usage =
+        json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
     int usage = !json_is_false(json_object_get(script, "usage"));
     double ttft = sget_num(script, "ttft_s", 0);
     double tps = sget_num(script, "tokens_per_s", 0);
@@ -916,9 +923,9 @@ static void serve_openai_gen(struct fakeserver *fs, struct out *o, json_t *scrip
             continue;
         json_t *j = openai_chunk(model, chat, thinking ? NULL : p.pieces[k], NULL, 0);
         if (thinking && chat)
-            json_object_set_new(json_object_get(json_array_get(json_object_get(j, "choices"), 0),
-                                                "delta"),
-                                "reasoning_content", json_string(p.pieces[k]));
+            json_object_set_new(
+                json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta"),
+                "reasoning_content", json_string(p.pieces[k]));
         int rc = emit(&sc, j);
         json_decref(j);
         if (rc) {
@@ -934,30 +941,30 @@ static void serve_openai_gen(struct fakeserver *fs, struct out *o, json_t *scrip
     const char *finish = p.cut ? "length" : sget_str(script, "done_reason", "stop");
     long prompt_n = sget_int(script, "prompt_tokens", p.prompt_words + 5);
     long out_n = sget_int(script, "output_tokens", (long)p.n);
-    json_t *usage_obj = json_pack("{s:i, s:i, s:i}", "prompt_tokens", (int)prompt_n,
-                                  "completion_tokens", (int)out_n, "total_tokens",
-                                  (int)(prompt_n + out_n));
+    json_t *usage_obj =
+        json_pack("{s:i, s:i, s:i}", "prompt_tokens", (int)prompt_n, "completion_tokens",
+                  (int)out_n, "total_tokens", (int)(prompt_n + out_n));
     json_t *timings = NULL;
     if (sget_bool(script, "timings")) {
         double pm = (t_first - t_req) * 1000.0, dm = (t_end - t_first) * 1000.0;
-        timings = json_pack("{s:i, s:i, s:f, s:i, s:f}", "cache_n", (int)sget_int(script, "cache_n", 0),
-                            "prompt_n", (int)prompt_n, "prompt_ms", pm, "predicted_n", (int)out_n,
-                            "predicted_ms", dm);
+        timings = json_pack("{s:i, s:i, s:f, s:i, s:f}", "cache_n",
+                            (int)sget_int(script, "cache_n", 0), "prompt_n", (int)prompt_n,
+                            "prompt_ms", pm, "predicted_n", (int)out_n, "predicted_ms", dm);
     }
     if (stream) {
         json_t *j = openai_chunk(model, chat, chat ? NULL : "", finish, 0);
         if (chat)
-            json_object_set_new(json_object_get(json_array_get(json_object_get(j, "choices"), 0),
-                                                "delta"),
-                                "content", json_null());
+            json_object_set_new(
+                json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta"),
+                "content", json_null());
         if (timings && !(usage && want_usage))
             json_object_set(j, "timings", timings);
         int rc = emit(&sc, j);
         json_decref(j);
         if (!rc && usage && want_usage) {
             j = json_pack("{s:s, s:s, s:i, s:s, s:[], s:O}", "id", "chatcmpl-fake", "object",
-                          chat ? "chat.completion.chunk" : "text_completion", "created", 0,
-                          "model", model, "choices", "usage", usage_obj);
+                          chat ? "chat.completion.chunk" : "text_completion", "created", 0, "model",
+                          model, "choices", "usage", usage_obj);
             if (timings)
                 json_object_set(j, "timings", timings);
             rc = emit(&sc, j);
@@ -970,8 +977,9 @@ static void serve_openai_gen(struct fakeserver *fs, struct out *o, json_t *scrip
     } else {
         json_t *choice = json_pack("{s:i, s:s}", "index", 0, "finish_reason", finish);
         if (chat)
-            json_object_set_new(choice, "message", json_pack("{s:s, s:s}", "role", "assistant",
-                                                             "content", buf_str(&all)));
+            json_object_set_new(
+                choice, "message",
+                json_pack("{s:s, s:s}", "role", "assistant", "content", buf_str(&all)));
         else
             json_object_set_new(choice, "text", json_string(buf_str(&all)));
         json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:[o]}", "id", "chatcmpl-fake", "object",
@@ -1016,9 +1024,9 @@ static void serve_ps(struct fakeserver *fs, struct out *o, json_t *script)
         json_t *e;
         if (m) {
             e = ollama_model_entry(m);
-            json_object_set_new(e, "size_vram",
-                                json_integer((json_int_t)sget_num(m, "vram_bytes",
-                                                                  sget_num(m, "size", 0))));
+            json_object_set_new(
+                e, "size_vram",
+                json_integer((json_int_t)sget_num(m, "vram_bytes", sget_num(m, "size", 0))));
         } else {
             e = json_pack("{s:s, s:s, s:i, s:i}", "name", fs->loaded[i], "model", fs->loaded[i],
                           "size", 0, "size_vram", 0);
@@ -1073,8 +1081,8 @@ static void serve_v1_models(struct out *o, json_t *script)
         json_t *e = json_pack("{s:s, s:s, s:i, s:s}", "id", sget_str(m, "name", ""), "object",
                               "model", "created", 0, "owned_by", "library");
         if (json_is_number(json_object_get(m, "size")))
-            json_object_set_new(e, "meta", json_pack("{s:I}", "size",
-                                                     (json_int_t)sget_num(m, "size", 0)));
+            json_object_set_new(e, "meta",
+                                json_pack("{s:I}", "size", (json_int_t)sget_num(m, "size", 0)));
         json_array_append_new(arr, e);
     }
     json_t *j = json_pack("{s:s, s:o}", "object", "list", "data", arr);
@@ -1100,8 +1108,8 @@ static void serve(struct fakeserver *fs, int fd)
     if (rc < 0)
         goto out;
     if (rc) {
-        send_whole(&o, rc, "text/plain", rc == 411 ? "chunked requests are not supported\n"
-                                                    : "bad request\n");
+        send_whole(&o, rc, "text/plain",
+                   rc == 411 ? "chunked requests are not supported\n" : "bad request\n");
         goto out;
     }
     json_t *script = script_get(fs);

@@ -68,14 +68,17 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage();
+            json_decref(script);
             return 0;
         }
-        if (!v)
-            return usage();
+        if (!v) {
+            usage();
+            goto bad;
+        }
         i++;
         if (strcmp(a, "--port") == 0) {
             if (number(a, v, &d))
-                return 2;
+                goto bad;
             port = (int)d;
         } else if (strcmp(a, "--script") == 0 || strcmp(a, "--json") == 0) {
             json_error_t je;
@@ -84,7 +87,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "jb-fakeserver: %s: line %d column %d: %s\n",
                         a[2] == 's' ? v : "--json", je.line, je.column,
                         s ? "not a JSON object" : je.text);
-                return 2;
+                json_decref(s);
+                goto bad;
             }
             json_object_update(script, s);
             json_decref(s);
@@ -97,14 +101,15 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--tokens") == 0 || strcmp(a, "--tokens-per-s") == 0 ||
                    strcmp(a, "--ttft") == 0) {
             if (number(a, v, &d))
-                return 2;
-            const char *key = strcmp(a, "--tokens") == 0        ? "tokens"
+                goto bad;
+            const char *key = strcmp(a, "--tokens") == 0         ? "tokens"
                               : strcmp(a, "--tokens-per-s") == 0 ? "tokens_per_s"
                                                                  : "ttft_s";
             json_object_set_new(script, key, json_real(d));
         } else {
             fprintf(stderr, "jb-fakeserver: unknown option %s\n", a);
-            return usage();
+            usage();
+            goto bad;
         }
     }
     /* signals are taken by one thread with sigwait, so block them first */
@@ -114,8 +119,10 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (pipe(wake_pipe))
+    if (pipe(wake_pipe)) {
+        json_decref(script);
         return 1;
+    }
     char *text = json_dumps(script, JSON_COMPACT);
     json_decref(script);
     struct fakeserver *fs;
@@ -144,4 +151,7 @@ int main(int argc, char **argv)
     }
     fakeserver_stop(fs);
     return 0;
+bad:
+    json_decref(script);
+    return 2;
 }

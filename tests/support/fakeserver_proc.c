@@ -38,8 +38,7 @@ static int read_port(int fd, int *port, char *err)
     return 0;
 }
 
-int fakeserver_spawn(struct fakeserver_proc *p, const char *exe, const char *script_json,
-                     char *err)
+int fakeserver_spawn(struct fakeserver_proc *p, const char *exe, const char *script_json, char *err)
 {
     memset(p, 0, sizeof *p);
     p->pid = -1;
