@@ -14,6 +14,7 @@
 
 #include "common/str.h"
 #include "engines/engine.h"
+#include "fakeserver.h"
 #include "grade/grade.h"
 
 static void test_parse_replies(void **state)
@@ -246,6 +247,59 @@ static void test_judge_prompt_resists_injection(void **state)
     json_decref(spec);
 }
 
+/* Through a real engine client: the OpenAI-compatible one against the fake
+ * server, three reps whose replies differ. */
+static void test_judge_openai_fake_server(void **state)
+{
+    (void)state;
+    struct fakeserver *fs;
+    char err[ERR_LEN];
+    assert_int_equal(fakeserver_start(&fs, "{\"flavour\": \"openai\", \"answer\": \"Score: 6/10\"}", err), 0);
+    struct engine_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "openai";
+    cfg.url = fakeserver_url(fs);
+    struct engine *e = NULL;
+    assert_int_equal(engine_open(&e, &cfg, err), 0);
+    struct grade_judge j;
+    assert_int_equal(grade_judge_init(&j, e, "judge-model", 3, err), 0);
+    struct grade_options opt = {0};
+    opt.judge = &j;
+    json_t *spec = json_loads(spec_text, 0, NULL);
+    struct grade_result r;
+    grade_result_init(&r);
+    assert_int_equal(grade_answer(spec, "Design a cache.", "An answer.", &opt, &r, err), 0);
+    assert_true(r.graded);
+    assert_true(r.score == 6);
+    assert_int_equal(r.passed, 3);
+    int chats = 0;
+    for (size_t i = 0; i < fakeserver_request_count(fs); i++) {
+        json_t *rq = fakeserver_request(fs, i);
+        chats += !strcmp(json_string_value(json_object_get(rq, "path")), "/v1/chat/completions");
+        json_decref(rq);
+    }
+    assert_int_equal(chats, 3);
+    json_t *body = fakeserver_last_body(fs, "/v1/chat/completions");
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "model")), "judge-model");
+    assert_true(json_number_value(json_object_get(body, "temperature")) > 0);
+    json_t *msgs = json_object_get(body, "messages");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "role")), "system");
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(msgs, 1), "content")),
+                           "An answer."));
+    json_decref(body);
+    json_t *g = grade_result_json(&r);
+    json_t *jd = json_object_get(g, "judge");
+    assert_string_equal(json_string_value(json_object_get(jd, "engine")), "openai");
+    assert_string_equal(json_string_value(json_object_get(jd, "url")), fakeserver_url(fs));
+    assert_true(json_number_value(json_object_get(jd, "sd")) == 0);
+    json_decref(g);
+    grade_result_free(&r);
+    json_decref(spec);
+    engine_close(e);
+    fakeserver_stop(fs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_judge_reps_spread),
         cmocka_unit_test(test_judge_failures_are_not_scores),
         cmocka_unit_test(test_judge_prompt_resists_injection),
+        cmocka_unit_test(test_judge_openai_fake_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
