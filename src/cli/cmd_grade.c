@@ -108,7 +108,8 @@ static int parse(int argc, char **argv, struct grade_cli *o)
         } else if (a[0] == '-' && a[1] != '\0') {
             return cli_usage_error("grade", "unknown option '%s'", a);
         } else if (o->dir) {
-            return cli_usage_error("grade", "one run directory at a time ('%s' and '%s')", o->dir, a);
+            return cli_usage_error("grade", "one run directory at a time ('%s' and '%s')", o->dir,
+                                   a);
         } else {
             o->dir = a;
         }
@@ -116,7 +117,8 @@ static int parse(int argc, char **argv, struct grade_cli *o)
     if (!o->dir)
         return cli_usage_error("grade", "which run directory? (joulebench grade DIR)");
     if ((o->judge_engine || o->judge_url || o->judge_reps) && !o->judge_model)
-        return cli_usage_error("grade", "--judge-engine, --judge-url and --judge-reps need --judge MODEL");
+        return cli_usage_error("grade",
+                               "--judge-engine, --judge-url and --judge-reps need --judge MODEL");
     return -1;
 }
 

@@ -115,9 +115,9 @@ json_t *grade_json_text(const char *s)
 
 struct field {
     const char *name;
-    int type;     /* JSON_STRING, JSON_ARRAY (of strings), JSON_OBJECT, JSON_REAL (any number),
-                     JSON_TRUE (boolean), F_TESTS (array of test objects), F_TEXTS (a string
-                     or an array of strings) */
+    int type; /* JSON_STRING, JSON_ARRAY (of strings), JSON_OBJECT, JSON_REAL (any number),
+                 JSON_TRUE (boolean), F_TESTS (array of test objects), F_TEXTS (a string
+                 or an array of strings) */
 };
 
 struct grader_kind {
@@ -128,8 +128,10 @@ struct grader_kind {
 static const struct field f_exact[] = {{"answer", JSON_STRING},       {"answers", JSON_ARRAY},
                                        {"case_sensitive", JSON_TRUE}, {"whitespace", JSON_STRING},
                                        {"last_line", JSON_TRUE},      {NULL, 0}};
-static const struct field f_regex[] = {{"pattern", JSON_STRING}, {"patterns", JSON_ARRAY},
-                                       {"forbid", JSON_ARRAY},   {"flags", JSON_STRING},
+static const struct field f_regex[] = {{"pattern", JSON_STRING},
+                                       {"patterns", JSON_ARRAY},
+                                       {"forbid", JSON_ARRAY},
+                                       {"flags", JSON_STRING},
                                        {NULL, 0}};
 static const struct field f_contains[] = {{"all", JSON_ARRAY},
                                           {"any", JSON_ARRAY},
@@ -164,13 +166,26 @@ static int check_field(const char *type, const struct field *f, const json_t *v,
     int ok;
     const char *want;
     switch (f->type) {
-    case JSON_STRING: ok = json_is_string(v), want = "a string"; break;
-    case JSON_ARRAY: ok = is_string_array(v), want = "an array of strings"; break;
-    case JSON_OBJECT: ok = json_is_object(v), want = "an object"; break;
-    case F_TESTS: ok = json_is_array(v), want = "an array of test objects"; break;
-    case JSON_REAL: ok = json_is_number(v), want = "a number"; break;
-    case JSON_TRUE: ok = json_is_boolean(v), want = "true or false"; break;
-    default: ok = json_is_string(v) || is_string_array(v), want = "a string or an array of strings";
+    case JSON_STRING:
+        ok = json_is_string(v), want = "a string";
+        break;
+    case JSON_ARRAY:
+        ok = is_string_array(v), want = "an array of strings";
+        break;
+    case JSON_OBJECT:
+        ok = json_is_object(v), want = "an object";
+        break;
+    case F_TESTS:
+        ok = json_is_array(v), want = "an array of test objects";
+        break;
+    case JSON_REAL:
+        ok = json_is_number(v), want = "a number";
+        break;
+    case JSON_TRUE:
+        ok = json_is_boolean(v), want = "true or false";
+        break;
+    default:
+        ok = json_is_string(v) || is_string_array(v), want = "a string or an array of strings";
     }
     if (!ok)
         return err_setf(err, JB_ERR_USAGE, "grader \"%s\": \"%s\" must be %s", type, f->name, want);
@@ -261,7 +276,8 @@ int grade_spec_check(const json_t *spec, char *err)
     }
 
     if (!strcmp(type, "exact")) {
-        if (!json_object_get(spec, "answer") && json_array_size(json_object_get(spec, "answers")) == 0)
+        if (!json_object_get(spec, "answer") &&
+            json_array_size(json_object_get(spec, "answers")) == 0)
             return err_setf(err, JB_ERR_USAGE, "grader \"exact\": give \"answer\" or \"answers\"");
         const char *ws = json_string_value(json_object_get(spec, "whitespace"));
         if (ws && strcmp(ws, "normalize") && strcmp(ws, "exact"))
@@ -272,14 +288,16 @@ int grade_spec_check(const json_t *spec, char *err)
     } else if (!strcmp(type, "regex")) {
         return grade_regex_check(spec, err);
     } else if (!strcmp(type, "contains")) {
-        if (json_array_size(json_object_get(spec, "all")) + json_array_size(json_object_get(spec, "any")) +
+        if (json_array_size(json_object_get(spec, "all")) +
+                json_array_size(json_object_get(spec, "any")) +
                 json_array_size(json_object_get(spec, "none")) ==
             0)
             return err_setf(err, JB_ERR_USAGE,
                             "grader \"contains\": give at least one of \"all\", \"any\", \"none\"");
     } else if (!strcmp(type, "numeric")) {
         if (!json_is_number(json_object_get(spec, "answer")))
-            return err_setf(err, JB_ERR_USAGE, "grader \"numeric\": \"answer\" (a number) is missing");
+            return err_setf(err, JB_ERR_USAGE,
+                            "grader \"numeric\": \"answer\" (a number) is missing");
         const char *tols[] = {"abs_tol", "rel_tol"};
         for (int i = 0; i < 2; i++) {
             json_t *t = json_object_get(spec, tols[i]);

@@ -38,10 +38,10 @@ struct engine;
 struct grade_judge {
     struct engine *engine; /* borrowed, already open */
     char model[128];
-    char digest[80];       /* from the engine's model_info where it tells, else "" */
-    int reps;              /* asks per answer, >= 1 */
-    double temperature;    /* NAN: 0 for one rep, 0.7 for several (so they can differ) */
-    int max_tokens;        /* per reply; 0: 1024 (reasoning models think first) */
+    char digest[80];    /* from the engine's model_info where it tells, else "" */
+    int reps;           /* asks per answer, >= 1 */
+    double temperature; /* NAN: 0 for one rep, 0.7 for several (so they can differ) */
+    int max_tokens;     /* per reply; 0: 1024 (reasoning models think first) */
 };
 
 struct grade_options {
@@ -53,13 +53,13 @@ struct grade_options {
 };
 
 struct grade_result {
-    int graded;          /* 1: score is a number; 0: not graded, skipped says why */
-    double score;        /* 0..10, NAN when not graded */
-    char grader[16];     /* the spec's type */
-    int passed, total;   /* checks or tests passed / total; judge: replies read / asked */
-    char skipped[192];   /* "no python3", "no judge", ... ("" when graded) */
-    char detail[1024];   /* for people: the first failure, the judge's verdict */
-    json_t *extra;       /* owned; an object with "tests", "sandbox", "judge"..., or NULL */
+    int graded;        /* 1: score is a number; 0: not graded, skipped says why */
+    double score;      /* 0..10, NAN when not graded */
+    char grader[16];   /* the spec's type */
+    int passed, total; /* checks or tests passed / total; judge: replies read / asked */
+    char skipped[192]; /* "no python3", "no judge", ... ("" when graded) */
+    char detail[1024]; /* for people: the first failure, the judge's verdict */
+    json_t *extra;     /* owned; an object with "tests", "sandbox", "judge"..., or NULL */
 };
 
 void grade_result_init(struct grade_result *r);
@@ -112,10 +112,10 @@ char *grade_judge_prompt(const json_t *spec, const char *prompt, const char *ans
 /* ---- grading a run directory ----------------------------------------- */
 
 struct grade_run_summary {
-    int records;       /* request records read (warm-ups included) */
-    int graded;        /* records that got a score */
-    int skipped;       /* records with a grader that stayed ungraded */
-    int bad_lines;     /* lines that were not JSON (kept, or the torn last one dropped) */
+    int records;   /* request records read (warm-ups included) */
+    int graded;    /* records that got a score */
+    int skipped;   /* records with a grader that stayed ungraded */
+    int bad_lines; /* lines that were not JSON (kept, or the torn last one dropped) */
 };
 
 /* Grades every non-warm-up record of dir/requests.jsonl that has a grader

@@ -297,8 +297,9 @@ static char *c_harness(const json_t *spec, const char *code, const char *nonce)
     for (size_t i = 0; i < n; i++)
         if (json_object_get(json_array_get(tests, i), "code"))
             buf_printf(&b, "    case %zu: jb_test_%zu(); break;\n", i, i);
-    buf_printf(&b, "    default: return 2;\n    }\n    fflush(stdout);\n"
-                   "    printf(\"\\n%s\\n\");\n    return 0;\n}\n",
+    buf_printf(&b,
+               "    default: return 2;\n    }\n    fflush(stdout);\n"
+               "    printf(\"\\n%s\\n\");\n    return 0;\n}\n",
                nonce);
     return buf_take(&b);
 }
@@ -395,8 +396,8 @@ static int run_one(struct code_run *cr, char *const argv[], const char *stdin_na
     double left = cr->budget_end - jb_clock_s();
     if (left < 0.05)
         return 1;
-    int rc = sandbox_run(cr->sb, argv, stdin_name, left < cr->timeout_s ? left : cr->timeout_s,
-                         res, err);
+    int rc = sandbox_run(cr->sb, argv, stdin_name, left < cr->timeout_s ? left : cr->timeout_s, res,
+                         err);
     if (!rc && !cr->ran) {
         cr->ran = 1;
         cr->protections = res->protections;
@@ -413,7 +414,7 @@ void grade_code(const json_t *spec, const char *answer, const struct grade_optio
     json_t *tests = json_object_get(spec, "tests");
     size_t n = json_array_size(tests);
     json_t *t_spec = json_object_get(spec, "timeout_s");
-    double timeout = t_spec ? json_number_value(t_spec)
+    double timeout = t_spec                    ? json_number_value(t_spec)
                      : opt->code_timeout_s > 0 ? opt->code_timeout_s
                                                : CODE_DEFAULT_TIMEOUT_S;
     char err[ERR_LEN] = "";
@@ -494,8 +495,8 @@ void grade_code(const json_t *spec, const char *answer, const struct grade_optio
                 goto out;
             }
             free(src);
-            char *argv[] = {runner, "-std=gnu11", "-O1", "-w", "-o", (char *)bin_name,
-                            (char *)src_name, "-lm", NULL};
+            char *argv[] = {runner,           "-std=gnu11",     "-O1", "-w", "-o",
+                            (char *)bin_name, (char *)src_name, "-lm", NULL};
             char *fail = pass == 0 ? compile_fail : io_compile_fail;
             int rc = run_one(&cr, argv, NULL, &res, err);
             if (rc < 0) {

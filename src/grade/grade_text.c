@@ -104,7 +104,8 @@ void grade_exact(const json_t *spec, const char *answer, struct grade_result *r)
     size_t n = json_array_size(list) + (one ? 1 : 0);
     int ok = 0;
     for (size_t i = 0; i < n && !ok; i++) {
-        const char *want_raw = json_string_value(i < json_array_size(list) ? json_array_get(list, i) : one);
+        const char *want_raw =
+            json_string_value(i < json_array_size(list) ? json_array_get(list, i) : one);
         char *want = str_dup(want_raw);
         if (!want)
             break;
@@ -119,8 +120,8 @@ void grade_exact(const json_t *spec, const char *answer, struct grade_result *r)
     if (!ok) {
         char *clip = grade_clip(got, 120);
         const char *first = json_string_value(one ? one : json_array_get(list, 0));
-        grade_detail_add(r, "expected \"%s\"%s, got \"%s\"", first, n > 1 ? " (or another accepted form)" : "",
-                         clip ? clip : "");
+        grade_detail_add(r, "expected \"%s\"%s, got \"%s\"", first,
+                         n > 1 ? " (or another accepted form)" : "", clip ? clip : "");
         free(clip);
     }
     free(got);
@@ -149,7 +150,8 @@ static pcre2_code *regex_compile(const char *pattern, uint32_t flags, char *why,
 {
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, flags, &code, &off, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, flags, &code, &off, NULL);
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof msg);
@@ -190,7 +192,8 @@ static size_t regex_items(const json_t *spec, struct regex_item *items, size_t m
     for (int f = 0; f < 2; f++) {
         json_t *a = json_object_get(spec, fields[f]);
         for (size_t i = 0; i < json_array_size(a) && n < max; i++)
-            items[n++] = (struct regex_item){fields[f], i, json_string_value(json_array_get(a, i)), f};
+            items[n++] =
+                (struct regex_item){fields[f], i, json_string_value(json_array_get(a, i)), f};
     }
     return n;
 }
@@ -205,13 +208,14 @@ int grade_regex_check(const json_t *spec, char *err)
     const char *flags = json_string_value(json_object_get(spec, "flags"));
     if (flags && flags[strspn(flags, "imsx")])
         return err_setf(err, JB_ERR_USAGE,
-                        "grader \"regex\": \"flags\" takes the letters i, m, s, x, not \"%s\"", flags);
+                        "grader \"regex\": \"flags\" takes the letters i, m, s, x, not \"%s\"",
+                        flags);
     for (size_t i = 0; i < n; i++) {
         char why[200];
         pcre2_code *re = regex_compile(items[i].pattern, regex_flags(spec), why, sizeof why);
         if (!re)
-            return err_setf(err, JB_ERR_USAGE, "grader \"regex\": %s%s%zu%s \"%s\" %s", items[i].field,
-                            strcmp(items[i].field, "pattern") ? "[" : "",
+            return err_setf(err, JB_ERR_USAGE, "grader \"regex\": %s%s%zu%s \"%s\" %s",
+                            items[i].field, strcmp(items[i].field, "pattern") ? "[" : "",
                             items[i].index, strcmp(items[i].field, "pattern") ? "]" : "",
                             items[i].pattern, why);
         pcre2_code_free(re);
@@ -420,9 +424,10 @@ static int next_number(const char *s, size_t from, size_t to, struct num_tok *t)
         }
         size_t start = i, j = i;
         int neg = 0;
-        int prev_ok = i == 0 || !(isalnum((unsigned char)s[i - 1]) || s[i - 1] == ')' ||
-                                  s[i - 1] == '_');
-        if ((s[j] == '-' || s[j] == '+') && prev_ok && (is_digit(s[j + 1]) || (s[j + 1] == '.' && is_digit(s[j + 2])))) {
+        int prev_ok =
+            i == 0 || !(isalnum((unsigned char)s[i - 1]) || s[i - 1] == ')' || s[i - 1] == '_');
+        if ((s[j] == '-' || s[j] == '+') && prev_ok &&
+            (is_digit(s[j + 1]) || (s[j + 1] == '.' && is_digit(s[j + 2])))) {
             neg = s[j] == '-';
             j++;
         } else if (!strncmp(s + j, "\xE2\x88\x92", 3) && prev_ok && is_digit(s[j + 3])) {
@@ -432,8 +437,9 @@ static int next_number(const char *s, size_t from, size_t to, struct num_tok *t)
         if (!is_digit(s[j]) && !(s[j] == '.' && is_digit(s[j + 1])))
             continue;
         /* A digit glued to a word on its left (x2, H2O, v1) is part of a name. */
-        if (j == i && i > 0 && (isalpha((unsigned char)s[i - 1]) || s[i - 1] == '_' ||
-                                is_digit(s[i - 1]) || s[i - 1] == '.')) {
+        if (j == i && i > 0 &&
+            (isalpha((unsigned char)s[i - 1]) || s[i - 1] == '_' || is_digit(s[i - 1]) ||
+             s[i - 1] == '.')) {
             while (i + 1 < to && (is_digit(s[i + 1]) || s[i + 1] == '.'))
                 i++;
             continue;
@@ -527,8 +533,8 @@ int grade_extract_number(const char *text, double *value, char *how, size_t how_
     /* "answer:", "Answer is", "**Final answer:** ..." */
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR) "\\banswer\\b[\\s*_]*(?:is\\b|:|=)", PCRE2_ZERO_TERMINATED,
-                                   PCRE2_CASELESS, &code, &off, NULL);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR) "\\banswer\\b[\\s*_]*(?:is\\b|:|=)",
+                                   PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &code, &off, NULL);
     if (re) {
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
         size_t marker_end = 0;

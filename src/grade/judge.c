@@ -107,9 +107,9 @@ static void collect(const char *pattern, const char *text, struct candidate *c, 
 {
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_CASELESS | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code,
-                                   &off, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                      PCRE2_CASELESS | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
     if (!re)
         return;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
@@ -129,8 +129,8 @@ static void collect(const char *pattern, const char *text, struct candidate *c, 
             for (char *p = before; *p; p++)
                 if (*p >= 'A' && *p <= 'Z')
                     *p = (char)(*p - 'A' + 'a');
-            int overall = strstr(before, "overall") || strstr(before, "final") ||
-                          strstr(before, "total");
+            int overall =
+                strstr(before, "overall") || strstr(before, "final") || strstr(before, "total");
             c[(*n)++] = (struct candidate){v, at, overall};
         }
         start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;

@@ -56,12 +56,12 @@
 #define LL_FS_WRITE_FILE (1ull << 1)
 #define LL_FS_READ_FILE (1ull << 2)
 #define LL_FS_READ_DIR (1ull << 3)
-#define LL_FS_REFER (1ull << 13)    /* ABI 2 */
-#define LL_FS_TRUNCATE (1ull << 14) /* ABI 3 */
+#define LL_FS_REFER (1ull << 13)     /* ABI 2 */
+#define LL_FS_TRUNCATE (1ull << 14)  /* ABI 3 */
 #define LL_FS_IOCTL_DEV (1ull << 15) /* ABI 5 */
 #define LL_FS_ABI1 ((1ull << 13) - 1)
-#define LL_NET_BIND_TCP (1ull << 0)    /* ABI 4 */
-#define LL_NET_CONNECT_TCP (1ull << 1) /* ABI 4 */
+#define LL_NET_BIND_TCP (1ull << 0)        /* ABI 4 */
+#define LL_NET_CONNECT_TCP (1ull << 1)     /* ABI 4 */
 #define LL_SCOPE_ABSTRACT_UNIX (1ull << 0) /* ABI 6 */
 #define LL_SCOPE_SIGNAL (1ull << 1)        /* ABI 6 */
 
@@ -90,27 +90,27 @@ struct sandbox {
     char top[FS_PATH_MAX];     /* mkdtemp folder: ours, 0711 */
     char dir[FS_PATH_MAX];     /* top/box: the code's folder */
     int dirfd;
-    int drop;                  /* 1: root, the child switches to cfg.drop_uid */
+    int drop; /* 1: root, the child switches to cfg.drop_uid */
     uid_t run_uid;
     gid_t run_gid;
-    unsigned want;             /* protections to try */
-    unsigned long ns_flags;    /* clone flags the probe found allowed */
-    int landlock_abi;          /* 0: none */
-    long base_tasks;           /* tasks run_uid had at open (RLIMIT_NPROC counts them) */
+    unsigned want;                  /* protections to try */
+    unsigned long ns_flags;         /* clone flags the probe found allowed */
+    int landlock_abi;               /* 0: none */
+    long base_tasks;                /* tasks run_uid had at open (RLIMIT_NPROC counts them) */
     char why[SANDBOX_P_COUNT][112]; /* reason a wanted protection is not possible */
     char notes[256];
     char hide[SB_MAX_HIDE][FS_PATH_MAX];
     int n_hide;
     char ro[SB_MAX_RO][FS_PATH_MAX];
     int n_ro;
-    char path_env[1024];       /* PATH=... for the child */
+    char path_env[1024]; /* PATH=... for the child */
 };
 
 static const char *const prot_names[SANDBOX_P_COUNT] = {
-    "tmpdir",         "process-group",     "rlimits",     "clean-env",
-    "uid-drop",       "user-namespace",    "network-namespace", "pid-namespace",
-    "mount-namespace", "private-proc",     "no-new-privs", "landlock-fs",
-    "landlock-net",   "landlock-scope",    "disk-cap",    "ipc-namespace",
+    "tmpdir",          "process-group",  "rlimits",           "clean-env",
+    "uid-drop",        "user-namespace", "network-namespace", "pid-namespace",
+    "mount-namespace", "private-proc",   "no-new-privs",      "landlock-fs",
+    "landlock-net",    "landlock-scope", "disk-cap",          "ipc-namespace",
 };
 
 const char *sandbox_protection_name(unsigned bit)
@@ -186,8 +186,8 @@ static void rm_below(int dfd, int depth)
                     char proc[64];
                     snprintf(proc, sizeof proc, "/proc/self/fd/%d", p);
                     if (chmod(proc, 0700) == 0)
-                        sub = openat(dfd, e->d_name,
-                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        sub =
+                            openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                     close(p);
                 }
             }
@@ -351,8 +351,9 @@ static void probe_namespaces(struct sandbox *sb)
     sb->ns_flags = ok;
 #else
     for (int i = 0; i < SANDBOX_P_COUNT; i++)
-        if (sb->want & (1u << i) & (SANDBOX_P_USERNS | SANDBOX_P_NETNS | SANDBOX_P_PIDNS |
-                                     SANDBOX_P_MNTNS | SANDBOX_P_IPCNS))
+        if (sb->want & (1u << i) &
+            (SANDBOX_P_USERNS | SANDBOX_P_NETNS | SANDBOX_P_PIDNS | SANDBOX_P_MNTNS |
+             SANDBOX_P_IPCNS))
             set_why(sb, 1u << i, "namespaces are Linux only");
 #endif
 }
@@ -365,8 +366,9 @@ static void probe_landlock(struct sandbox *sb)
 #if defined(__linux__) && defined(SYS_landlock_create_ruleset)
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
     if (abi < 0) {
-        const char *why = errno == EOPNOTSUPP ? "Landlock is disabled (add landlock to lsm= at boot)"
-                                              : "the kernel lacks Landlock (Linux >= 5.13)";
+        const char *why = errno == EOPNOTSUPP
+                              ? "Landlock is disabled (add landlock to lsm= at boot)"
+                              : "the kernel lacks Landlock (Linux >= 5.13)";
         for (unsigned b = SANDBOX_P_LANDLOCK_FS; b <= SANDBOX_P_LANDLOCK_SCOPE; b <<= 1)
             set_why(sb, b, "%s", why);
         return;
@@ -424,7 +426,8 @@ static int reachable_by(const struct sandbox *sb, const char *path, int want_x_f
     unsigned need = want_x_file ? 1 : 0;
     for (;;) {
         if (need) {
-            int ok = (st.st_mode & S_IXOTH) || (st.st_uid == sb->run_uid && (st.st_mode & S_IXUSR)) ||
+            int ok = (st.st_mode & S_IXOTH) ||
+                     (st.st_uid == sb->run_uid && (st.st_mode & S_IXUSR)) ||
                      (st.st_gid == sb->run_gid && (st.st_mode & S_IXGRP));
             if (!ok)
                 return 0;
@@ -549,8 +552,8 @@ int sandbox_open(struct sandbox **out, const struct sandbox_config *cfg, char *e
         return rc;
     }
 
-    static const char *const system_ro[] = {"/usr", "/bin",  "/sbin", "/lib", "/lib32", "/lib64",
-                                            "/libx32", "/etc", "/opt", "/nix", "/proc"};
+    static const char *const system_ro[] = {"/usr",    "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                                            "/libx32", "/etc", "/opt",  "/nix", "/proc"};
     for (size_t i = 0; i < sizeof system_ro / sizeof system_ro[0]; i++)
         add_ro(sb, system_ro[i]);
 
@@ -708,26 +711,41 @@ enum sb_step {
     ST_COUNT
 };
 static const char *const step_names[ST_COUNT] = {
-    "write the user namespace's uid map", "make mounts private", "hide the home folder",
-    "mount a private /proc",             "set up stdin/stdout/stderr", "create a Landlock ruleset",
-    "add a Landlock rule",               "set rlimits",                "drop supplementary groups",
-    "switch gid",                        "switch uid",                 "enter the sandbox folder",
-    "set no_new_privs",                  "enforce Landlock",           "execute the program",
+    "write the user namespace's uid map",
+    "make mounts private",
+    "hide the home folder",
+    "mount a private /proc",
+    "set up stdin/stdout/stderr",
+    "create a Landlock ruleset",
+    "add a Landlock rule",
+    "set rlimits",
+    "drop supplementary groups",
+    "switch gid",
+    "switch uid",
+    "enter the sandbox folder",
+    "set no_new_privs",
+    "enforce Landlock",
+    "execute the program",
 };
 /* The protection a soft failure at a step takes away. */
 static unsigned step_protection(int step)
 {
     switch (step) {
-    case ST_USERNS_MAP: return SANDBOX_P_USERNS;
+    case ST_USERNS_MAP:
+        return SANDBOX_P_USERNS;
     case ST_MOUNT_PRIVATE:
-    case ST_HIDE: return SANDBOX_P_MNTNS;
-    case ST_PROC: return SANDBOX_P_PROC;
-    case ST_NNP: return SANDBOX_P_NO_NEW_PRIVS;
+    case ST_HIDE:
+        return SANDBOX_P_MNTNS;
+    case ST_PROC:
+        return SANDBOX_P_PROC;
+    case ST_NNP:
+        return SANDBOX_P_NO_NEW_PRIVS;
     case ST_LL_CREATE:
     case ST_LL_RULE:
     case ST_LL_RESTRICT:
         return SANDBOX_P_LANDLOCK_FS | SANDBOX_P_LANDLOCK_NET | SANDBOX_P_LANDLOCK_SCOPE;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -1037,17 +1055,28 @@ static void close_fd(int *fd)
 static const char *signal_text(int sig)
 {
     switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGABRT: return "SIGABRT";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGKILL: return "SIGKILL";
-    case SIGTERM: return "SIGTERM";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGXCPU: return "SIGXCPU";
-    case SIGXFSZ: return "SIGXFSZ";
-    default: return "a signal";
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    case SIGKILL:
+        return "SIGKILL";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGPIPE:
+        return "SIGPIPE";
+    case SIGXCPU:
+        return "SIGXCPU";
+    case SIGXFSZ:
+        return "SIGXFSZ";
+    default:
+        return "a signal";
     }
 }
 
@@ -1128,8 +1157,7 @@ int sandbox_run(struct sandbox *sb, char *const argv[], const char *stdin_name, 
         in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     in_fd = fd_high(in_fd);
     if (in_fd < 0 || make_pipe(po) || make_pipe(pe) || make_pipe(ps)) {
-        rc = err_setf(err, JB_ERR_IO, "sandbox: cannot set up pipes or stdin: %s",
-                      strerror(errno));
+        rc = err_setf(err, JB_ERR_IO, "sandbox: cannot set up pipes or stdin: %s", strerror(errno));
         goto out;
     }
 
@@ -1187,8 +1215,7 @@ int sandbox_run(struct sandbox *sb, char *const argv[], const char *stdin_name, 
     close_fd(&ps[1]);
     close_fd(&in_fd);
     if (pid < 0) {
-        rc = err_setf(err, JB_ERR_IO, "sandbox: cannot start a process: %s",
-                      strerror(spawn_errno));
+        rc = err_setf(err, JB_ERR_IO, "sandbox: cannot start a process: %s", strerror(spawn_errno));
         goto out;
     }
     setpgid(pid, pid);
@@ -1224,7 +1251,8 @@ int sandbox_run(struct sandbox *sb, char *const argv[], const char *stdin_name, 
         if (!exited) {
             siginfo_t si;
             memset(&si, 0, sizeof si);
-            if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) {
+            if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                si.si_pid == pid) {
                 exited = 1;
                 t_exit = now;
                 /* The group's stragglers go now, while the zombie still holds
@@ -1264,9 +1292,11 @@ int sandbox_run(struct sandbox *sb, char *const argv[], const char *stdin_name, 
         int ms = wait_s <= 0 ? 0 : (int)(wait_s * 1000) + 1;
         if (poll(fds, (nfds_t)nf, ms) < 0 && errno != EINTR)
             break;
-        if (ipo >= 0 && fds[ipo].revents && drain(po[0], &res->out, sb->cfg.output_bytes, &out_over))
+        if (ipo >= 0 && fds[ipo].revents &&
+            drain(po[0], &res->out, sb->cfg.output_bytes, &out_over))
             close_fd(&po[0]);
-        if (ipe >= 0 && fds[ipe].revents && drain(pe[0], &res->err, sb->cfg.output_bytes, &err_over))
+        if (ipe >= 0 && fds[ipe].revents &&
+            drain(pe[0], &res->err, sb->cfg.output_bytes, &err_over))
             close_fd(&pe[0]);
         if (ips >= 0 && fds[ips].revents) {
             ssize_t n = read(ps[0], msg_raw + msg_bytes, sizeof msg_raw - msg_bytes);
@@ -1336,8 +1366,8 @@ int sandbox_run(struct sandbox *sb, char *const argv[], const char *stdin_name, 
     if (rc)
         goto out;
 
-    res->protections = prot | SANDBOX_P_TMPDIR | SANDBOX_P_PGROUP | SANDBOX_P_ENV |
-                       (sb->want & SANDBOX_P_DISK);
+    res->protections =
+        prot | SANDBOX_P_TMPDIR | SANDBOX_P_PGROUP | SANDBOX_P_ENV | (sb->want & SANDBOX_P_DISK);
     unsigned missing = sb->want & ~res->protections;
     for (int b = 0; b < SANDBOX_P_COUNT; b++)
         if (missing & (1u << b))

@@ -39,22 +39,22 @@
 
 /* Protections, as bits of sandbox_result.protections. */
 enum sandbox_protection {
-    SANDBOX_P_TMPDIR = 1u << 0,         /* "tmpdir": fresh folder, removed after */
-    SANDBOX_P_PGROUP = 1u << 1,         /* "process-group": killed at the timeout */
-    SANDBOX_P_RLIMITS = 1u << 2,        /* "rlimits": CPU, memory, file size, files, processes */
-    SANDBOX_P_ENV = 1u << 3,            /* "clean-env" */
-    SANDBOX_P_UID = 1u << 4,            /* "uid-drop": root -> nobody */
-    SANDBOX_P_USERNS = 1u << 5,         /* "user-namespace" */
-    SANDBOX_P_NETNS = 1u << 6,          /* "network-namespace" */
-    SANDBOX_P_PIDNS = 1u << 7,          /* "pid-namespace" */
-    SANDBOX_P_MNTNS = 1u << 8,          /* "mount-namespace": home hidden */
-    SANDBOX_P_PROC = 1u << 9,           /* "private-proc" */
-    SANDBOX_P_NO_NEW_PRIVS = 1u << 10,  /* "no-new-privs" */
-    SANDBOX_P_LANDLOCK_FS = 1u << 11,   /* "landlock-fs" */
-    SANDBOX_P_LANDLOCK_NET = 1u << 12,  /* "landlock-net" */
+    SANDBOX_P_TMPDIR = 1u << 0,          /* "tmpdir": fresh folder, removed after */
+    SANDBOX_P_PGROUP = 1u << 1,          /* "process-group": killed at the timeout */
+    SANDBOX_P_RLIMITS = 1u << 2,         /* "rlimits": CPU, memory, file size, files, processes */
+    SANDBOX_P_ENV = 1u << 3,             /* "clean-env" */
+    SANDBOX_P_UID = 1u << 4,             /* "uid-drop": root -> nobody */
+    SANDBOX_P_USERNS = 1u << 5,          /* "user-namespace" */
+    SANDBOX_P_NETNS = 1u << 6,           /* "network-namespace" */
+    SANDBOX_P_PIDNS = 1u << 7,           /* "pid-namespace" */
+    SANDBOX_P_MNTNS = 1u << 8,           /* "mount-namespace": home hidden */
+    SANDBOX_P_PROC = 1u << 9,            /* "private-proc" */
+    SANDBOX_P_NO_NEW_PRIVS = 1u << 10,   /* "no-new-privs" */
+    SANDBOX_P_LANDLOCK_FS = 1u << 11,    /* "landlock-fs" */
+    SANDBOX_P_LANDLOCK_NET = 1u << 12,   /* "landlock-net" */
     SANDBOX_P_LANDLOCK_SCOPE = 1u << 13, /* "landlock-scope" */
-    SANDBOX_P_DISK = 1u << 14,          /* "disk-cap" */
-    SANDBOX_P_IPCNS = 1u << 15,         /* "ipc-namespace": no shared SysV IPC */
+    SANDBOX_P_DISK = 1u << 14,           /* "disk-cap" */
+    SANDBOX_P_IPCNS = 1u << 15,          /* "ipc-namespace": no shared SysV IPC */
 };
 #define SANDBOX_P_COUNT 16
 
@@ -65,31 +65,31 @@ json_t *sandbox_protections_json(unsigned mask);
 
 /* Every field is optional: 0 takes the default in brackets. */
 struct sandbox_config {
-    double timeout_s;    /* wall clock per run [10 s] */
-    double cpu_s;        /* RLIMIT_CPU [timeout + 1 s] */
-    uint64_t mem_bytes;  /* RLIMIT_AS [2 GiB] */
-    uint64_t file_bytes; /* RLIMIT_FSIZE: the largest file [16 MiB] */
-    uint64_t disk_bytes; /* all of the folder together [256 MiB] */
-    int max_files;       /* RLIMIT_NOFILE [64] */
-    int max_procs;       /* processes and threads beyond those the uid already has [64] */
-    size_t output_bytes; /* stdout and stderr each; a run that writes more is killed [64 KiB] */
+    double timeout_s;       /* wall clock per run [10 s] */
+    double cpu_s;           /* RLIMIT_CPU [timeout + 1 s] */
+    uint64_t mem_bytes;     /* RLIMIT_AS [2 GiB] */
+    uint64_t file_bytes;    /* RLIMIT_FSIZE: the largest file [16 MiB] */
+    uint64_t disk_bytes;    /* all of the folder together [256 MiB] */
+    int max_files;          /* RLIMIT_NOFILE [64] */
+    int max_procs;          /* processes and threads beyond those the uid already has [64] */
+    size_t output_bytes;    /* stdout and stderr each; a run that writes more is killed [64 KiB] */
     int drop_uid, drop_gid; /* as root: the identity to run as [65534, 65534] */
-    unsigned disable;    /* SANDBOX_P_* bits not to attempt (tests, debugging) */
+    unsigned disable;       /* SANDBOX_P_* bits not to attempt (tests, debugging) */
 };
 
 struct sandbox;
 
 struct sandbox_result {
-    int exit_code;       /* -1 when it did not exit by itself */
-    int signal;          /* the signal that ended it, or 0 */
-    int timed_out;       /* 1: killed at the timeout */
-    int output_capped;   /* 1: killed for writing more than output_bytes */
-    int disk_capped;     /* 1: killed for filling the folder past disk_bytes */
+    int exit_code;     /* -1 when it did not exit by itself */
+    int signal;        /* the signal that ended it, or 0 */
+    int timed_out;     /* 1: killed at the timeout */
+    int output_capped; /* 1: killed for writing more than output_bytes */
+    int disk_capped;   /* 1: killed for filling the folder past disk_bytes */
     double duration_s;
-    char reason[256];    /* "" when it exited 0, else why not, for people */
-    struct buf out, err; /* what it wrote, at most output_bytes each */
+    char reason[256];     /* "" when it exited 0, else why not, for people */
+    struct buf out, err;  /* what it wrote, at most output_bytes each */
     unsigned protections; /* SANDBOX_P_* in force for this run */
-    char missing[768];   /* the protections that were not, and why ("" when none) */
+    char missing[768];    /* the protections that were not, and why ("" when none) */
 };
 
 /* Makes the folder (under $TMPDIR, else /tmp; chowned to the drop identity

@@ -73,8 +73,9 @@ static void test_exact(void **state)
 static void test_regex_contains(void **state)
 {
     (void)state;
-    const char *spec = "{\"type\": \"regex\", \"patterns\": [\"\\\\bO\\\\(1\\\\)\", \"hash ?map\"], "
-                       "\"forbid\": [\"O\\\\(n\\\\^2\\\\)\"], \"flags\": \"i\"}";
+    const char *spec =
+        "{\"type\": \"regex\", \"patterns\": [\"\\\\bO\\\\(1\\\\)\", \"hash ?map\"], "
+        "\"forbid\": [\"O\\\\(n\\\\^2\\\\)\"], \"flags\": \"i\"}";
     assert_true(score_of(spec, "Use a Hash map and a linked list for O(1) get and put.") == 10);
     struct grade_result r;
     double s = grade(spec, "A hashmap gives O(n^2).", &r);
@@ -108,7 +109,8 @@ static void test_spec_check(void **state)
         "{\"type\": \"code\", \"language\": \"rust\", \"tests\": [{\"code\": \"x\"}]}",
         "{\"type\": \"code\", \"language\": \"python\", \"tests\": []}",
         "{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"name\": \"x\"}]}",
-        "{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"code\": \"x\", \"stdout\": \"y\"}]}",
+        "{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"code\": \"x\", \"stdout\": "
+        "\"y\"}]}",
         "{\"type\": \"contains\"}",
         "{\"type\": \"judge\", \"rubric\": 5}",
     };
@@ -153,7 +155,9 @@ static void test_extract_number(void **state)
         {"about 6.02e23 of them", 6.02e23},
         {"the ratio is .5", 0.5},
         {"list: 1,2,3", 3},
-        {"\xE2\x88\x92" "7 degrees", -7},
+        {"\xE2\x88\x92"
+         "7 degrees",
+         -7},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         double v = NAN;
@@ -193,8 +197,9 @@ static void test_json(void **state)
     (void)state;
     const char *spec = "{\"type\": \"json\", \"required\": [\"name\", \"/tags/0\"], "
                        "\"values\": {\"age\": 30, \"/address/city\": \"Oslo\"}}";
-    const char *right = "Here you go:\n```json\n{\"name\": \"Ada\", \"age\": 30.0, \"tags\": [\"x\"], "
-                        "\"address\": {\"city\": \"Oslo\"}}\n```\n";
+    const char *right =
+        "Here you go:\n```json\n{\"name\": \"Ada\", \"age\": 30.0, \"tags\": [\"x\"], "
+        "\"address\": {\"city\": \"Oslo\"}}\n```\n";
     assert_true(score_of(spec, right) == 10);
     assert_true(score_of(spec, "{\"name\": \"Ada\", \"age\": 30, \"tags\": [\"x\"], "
                                "\"address\": {\"city\": \"Oslo\"}}") == 10);
@@ -210,23 +215,27 @@ static void test_json(void **state)
 static void test_extract_code(void **state)
 {
     (void)state;
-    char *c = grade_extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone.", "python", NULL);
+    char *c =
+        grade_extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone.", "python", NULL);
     assert_string_equal(c, "def f():\n    return 1\n");
     free(c);
     /* The language's block wins over others; the longest of several. */
-    c = grade_extract_code("```bash\npip install x\n```\n```py\nx = 1\n```\n```python\ny = 2\nz = 3\n```",
-                           "python", NULL);
+    c = grade_extract_code(
+        "```bash\npip install x\n```\n```py\nx = 1\n```\n```python\ny = 2\nz = 3\n```", "python",
+        NULL);
     assert_string_equal(c, "y = 2\nz = 3\n");
     free(c);
     /* With entry names: the block that defines them. */
     json_t *entry = spec_of("[\"LRUCache\"]");
-    c = grade_extract_code("```python\nclass LRUCache:\n    pass\n```\nUsage:\n```python\n"
-                           "cache = make()\ncache.put(1, 1)\ncache.get(1)\nprint('long usage')\n```",
-                           "python", entry);
+    c = grade_extract_code(
+        "```python\nclass LRUCache:\n    pass\n```\nUsage:\n```python\n"
+        "cache = make()\ncache.put(1, 1)\ncache.get(1)\nprint('long usage')\n```",
+        "python", entry);
     assert_string_equal(c, "class LRUCache:\n    pass\n");
     free(c);
     /* Split over blocks: joined. */
-    c = grade_extract_code("```python\nimport x\n```\n```python\nclass LRU:\n    pass\n```", "python", entry);
+    c = grade_extract_code("```python\nimport x\n```\n```python\nclass LRU:\n    pass\n```",
+                           "python", entry);
     assert_string_equal(c, "import x\n\n\nclass LRU:\n    pass\n");
     free(c);
     json_decref(entry);
@@ -276,9 +285,10 @@ static void test_code_python(void **state)
         printf("SKIP: no python3 here\n");
         skip();
     }
-    const char *right = "Sure:\n```python\nimport sys\n\ndef add(a, b):\n    return a + b\n\n"
-                        "def mul(a, b):\n    return a * b\n\nif __name__ == '__main__':\n"
-                        "    a, b = map(int, sys.stdin.read().split())\n    print(add(a, b))\n```\n";
+    const char *right =
+        "Sure:\n```python\nimport sys\n\ndef add(a, b):\n    return a + b\n\n"
+        "def mul(a, b):\n    return a * b\n\nif __name__ == '__main__':\n"
+        "    a, b = map(int, sys.stdin.read().split())\n    print(add(a, b))\n```\n";
     const char *partial = "```python\nimport sys\ndef add(a, b):\n    return a + b\n"
                           "def mul(a, b):\n    return a + b\n```";
     const char *wrong = "```python\ndef add(a, b):\n    return a - b\n```";
@@ -321,10 +331,11 @@ static void test_code_hostile_answer(void **state)
         skip();
     }
     /* One test loops, one forks, one passes: the grading goes on and says why. */
-    const char *spec = "{\"type\": \"code\", \"language\": \"python\", \"timeout_s\": 1, \"tests\": ["
-                       "{\"name\": \"loop\", \"code\": \"spin()\"},"
-                       "{\"name\": \"bomb\", \"code\": \"bomb()\"},"
-                       "{\"name\": \"ok\", \"code\": \"assert ok() == 1\"}]}";
+    const char *spec =
+        "{\"type\": \"code\", \"language\": \"python\", \"timeout_s\": 1, \"tests\": ["
+        "{\"name\": \"loop\", \"code\": \"spin()\"},"
+        "{\"name\": \"bomb\", \"code\": \"bomb()\"},"
+        "{\"name\": \"ok\", \"code\": \"assert ok() == 1\"}]}";
     const char *answer = "```python\nimport os\ndef spin():\n    while True:\n        pass\n"
                          "def bomb():\n    while True:\n        os.fork()\n"
                          "def ok():\n    return 1\n```";
@@ -334,10 +345,12 @@ static void test_code_hostile_answer(void **state)
     json_t *g = grade_result_json(&r);
     json_t *tests = json_object_get(g, "tests");
     assert_int_equal(json_array_size(tests), 3);
-    const char *loop_reason = json_string_value(json_object_get(json_array_get(tests, 0), "reason"));
+    const char *loop_reason =
+        json_string_value(json_object_get(json_array_get(tests, 0), "reason"));
     assert_non_null(loop_reason);
     assert_non_null(strstr(loop_reason, "timed out"));
-    const char *bomb_reason = json_string_value(json_object_get(json_array_get(tests, 1), "reason"));
+    const char *bomb_reason =
+        json_string_value(json_object_get(json_array_get(tests, 1), "reason"));
     assert_non_null(bomb_reason);
     printf("loop: %s\nbomb: %s\n", loop_reason, bomb_reason);
     assert_true(json_is_true(json_object_get(json_array_get(tests, 2), "passed")));
@@ -352,16 +365,16 @@ static void test_code_c(void **state)
         printf("SKIP: no C compiler here\n");
         skip();
     }
-    const char *spec =
-        "{\"type\": \"code\", \"language\": \"c\", \"tests\": ["
-        "{\"name\": \"small\", \"code\": \"CHECK(gcd(12, 18) == 6);\"},"
-        "{\"name\": \"prime\", \"code\": \"CHECK(gcd(17, 5) == 1);\"},"
-        "{\"name\": \"zero\", \"code\": \"CHECK(gcd(0, 9) == 9);\"},"
-        "{\"name\": \"program\", \"stdin\": \"12 18\\n\", \"stdout\": \"6\\n\"}]}";
-    const char *right = "```c\n#include <stdio.h>\nint gcd(int a, int b) {\n    while (b) { int t = a % b; "
-                        "a = b; b = t; }\n    return a;\n}\nint main(void) {\n    int a, b;\n"
-                        "    if (scanf(\"%d %d\", &a, &b) == 2) printf(\"%d\\n\", gcd(a, b));\n"
-                        "    return 0;\n}\n```";
+    const char *spec = "{\"type\": \"code\", \"language\": \"c\", \"tests\": ["
+                       "{\"name\": \"small\", \"code\": \"CHECK(gcd(12, 18) == 6);\"},"
+                       "{\"name\": \"prime\", \"code\": \"CHECK(gcd(17, 5) == 1);\"},"
+                       "{\"name\": \"zero\", \"code\": \"CHECK(gcd(0, 9) == 9);\"},"
+                       "{\"name\": \"program\", \"stdin\": \"12 18\\n\", \"stdout\": \"6\\n\"}]}";
+    const char *right =
+        "```c\n#include <stdio.h>\nint gcd(int a, int b) {\n    while (b) { int t = a % b; "
+        "a = b; b = t; }\n    return a;\n}\nint main(void) {\n    int a, b;\n"
+        "    if (scanf(\"%d %d\", &a, &b) == 2) printf(\"%d\\n\", gcd(a, b));\n"
+        "    return 0;\n}\n```";
     /* Right only when one divides the other or they are coprime; prints nothing. */
     const char *partial = "```c\nint gcd(int a, int b) { return a % b == 0 ? b : 1; }\n"
                           "int main(void) { return 0; }\n```";
@@ -387,7 +400,8 @@ static void test_no_runner_is_not_zero(void **state)
     struct grade_result r;
     grade_result_init(&r);
     char err[ERR_LEN];
-    assert_int_equal(grade_answer(spec, "q", "```python\ndef add(a,b): return a+b\n```", &opt, &r, err), 0);
+    assert_int_equal(
+        grade_answer(spec, "q", "```python\ndef add(a,b): return a+b\n```", &opt, &r, err), 0);
     assert_false(r.graded);
     assert_true(isnan(r.score));
     assert_string_equal(r.skipped, "no python3");

@@ -47,10 +47,9 @@ static void add_record(struct buf *b, const char *id, const char *prompt_id, con
     json_decref(r);
 }
 
-static const char code_grader[] =
-    "{\"type\": \"code\", \"language\": \"python\", \"tests\": ["
-    "{\"name\": \"one\", \"code\": \"assert double(2) == 4\"},"
-    "{\"name\": \"two\", \"code\": \"assert double(-1) == -2\"}]}";
+static const char code_grader[] = "{\"type\": \"code\", \"language\": \"python\", \"tests\": ["
+                                  "{\"name\": \"one\", \"code\": \"assert double(2) == 4\"},"
+                                  "{\"name\": \"two\", \"code\": \"assert double(-1) == -2\"}]}";
 static const char judge_grader[] =
     "{\"type\": \"judge\", \"rubric\": [\"mentions single-flight\"]}";
 
@@ -59,16 +58,20 @@ static char *make_run(int torn)
     char *dir = tu_tmpdir("gradecli");
     tu_write(dir, "run.json", run_json);
     struct buf b = {0};
-    add_record(&b, "r0001", "sum", "What is 2+2?", "It is 4.", "{\"type\": \"numeric\", \"answer\": 4}", NULL);
-    add_record(&b, "r0002", "sum", "What is 2+2?", "It is 5.", "{\"type\": \"numeric\", \"answer\": 4}", NULL);
+    add_record(&b, "r0001", "sum", "What is 2+2?", "It is 4.",
+               "{\"type\": \"numeric\", \"answer\": 4}", NULL);
+    add_record(&b, "r0002", "sum", "What is 2+2?", "It is 5.",
+               "{\"type\": \"numeric\", \"answer\": 4}", NULL);
     add_record(&b, "r0003", "double", "Write double(x).",
                "```python\ndef double(x):\n    return 2 * x\n```", code_grader, NULL);
     add_record(&b, "r0004", "double", "Write double(x).",
                "```python\ndef double(x):\n    return x + 2\n```", code_grader, NULL);
     add_record(&b, "r0005", "cache", "How do you stop a cache stampede?",
                "GOOD: single-flight per key plus stale-while-revalidate.", judge_grader, NULL);
-    add_record(&b, "r0006", "cache", "How do you stop a cache stampede?", "BAD: reboot.", judge_grader, NULL);
-    add_record(&b, "r0007", "cache", "How do you stop a cache stampede?", "NONSENSE", judge_grader, NULL);
+    add_record(&b, "r0006", "cache", "How do you stop a cache stampede?", "BAD: reboot.",
+               judge_grader, NULL);
+    add_record(&b, "r0007", "cache", "How do you stop a cache stampede?", "NONSENSE", judge_grader,
+               NULL);
     add_record(&b, "w0001", "sum", "What is 2+2?", "4", "{\"type\": \"numeric\", \"answer\": 4}",
                "{\"warmup\": true}");
     add_record(&b, "r0008", "sum", "What is 2+2?", "", "{\"type\": \"numeric\", \"answer\": 4}",
@@ -131,18 +134,21 @@ static void test_grade_with_judge(void **state)
     (void)state;
     struct fakeserver *fs;
     char err[ERR_LEN];
-    assert_int_equal(fakeserver_start(&fs,
-                                      "{\"flavour\": \"ollama\", \"models\": [{\"name\": \"judge:32b\", "
-                                      "\"digest\": \"sha256:feedbeef\"}],"
-                                      " \"rules\": [{\"contains\": \"GOOD:\", \"answer\": \"Score: 9/10\"},"
-                                      " {\"contains\": \"BAD:\", \"answer\": \"**2**\"}],"
-                                      " \"answer\": \"I cannot say.\"}",
-                                      err),
-                     0);
+    assert_int_equal(
+        fakeserver_start(&fs,
+                         "{\"flavour\": \"ollama\", \"models\": [{\"name\": \"judge:32b\", "
+                         "\"digest\": \"sha256:feedbeef\"}],"
+                         " \"rules\": [{\"contains\": \"GOOD:\", \"answer\": \"Score: 9/10\"},"
+                         " {\"contains\": \"BAD:\", \"answer\": \"**2**\"}],"
+                         " \"answer\": \"I cannot say.\"}",
+                         err),
+        0);
     char *dir = make_run(1);
     struct buf out = {0}, errb = {0};
-    char *argv[] = {JB_TOOL, "grade", dir, "--judge", "judge:32b", "--judge-engine", "ollama",
-                    "--judge-url", (char *)fakeserver_url(fs), NULL};
+    char *argv[] = {JB_TOOL,   "grade",       dir,
+                    "--judge", "judge:32b",   "--judge-engine",
+                    "ollama",  "--judge-url", (char *)fakeserver_url(fs),
+                    NULL};
     int rc = run_tool(argv, &out, &errb);
     if (rc != 0)
         fail_msg("exit %d\nstdout: %s\nstderr: %s", rc, buf_str(&out), buf_str(&errb));
@@ -174,9 +180,11 @@ static void test_grade_with_judge(void **state)
     assert_string_equal(json_string_value(json_object_get(grade_of(recs, "r0008"), "skipped")),
                         "the request failed");
     /* The rest of each record is untouched. */
-    assert_string_equal(json_string_value(json_object_get(json_object_get(recs, "r0003"), "response")),
-                        "```python\ndef double(x):\n    return 2 * x\n```");
-    assert_true(json_number_value(json_object_get(json_object_get(recs, "r0001"), "total_j")) == 50.0);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(recs, "r0003"), "response")),
+        "```python\ndef double(x):\n    return 2 * x\n```");
+    assert_true(json_number_value(json_object_get(json_object_get(recs, "r0001"), "total_j")) ==
+                50.0);
     json_decref(recs);
 
     /* The judge got the rubric prompt. */
@@ -203,8 +211,8 @@ static void test_grade_with_judge(void **state)
     assert_int_equal(rc, 0);
     recs = records(dir);
     assert_true(score_of(recs, "r0005") == 9);
-    assert_non_null(strstr(json_string_value(json_object_get(grade_of(recs, "r0007"), "skipped")),
-                           "no judge"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(grade_of(recs, "r0007"), "skipped")), "no judge"));
     json_decref(recs);
     char *argv3[] = {JB_TOOL, "grade", dir, "--no-report", NULL};
     rc = run_tool(argv3, &out, &errb);
@@ -253,7 +261,8 @@ static void test_grade_refusals(void **state)
     /* A judge that cannot be reached: the judge prompts stay ungraded, the rest is graded. */
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", fakeserver_unused_port());
-    char *a7[] = {JB_TOOL, "grade", dir, "--no-report", "--force", "--judge", "j", "--judge-url", url, NULL};
+    char *a7[] = {JB_TOOL,   "grade", dir,           "--no-report", "--force",
+                  "--judge", "j",     "--judge-url", url,           NULL};
     int rc = run_tool(a7, &out, &errb);
     assert_int_equal(rc, 0);
     recs = records(dir);

@@ -83,8 +83,8 @@ struct script {
     int calls;
 };
 
-static int fake_generate(struct engine *e, const struct engine_request *req, engine_token_fn on_token,
-                         void *user, struct engine_result *res)
+static int fake_generate(struct engine *e, const struct engine_request *req,
+                         engine_token_fn on_token, void *user, struct engine_result *res)
 {
     struct script *s = e->impl;
     s->calls++;
@@ -104,7 +104,8 @@ static int fake_generate(struct engine *e, const struct engine_request *req, eng
     return 0;
 }
 
-static int fake_model_info(struct engine *e, const char *model, struct engine_model_info *out, char *err)
+static int fake_model_info(struct engine *e, const char *model, struct engine_model_info *out,
+                           char *err)
 {
     (void)e;
     (void)err;
@@ -143,7 +144,8 @@ static double judge(struct script *s, int reps, const char *answer, struct grade
     opt.judge = &j;
     json_t *spec = json_loads(spec_text, 0, NULL);
     grade_result_init(r);
-    assert_int_equal(grade_answer(spec, "Design a cache for the product API.", answer, &opt, r, err), 0);
+    assert_int_equal(
+        grade_answer(spec, "Design a cache for the product API.", answer, &opt, r, err), 0);
     json_decref(spec);
     return r->score;
 }
@@ -254,7 +256,8 @@ static void test_judge_openai_fake_server(void **state)
     (void)state;
     struct fakeserver *fs;
     char err[ERR_LEN];
-    assert_int_equal(fakeserver_start(&fs, "{\"flavour\": \"openai\", \"answer\": \"Score: 6/10\"}", err), 0);
+    assert_int_equal(
+        fakeserver_start(&fs, "{\"flavour\": \"openai\", \"answer\": \"Score: 6/10\"}", err), 0);
     struct engine_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.name = "openai";
@@ -284,7 +287,8 @@ static void test_judge_openai_fake_server(void **state)
     assert_string_equal(json_string_value(json_object_get(body, "model")), "judge-model");
     assert_true(json_number_value(json_object_get(body, "temperature")) > 0);
     json_t *msgs = json_object_get(body, "messages");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "role")), "system");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "role")),
+                        "system");
     assert_non_null(strstr(json_string_value(json_object_get(json_array_get(msgs, 1), "content")),
                            "An answer."));
     json_decref(body);

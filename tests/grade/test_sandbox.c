@@ -343,7 +343,8 @@ static void test_ssh_key(void **state)
     (void)state;
     unsigned prot;
     char reason[256];
-    const unsigned landlock = SANDBOX_P_LANDLOCK_FS | SANDBOX_P_LANDLOCK_NET | SANDBOX_P_LANDLOCK_SCOPE;
+    const unsigned landlock =
+        SANDBOX_P_LANDLOCK_FS | SANDBOX_P_LANDLOCK_NET | SANDBOX_P_LANDLOCK_SCOPE;
     /* Everything on. */
     assert_false(try_ssh(0, &prot, reason, sizeof reason));
     assert_true(reason[0] != '\0');
@@ -451,7 +452,7 @@ static void test_hostile_tree_removed(void **state)
     sandbox_result_free(&res);
     sandbox_close(sb);
     struct stat st;
-    assert_int_not_equal(stat(top, &st), 0); /* the folder is gone */
+    assert_int_not_equal(stat(top, &st), 0);       /* the folder is gone */
     assert_int_equal(stat("/etc/passwd", &st), 0); /* and what the links pointed at is not */
 }
 

@@ -51,13 +51,13 @@ static json_t *wrong_answers(const char *suite)
 /* ---- a judge that knows the reference ------------------------------------ */
 
 struct judge_state {
-    const char *reference;  /* the answer that deserves 10 */
-    json_t *rubric;         /* points that must appear in the judge's prompt */
+    const char *reference; /* the answer that deserves 10 */
+    json_t *rubric;        /* points that must appear in the judge's prompt */
     int calls;
 };
 
-static int judge_generate(struct engine *e, const struct engine_request *req, engine_token_fn on_token,
-                          void *user, struct engine_result *res)
+static int judge_generate(struct engine *e, const struct engine_request *req,
+                          engine_token_fn on_token, void *user, struct engine_result *res)
 {
     (void)on_token;
     (void)user;
@@ -189,7 +189,8 @@ static void check_suite(const char *name, struct counts *c)
             if (!strcmp(lang, "c"))
                 c->c_code++;
             if ((!strcmp(lang, "c") && !have_cc) || (!strcmp(lang, "python") && !have_python)) {
-                printf("%s/%s: not run, no %s here\n", name, id, strcmp(lang, "c") ? "python3" : "cc");
+                printf("%s/%s: not run, no %s here\n", name, id,
+                       strcmp(lang, "c") ? "python3" : "cc");
                 continue;
             }
         } else if (!strcmp(type, "numeric")) {
