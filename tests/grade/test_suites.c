@@ -20,6 +20,7 @@
 
 #include "common/buf.h"
 #include "common/str.h"
+#include "common/timeutil.h"
 #include "engines/engine.h"
 #include "grade/grade.h"
 #include "grade/sandbox.h"
@@ -199,6 +200,7 @@ static void check_suite(const char *name, struct counts *c)
             c->judge++;
         }
 
+        double t0 = jb_clock_s();
         struct judge_state js = {ref, json_object_get(spec, "rubric"), 0};
         char detail[1024];
         double s = grade_one(p, ref, &js, detail, sizeof detail);
@@ -209,10 +211,11 @@ static void check_suite(const char *name, struct counts *c)
         const char *bad = json_string_value(json_object_get(wrong, id));
         if (!bad)
             fail_msg("%s/%s: no deliberately wrong answer in wrong_answers.json", name, id);
-        s = grade_one(p, bad, &js, detail, sizeof detail);
-        if (!(s < 10))
-            fail_msg("%s/%s: the wrong answer scores %g: %s", name, id, s, detail);
-        printf("%-8s %-24s reference 10, wrong %4.1f  (%s)\n", name, id, s, detail);
+        double wrong_s = grade_one(p, bad, &js, detail, sizeof detail);
+        if (!(wrong_s < 10))
+            fail_msg("%s/%s: the wrong answer scores %g: %s", name, id, wrong_s, detail);
+        char wrong_detail[1024];
+        str_lcpy(wrong_detail, detail, sizeof wrong_detail);
 
         if (!strcmp(type, "code") && !strcmp(lang, "python")) {
             char *stub = python_stubs(json_object_get(spec, "entry"));
@@ -222,6 +225,8 @@ static void check_suite(const char *name, struct counts *c)
                 fail_msg("%s/%s: empty stubs score %g; some test does not exercise the answer: %s",
                          name, id, s, detail);
         }
+        printf("%-8s %-24s reference 10, wrong %4.1f (%.1f s) %s\n", name, id, wrong_s,
+               jb_clock_s() - t0, wrong_detail);
     }
     json_decref(seen);
     json_decref(suite);
