@@ -109,8 +109,8 @@ static void test_spec_check(void **state)
         "{\"type\": \"code\", \"language\": \"rust\", \"tests\": [{\"code\": \"x\"}]}",
         "{\"type\": \"code\", \"language\": \"python\", \"tests\": []}",
         "{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"name\": \"x\"}]}",
-        "{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"code\": \"x\", \"stdout\": "
-        "\"y\"}]}",
+        ("{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"code\": \"x\", "
+         "\"stdout\": \"y\"}]}"),
         "{\"type\": \"contains\"}",
         "{\"type\": \"judge\", \"rubric\": 5}",
     };
