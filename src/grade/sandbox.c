@@ -831,7 +831,7 @@ static int ll_allow(int ruleset, const char *path, uint64_t access)
 
 /* The Landlock ruleset: read and execute the system folders, write the
  * sandbox folder, use the null devices; nothing else. Returns its fd or -1. */
-static int ll_build(const struct child_plan *p)
+static int ll_build(const struct child_plan *p, int private_proc)
 {
     int abi = p->landlock_abi;
     struct ll_ruleset_attr attr = {ll_fs_mask(abi), 0, 0};
@@ -853,8 +853,14 @@ static int ll_build(const struct child_plan *p)
     uint64_t ro = LL_FS_EXECUTE | LL_FS_READ_FILE | LL_FS_READ_DIR;
     uint64_t dev = (LL_FS_READ_FILE | LL_FS_WRITE_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV) & fs;
     int bad = ll_allow(rs, p->dir, fs);
-    for (int i = 0; !bad && i < p->n_ro; i++)
-        bad = ll_allow(rs, p->ro[i], ro);
+    for (int i = 0; !bad && i < p->n_ro; i++) {
+        /* The host's /proc would show the environment of every process of
+         * the same uid (API keys and the like): only our own then. */
+        if (!private_proc && !strcmp(p->ro[i], "/proc"))
+            bad = ll_allow(rs, "/proc/self", ro);
+        else
+            bad = ll_allow(rs, p->ro[i], ro);
+    }
     if (!bad)
         bad = ll_allow(rs, "/dev/null", dev) || ll_allow(rs, "/dev/zero", dev) ||
               ll_allow(rs, "/dev/urandom", LL_FS_READ_FILE) ||
@@ -953,7 +959,7 @@ static void child_main(const struct child_plan *p)
     int ll = -1;
 #ifdef __linux__
     if (p->landlock_abi > 0 && (p->want & SANDBOX_P_LANDLOCK_FS))
-        ll = ll_build(p);
+        ll = ll_build(p, (prot & SANDBOX_P_PROC) != 0);
 #endif
     if (chdir(p->dir))
         child_fail(sfd, ST_CHDIR);

@@ -367,6 +367,54 @@ static void test_ssh_key(void **state)
     assert_true(try_ssh(SANDBOX_P_UID | SANDBOX_P_MNTNS | landlock, &prot, reason, sizeof reason));
 }
 
+/* Reads this test process's /proc/PID/environ from the sandbox with some
+ * protections off; returns 1 if its first entry (what the kernel shows, the
+ * environment the process started with) came out. */
+static int try_environ(unsigned disable, unsigned *prot)
+{
+    char first[256];
+    ssize_t n = fs_read_small("/proc/self/environ", first, sizeof first);
+    if (n < 8 || strlen(first) < 5) {
+        printf("SKIP: this process has no readable environment to look for\n");
+        skip();
+    }
+    struct sandbox_config cfg = {0};
+    cfg.disable = disable;
+    struct sandbox *sb = open_box(&cfg);
+    char code[256];
+    snprintf(code, sizeof code,
+             "print(open('/proc/%ld/environ', 'rb').read().split(b'\\0')[0].decode())\n",
+             (long)getpid());
+    struct sandbox_result res;
+    sandbox_result_init(&res);
+    run_py(sb, code, 10.0, &res);
+    int leaked = strstr(buf_str(&res.out), first) != NULL;
+    *prot = res.protections;
+    sandbox_result_free(&res);
+    sandbox_close(sb);
+    return leaked;
+}
+
+static void test_proc_environ(void **state)
+{
+    (void)state;
+    unsigned prot;
+    assert_false(try_environ(0, &prot));
+    /* Without the PID namespace's private /proc (and, as root, without the
+     * uid drop), Landlock alone keeps other processes' /proc out of reach. */
+    const unsigned landlock =
+        SANDBOX_P_LANDLOCK_FS | SANDBOX_P_LANDLOCK_NET | SANDBOX_P_LANDLOCK_SCOPE;
+    if (!(prot & SANDBOX_P_LANDLOCK_FS)) {
+        printf("SKIP: Landlock is not available here\n");
+        skip();
+    }
+    assert_false(try_environ(SANDBOX_P_UID | SANDBOX_P_PIDNS, &prot));
+    assert_false(prot & SANDBOX_P_PROC);
+    /* Control: with Landlock off too, the environment leaks. */
+    if (geteuid() == 0)
+        assert_true(try_environ(SANDBOX_P_UID | SANDBOX_P_PIDNS | landlock, &prot));
+}
+
 /* 1 if a process whose command line holds marker is alive. */
 static int process_alive(const char *marker)
 {
@@ -513,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_huge_stdout),
         cmocka_unit_test(test_network),
         cmocka_unit_test(test_ssh_key),
+        cmocka_unit_test(test_proc_environ),
         cmocka_unit_test(test_daemon_does_not_survive),
         cmocka_unit_test(test_hostile_tree_removed),
         cmocka_unit_test(test_missing_program),
