@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/sig.h"
 #include "common/str.h"
 #include "engines/engine.h"
 #include "grade/grade.h"
@@ -179,6 +180,7 @@ int cmd_grade(int argc, char **argv)
         return rc;
     if (o.quiet)
         log_set_level(LOG_QUIET);
+    sig_install();
 
     char err[ERR_LEN] = "";
     struct engine *eng = NULL;

@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/sig.h"
 #include "common/str.h"
 #include "grade/grade.h"
 
@@ -86,7 +87,7 @@ int grade_run_dir(const char *dir, const struct grade_options *opt, int only_ung
     char *text = in.data ? in.data : (char *)"";
     size_t len = in.len;
     size_t pos = 0;
-    int line_no = 0;
+    int line_no = 0, interrupted = 0;
     while (pos < len) {
         char *eol = memchr(text + pos, '\n', len - pos);
         size_t n = eol ? (size_t)(eol - (text + pos)) : len - pos;
@@ -121,7 +122,9 @@ int grade_run_dir(const char *dir, const struct grade_options *opt, int only_ung
         json_t *old = json_object_get(rec, "grade");
         int warmup = json_is_true(json_object_get(rec, "warmup"));
         int has_score = json_is_object(old) && json_is_number(json_object_get(old, "score"));
-        if (!warmup && json_is_object(spec) && !(only_ungraded && has_score)) {
+        if (sig_stop)
+            interrupted = 1; /* the rest is written back as it was */
+        if (!interrupted && !warmup && json_is_object(spec) && !(only_ungraded && has_score)) {
             log_progress("grading %d/%d %s %s", line_no, lines_total,
                          str_or(json_string_value(json_object_get(rec, "model"))),
                          str_or(json_string_value(json_object_get(rec, "prompt_id"))));
@@ -141,11 +144,16 @@ int grade_run_dir(const char *dir, const struct grade_options *opt, int only_ung
                 str_lcpy(g.grader, type ? type : "?", sizeof g.grader);
                 snprintf(g.skipped, sizeof g.skipped, "bad grader: %s", gerr);
             }
-            if (g.graded)
-                sum->graded++;
-            else
-                sum->skipped++;
-            json_object_set_new(rec, "grade", grade_result_json(&g));
+            if (sig_stop) {
+                /* Cut short: what it has is not a grade; the old one stays. */
+                interrupted = 1;
+            } else {
+                if (g.graded)
+                    sum->graded++;
+                else
+                    sum->skipped++;
+                json_object_set_new(rec, "grade", grade_result_json(&g));
+            }
             grade_result_free(&g);
         }
         char *s = json_dumps(rec, JSON_COMPACT);
@@ -159,6 +167,11 @@ int grade_run_dir(const char *dir, const struct grade_options *opt, int only_ung
     }
     log_progress_done();
     rc = fs_write_atomic(path, out.data ? out.data : "", out.len, err);
+    if (!rc && interrupted)
+        rc = err_setf(err, JB_ERR_INTERRUPTED,
+                      "interrupted: %d answers graded and written, the rest left as they were "
+                      "(run 'joulebench grade %s --only-ungraded' to finish)",
+                      sum->graded, dir);
 done:
     buf_free(&in);
     buf_free(&out);

@@ -38,6 +38,7 @@
 #endif
 
 #include "common/fs.h"
+#include "common/sig.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 
@@ -180,6 +181,7 @@ static void rm_below(int dfd, int depth)
             if (unlinkat(dfd, e->d_name, 0) == 0)
                 continue;
             int sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+#ifdef O_PATH
             if (sub < 0 && errno == EACCES) {
                 int p = openat(dfd, e->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (p >= 0) {
@@ -191,6 +193,7 @@ static void rm_below(int dfd, int depth)
                     close(p);
                 }
             }
+#endif
             if (sub >= 0) {
                 struct stat st;
                 if (fstat(sub, &st) == 0 && !(st.st_mode & S_IWUSR))
@@ -1229,11 +1232,20 @@ int sandbox_run(struct sandbox *sb, char *const argv[], const char *stdin_name, 
     struct sb_msg msgs[32];
     size_t n_msgs = 0, msg_bytes = 0;
     unsigned char msg_raw[sizeof msgs];
-    int out_over = 0, err_over = 0, exited = 0, killed = 0;
+    int out_over = 0, err_over = 0, exited = 0, killed = 0, interrupted = 0;
     double deadline = t0 + timeout_s, next_disk = t0 + SB_DISK_CHECK_S, t_exit = 0, t_kill = 0;
     int status = 0;
     for (;;) {
         double now = jb_clock_s();
+        if (!exited && !killed && sig_stop) {
+            /* SIGINT/SIGTERM for us: the code is in its own process group,
+             * so the terminal's signal did not reach it. */
+            interrupted = 1;
+            kill(pid, SIGKILL);
+            kill(-pid, SIGKILL);
+            killed = 1;
+            t_kill = now;
+        }
         if (!exited && !killed && now >= deadline) {
             res->timed_out = 1;
             kill(pid, SIGKILL);
@@ -1367,6 +1379,8 @@ int sandbox_run(struct sandbox *sb, char *const argv[], const char *stdin_name, 
                              strerror(m->err_no));
         }
     }
+    if (!rc && interrupted)
+        rc = err_setf(err, JB_ERR_INTERRUPTED, "interrupted");
     if (!rc && !ready && !res->reason[0])
         rc = err_setf(err, JB_ERR_IO, "sandbox: the child ended before its setup was done");
     if (rc)

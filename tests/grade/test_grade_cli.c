@@ -8,8 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -17,6 +20,7 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/str.h"
+#include "common/timeutil.h"
 #include "fakeserver.h"
 #include "testutil.h"
 
@@ -278,11 +282,55 @@ static void test_grade_refusals(void **state)
     tu_rmtree_free(dir);
 }
 
+/* SIGINT while a sandboxed answer loops: the tool stops at once, the file
+ * is whole, the answers graded so far keep their grades. */
+static void test_grade_interrupted(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("gradeint");
+    tu_write(dir, "run.json", run_json);
+    struct buf b = {0};
+    add_record(&b, "r0001", "sum", "What is 2+2?", "It is 4.", "{\"type\": \"numeric\", \"answer\": 4}",
+               NULL);
+    add_record(&b, "r0002", "loop", "Write spin().",
+               "```python\ndef spin():\n    while True:\n        pass\n```",
+               "{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"code\": \"spin()\"}]}",
+               NULL);
+    add_record(&b, "r0003", "sum", "What is 2+2?", "It is 4.", "{\"type\": \"numeric\", \"answer\": 4}",
+               NULL);
+    tu_write(dir, "requests.jsonl", buf_str(&b));
+    buf_free(&b);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);
+        execl(JB_TOOL, JB_TOOL, "grade", dir, "--timeout", "60", "--no-report", (char *)NULL);
+        _exit(127);
+    }
+    usleep(1500 * 1000);
+    kill(pid, SIGINT);
+    double t0 = jb_clock_s();
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(jb_clock_s() - t0 < 10); /* not the 60 s the loop was allowed */
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    json_t *recs = records(dir);
+    assert_int_equal(json_object_size(recs), 3);
+    assert_true(score_of(recs, "r0001") == 10);
+    assert_null(json_object_get(json_object_get(recs, "r0002"), "grade"));
+    assert_null(json_object_get(json_object_get(recs, "r0003"), "grade"));
+    json_decref(recs);
+    tu_rmtree_free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grade_with_judge),
         cmocka_unit_test(test_grade_refusals),
+        cmocka_unit_test(test_grade_interrupted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
