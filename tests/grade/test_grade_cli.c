@@ -290,14 +290,15 @@ static void test_grade_interrupted(void **state)
     char *dir = tu_tmpdir("gradeint");
     tu_write(dir, "run.json", run_json);
     struct buf b = {0};
-    add_record(&b, "r0001", "sum", "What is 2+2?", "It is 4.", "{\"type\": \"numeric\", \"answer\": 4}",
-               NULL);
-    add_record(&b, "r0002", "loop", "Write spin().",
-               "```python\ndef spin():\n    while True:\n        pass\n```",
-               "{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"code\": \"spin()\"}]}",
-               NULL);
-    add_record(&b, "r0003", "sum", "What is 2+2?", "It is 4.", "{\"type\": \"numeric\", \"answer\": 4}",
-               NULL);
+    add_record(&b, "r0001", "sum", "What is 2+2?", "It is 4.",
+               "{\"type\": \"numeric\", \"answer\": 4}", NULL);
+    add_record(
+        &b, "r0002", "loop", "Write spin().",
+        "```python\ndef spin():\n    while True:\n        pass\n```",
+        "{\"type\": \"code\", \"language\": \"python\", \"tests\": [{\"code\": \"spin()\"}]}",
+        NULL);
+    add_record(&b, "r0003", "sum", "What is 2+2?", "It is 4.",
+               "{\"type\": \"numeric\", \"answer\": 4}", NULL);
     tu_write(dir, "requests.jsonl", buf_str(&b));
     buf_free(&b);
 
