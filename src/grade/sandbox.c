@@ -1122,6 +1122,8 @@ static void append_missing(struct sandbox_result *res, const char *fmt, ...)
     str_lcat(res->missing, line, sizeof res->missing);
 }
 
+/* clone3() into the probed namespaces, with a pidfd; plain fork() where the
+ * kernel has no clone3 (then no namespaces either). */
 static pid_t spawn(struct sandbox *sb, const struct child_plan *plan, int *pidfd)
 {
     *pidfd = -1;
@@ -1147,6 +1149,13 @@ static pid_t spawn(struct sandbox *sb, const struct child_plan *plan, int *pidfd
     return pid;
 }
 
+/* One run. The parent polls the child's stdout, stderr, its setup messages
+ * and its pidfd, and wakes at least every SB_DISK_CHECK_S to measure the
+ * folder; it kills the process and its group at the timeout, past the output
+ * cap, past the disk cap, or when we are asked to stop. Once the child has
+ * exited (seen through waitid(WNOWAIT), so its id cannot be reused yet) the
+ * rest of its group is killed and the pipes drained for a short grace; with
+ * a PID namespace the kernel has already ended everything it started. */
 int sandbox_run(struct sandbox *sb, char *const argv[], const char *stdin_name, double timeout_s,
                 struct sandbox_result *res, char *err)
 {
