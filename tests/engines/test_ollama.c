@@ -14,6 +14,10 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <unistd.h>
+
+#include "common/sig.h"
 #include "etest.h"
 #include "joulebench/joulebench.h"
 
@@ -333,6 +337,31 @@ static void test_never_answers(void **state)
     fx_free(f);
 }
 
+static void *raise_stop_later(void *arg)
+{
+    (void)arg;
+    usleep(200 * 1000);
+    sig_stop = 1; /* what the SIGINT handler does */
+    return NULL;
+}
+
+/* SIGINT while the server is silent: the request ends interrupted, not
+ * by its 30 s timeout (the wait loop polls the flag). */
+static void test_stop_flag(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new("{\"never_answer\": true}", 30);
+    pthread_t th;
+    pthread_create(&th, NULL, raise_stop_later, NULL);
+    int rc = fx_run(f);
+    pthread_join(th, NULL);
+    sig_reset();
+    assert_int_equal(rc, JB_ERR_INTERRUPTED); /* not JB_ERR_TIMEOUT */
+    etest_invariants(&f->res, &f->seen);
+    assert_non_null(strstr(f->res.error, "stopped by a signal"));
+    fx_free(f);
+}
+
 /* A stream that stalls after 2 pieces times out too, keeping them. */
 static void test_stall_mid_stream(void **state)
 {
@@ -610,29 +639,18 @@ static void test_bad_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chat_stream),
-        cmocka_unit_test(test_chat_body),
-        cmocka_unit_test(test_generate_bodies),
-        cmocka_unit_test(test_cached_prompt),
-        cmocka_unit_test(test_usage_missing),
-        cmocka_unit_test(test_thinking_pieces),
-        cmocka_unit_test(test_drop_mid_stream),
-        cmocka_unit_test(test_drop_clean_end),
-        cmocka_unit_test(test_http_error_text),
-        cmocka_unit_test(test_model_not_found),
-        cmocka_unit_test(test_connection_refused),
-        cmocka_unit_test(test_never_answers),
-        cmocka_unit_test(test_stall_mid_stream),
-        cmocka_unit_test(test_endless_line),
-        cmocka_unit_test(test_malformed_line),
-        cmocka_unit_test(test_error_in_stream),
-        cmocka_unit_test(test_ttft),
-        cmocka_unit_test(test_split_writes),
-        cmocka_unit_test(test_cancel_from_callback),
-        cmocka_unit_test(test_load_unload),
-        cmocka_unit_test(test_listings),
-        cmocka_unit_test(test_ollama_answers),
-        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_chat_stream),        cmocka_unit_test(test_chat_body),
+        cmocka_unit_test(test_generate_bodies),    cmocka_unit_test(test_cached_prompt),
+        cmocka_unit_test(test_usage_missing),      cmocka_unit_test(test_thinking_pieces),
+        cmocka_unit_test(test_drop_mid_stream),    cmocka_unit_test(test_drop_clean_end),
+        cmocka_unit_test(test_http_error_text),    cmocka_unit_test(test_model_not_found),
+        cmocka_unit_test(test_connection_refused), cmocka_unit_test(test_never_answers),
+        cmocka_unit_test(test_stall_mid_stream),   cmocka_unit_test(test_stop_flag),
+        cmocka_unit_test(test_endless_line),       cmocka_unit_test(test_malformed_line),
+        cmocka_unit_test(test_error_in_stream),    cmocka_unit_test(test_ttft),
+        cmocka_unit_test(test_split_writes),       cmocka_unit_test(test_cancel_from_callback),
+        cmocka_unit_test(test_load_unload),        cmocka_unit_test(test_listings),
+        cmocka_unit_test(test_ollama_answers),     cmocka_unit_test(test_bad_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
