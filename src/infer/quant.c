@@ -173,8 +173,9 @@ uint16_t quant_f32_to_bf16(float f)
 /* ---- helpers ---- */
 
 /* Nearest integer, ties away from zero; NaN reads as 0 and huge values are
- * clamped first so the conversion is always defined. */
-static int nearest(float x)
+ * clamped first so the conversion is always defined. Inline arithmetic
+ * rather than lroundf: synth quantizes half a billion weights with it. */
+static inline int nearest(float x)
 {
     if (!(x == x))
         return 0;
@@ -182,15 +183,15 @@ static int nearest(float x)
         x = 1e6f;
     if (x < -1e6f)
         x = -1e6f;
-    return (int)lroundf(x);
+    return (int)(x >= 0.0f ? x + 0.5f : x - 0.5f);
 }
 
-static int clampi(int v, int lo, int hi)
+static inline int clampi(int v, int lo, int hi)
 {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-static float finite_or_zero(float x)
+static inline float finite_or_zero(float x)
 {
     return isfinite(x) ? x : 0.0f;
 }
@@ -362,10 +363,10 @@ static void fit_scale_min(const float *x, int n, int nmax, float *scale_out, flo
     }
     double best_err = INFINITY;
     float best_scale = (hi - lo) / (float)nmax, best_min = -lo;
-    for (int step = -4; step <= 4; step++) {
-        float scale = (hi - lo) / ((float)nmax + 0.25f * (float)step);
+    for (int step = -2; step <= 2; step++) {
+        float scale = (hi - lo) / ((float)nmax + 0.5f * (float)step);
         float mn = lo;
-        for (int iter = 0; iter < 2; iter++) {
+        for (int iter = 0; iter < 1; iter++) {
             /* levels for this (scale, mn), then least squares for both */
             double sq = 0, sx = 0, sqq = 0, sqx = 0;
             for (int i = 0; i < n; i++) {
