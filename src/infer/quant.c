@@ -174,7 +174,7 @@ uint16_t quant_f32_to_bf16(float f)
 
 /* Nearest integer, ties away from zero; NaN reads as 0 and huge values are
  * clamped first so the conversion is always defined. Inline arithmetic
- * rather than lroundf: synth quantizes half a billion weights with it. */
+ * with lroundf's exact result: synth quantizes half a billion weights. */
 static inline int nearest(float x)
 {
     if (!(x == x))
@@ -183,7 +183,11 @@ static inline int nearest(float x)
         x = 1e6f;
     if (x < -1e6f)
         x = -1e6f;
-    return (int)(x >= 0.0f ? x + 0.5f : x - 0.5f);
+    /* exact: |x| <= 1e6, so x - trunc(x) has no rounding error, and the
+     * result equals lroundf(x) */
+    int i = (int)x;
+    float frac = x - (float)i;
+    return i + (frac >= 0.5f) - (frac <= -0.5f);
 }
 
 static inline int clampi(int v, int lo, int hi)
