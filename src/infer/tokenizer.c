@@ -67,14 +67,17 @@ static int byte_is_self(int b)
     return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
 }
 
+/* The 68 other bytes in order: 0x00-0x20 -> U+0100-U+0120, 0x7f-0xa0 ->
+ * U+0121-U+0142, 0xad -> U+0143. */
 static unsigned byte_to_cp(int b)
 {
     if (byte_is_self(b))
         return (unsigned)b;
-    int n = 0;
-    for (int x = 0; x < b; x++)
-        n += !byte_is_self(x);
-    return 256u + (unsigned)n;
+    if (b <= 32)
+        return 256u + (unsigned)b;
+    if (b <= 160)
+        return 289u + (unsigned)(b - 127);
+    return 323u; /* 0xad */
 }
 
 /* The byte a code point stands for, or -1. */
@@ -82,11 +85,11 @@ static int cp_to_byte(unsigned cp)
 {
     if (cp < 256)
         return byte_is_self((int)cp) ? (int)cp : -1;
-    unsigned n = cp - 256;
-    for (int b = 0; b < 256; b++)
-        if (!byte_is_self(b) && n-- == 0)
-            return b;
-    return -1;
+    if (cp <= 288)
+        return (int)(cp - 256);
+    if (cp <= 322)
+        return 127 + (int)(cp - 289);
+    return cp == 323 ? 173 : -1;
 }
 
 static size_t put_utf8(unsigned cp, char *dst)

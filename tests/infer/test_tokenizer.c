@@ -233,6 +233,48 @@ static void test_pretokenizer(void **state)
     expect_split("unheard-of", "a 12345", "a| 12345"); /* unknown: GPT-2 */
 }
 
+/* GPT-2's byte alphabet: known code points, and 256 distinct ones. */
+static void test_byte_alphabet(void **state)
+{
+    (void)state;
+    static const struct {
+        unsigned char byte;
+        const char *utf8;
+    } known[] = {
+        {' ', "\xc4\xa0"},  /* U+0120 */
+        {'\n', "\xc4\x8a"}, /* U+010A */
+        {0x00, "\xc4\x80"}, /* U+0100 */
+        {0x7f, "\xc4\xa1"}, /* U+0121 */
+        {0xa0, "\xc5\x82"}, /* U+0142 */
+        {0xad, "\xc5\x83"}, /* U+0143 */
+        {'a', "a"},
+        {0xe9, "\xc3\xa9"}, /* U+00E9 stands for itself */
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        struct buf b = {0};
+        assert_int_equal(tokenizer_vocab_text(&known[i].byte, 1, &b), 0);
+        assert_string_equal(buf_str(&b), known[i].utf8);
+        buf_free(&b);
+    }
+    char all[256];
+    for (int c = 0; c < 256; c++)
+        all[c] = (char)c;
+    struct buf b = {0};
+    assert_int_equal(tokenizer_vocab_text(all, 256, &b), 0);
+    /* each byte is one code point below U+0144, all different */
+    unsigned char seen[0x144] = {0};
+    size_t count = 0;
+    for (size_t i = 0; i < b.len; count++) {
+        unsigned char c = (unsigned char)b.data[i];
+        unsigned cp = c < 0x80 ? c : ((c & 0x1fu) << 6) | ((unsigned char)b.data[i + 1] & 0x3fu);
+        i += c < 0x80 ? 1 : 2;
+        assert_true(cp < 0x144 && cp > 0x20 && !seen[cp]);
+        seen[cp] = 1;
+    }
+    assert_int_equal(count, 256);
+    buf_free(&b);
+}
+
 /* ---- merges ---- */
 
 static void test_merge_rank(void **state)
@@ -619,7 +661,8 @@ static void test_bad_vocab(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pretokenizer),  cmocka_unit_test(test_merge_rank),
+        cmocka_unit_test(test_pretokenizer),  cmocka_unit_test(test_byte_alphabet),
+        cmocka_unit_test(test_merge_rank),
         cmocka_unit_test(test_ignore_merges), cmocka_unit_test(test_special),
         cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_long_text),
         cmocka_unit_test(test_byte_fallback), cmocka_unit_test(test_ids_and_templates),
