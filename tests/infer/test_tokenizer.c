@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/fs.h"
 #include "infer/gguf.h"
+#include "infer/synth.h"
 #include "infer/tokenizer.h"
 #include "testutil.h"
 
@@ -658,15 +659,154 @@ static void test_bad_vocab(void **state)
     vocab_free(&v);
 }
 
-int main(void)
+/* ---- the committed vocabulary and texts (fuzzing seeds) ---- */
+
+#define VOCAB JB_TEST_DATA "/tokenizer/vocab.gguf"
+
+static const char *const sample_texts[] = {"english.txt", "code.c.txt", "unicode.txt",
+                                           "whitespace.txt", "chatml.txt", "invalid.bin"};
+
+/* Writes the tiny synthetic model's tokenizer keys, and nothing else, to
+ * path: `test_tokenizer --write-vocab tests/data/tokenizer/vocab.gguf`. */
+static int write_vocab(const char *path)
 {
+    char err[ERR_LEN];
+    char *dir = tu_tmpdir("vocab");
+    char model[FS_PATH_MAX];
+    fs_path_join(model, sizeof model, dir, "tiny.gguf");
+    struct synth_options o;
+    synth_preset("tiny", &o);
+    o.n_layers = 1;
+    int rc = synth_write(model, &o, err);
+    struct fs_map map;
+    struct gguf_file f;
+    if (!rc)
+        rc = gguf_open(model, &map, &f, err);
+    if (rc) {
+        fprintf(stderr, "%s\n", err);
+        tu_rmtree_free(dir);
+        return 1;
+    }
+    struct gguf_writer *w;
+    rc = gguf_writer_open(&w, path, err);
+    for (uint64_t i = 0; !rc && i < f.n_kv; i++) {
+        const struct gguf_kv *kv = &f.kv[i];
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
+        if (strncmp(key, "tokenizer.", 10) == 0 || strcmp(key, "general.architecture") == 0)
+            rc = gguf_writer_kv(w, key, &kv->value);
+    }
+    if (!rc)
+        rc = gguf_writer_finish(w, err);
+    else
+        gguf_writer_abort(w);
+    gguf_close(&map, &f);
+    tu_rmtree_free(dir);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    return rc ? 1 : 0;
+}
+
+static struct tokenizer *load_vocab_sample(void)
+{
+    struct buf b = {0};
+    char err[ERR_LEN];
+    assert_int_equal(fs_read_file(VOCAB, 0, &b, err), 0);
+    struct gguf_file f;
+    assert_int_equal(gguf_parse(b.data, b.len, &f, err), 0);
+    struct tokenizer *t;
+    int rc = tokenizer_from_gguf(&f, &t, err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, 0);
+    gguf_free(&f);
+    buf_free(&b);
+    return t;
+}
+
+static void test_committed_samples(void **state)
+{
+    (void)state;
+    struct tokenizer *t = load_vocab_sample();
+    assert_int_equal(tokenizer_template(t), TOKENIZER_TEMPLATE_CHATML);
+    for (size_t i = 0; i < sizeof sample_texts / sizeof sample_texts[0]; i++) {
+        char path[FS_PATH_MAX], err[ERR_LEN];
+        fs_path_join(path, sizeof path, JB_TEST_DATA "/tokenizer", sample_texts[i]);
+        struct buf text = {0};
+        assert_int_equal(fs_read_file(path, 0, &text, err), 0);
+        round_trip(t, text.data, text.len);
+        /* with specials parsed, ChatML text keeps its five markers whole */
+        int *ids;
+        size_t n;
+        assert_int_equal(tokenizer_encode(t, text.data, text.len, 1, &ids, &n, err), 0);
+        size_t specials = 0;
+        for (size_t k = 0; k < n; k++)
+            specials += tokenizer_token_type(t, ids[k]) == TOKENIZER_TYPE_CONTROL;
+        assert_int_equal(specials, strcmp(sample_texts[i], "chatml.txt") == 0 ? 5 : 0);
+        if (strcmp(sample_texts[i], "english.txt") == 0)
+            assert_true(n * 2 < text.len); /* merges learned from English apply */
+        free(ids);
+        buf_free(&text);
+    }
+    tokenizer_free(t);
+}
+
+/* Random changes to the vocabulary file: whatever still parses and loads
+ * must encode and decode without crashing (ASan watches). */
+static void test_mutated_vocab(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    char err[ERR_LEN];
+    assert_int_equal(fs_read_file(VOCAB, 0, &b, err), 0);
+    uint64_t rng = 99;
+    int loaded = 0;
+    const char *text = "The energy of a token: 12 joules \xf0\x9f\x98\x80 <|im_end|>";
+    for (int iter = 0; iter < 400; iter++) {
+        uint8_t *copy = malloc(b.len);
+        assert_non_null(copy);
+        memcpy(copy, b.data, b.len);
+        for (int k = 0; k < 1 + iter % 3; k++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            copy[rng % b.len] ^= (uint8_t)(1u << ((rng >> 20) % 8));
+        }
+        struct gguf_file f;
+        if (gguf_parse(copy, b.len, &f, err) == 0) {
+            struct tokenizer *t;
+            if (tokenizer_from_gguf(&f, &t, err) == 0) {
+                loaded++;
+                int *ids;
+                size_t n;
+                if (tokenizer_encode(t, text, strlen(text), 1, &ids, &n, err) == 0) {
+                    struct buf out = {0};
+                    for (size_t k = 0; k < n; k++)
+                        assert_int_equal(tokenizer_decode(t, ids[k], &out), 0);
+                    buf_free(&out);
+                    free(ids);
+                }
+                tokenizer_free(t);
+            }
+            gguf_free(&f);
+        }
+        free(copy);
+    }
+    printf("mutated vocabularies that still loaded: %d of 400\n", loaded);
+    assert_true(loaded > 0);
+    buf_free(&b);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--write-vocab") == 0)
+        return write_vocab(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pretokenizer),  cmocka_unit_test(test_byte_alphabet),
         cmocka_unit_test(test_merge_rank),
         cmocka_unit_test(test_ignore_merges), cmocka_unit_test(test_special),
         cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_long_text),
         cmocka_unit_test(test_byte_fallback), cmocka_unit_test(test_ids_and_templates),
-        cmocka_unit_test(test_bad_vocab),
+        cmocka_unit_test(test_bad_vocab),     cmocka_unit_test(test_committed_samples),
+        cmocka_unit_test(test_mutated_vocab),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
