@@ -234,7 +234,15 @@ static void *sampler_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
+#if defined(__APPLE__) /* no monotonic condition variables there: wait relative */
+        double left = next - jb_clock_s();
+        if (left < 0)
+            left = 0;
+        struct timespec rel = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        int rc = pthread_cond_timedwait_relative_np(&m->cond, &m->lock, &rel);
+#else
         int rc = pthread_cond_timedwait(&m->cond, &m->lock, &ts);
+#endif
         if (m->stop)
             break;
         if (rc != ETIMEDOUT)
@@ -408,12 +416,14 @@ double jb_meter_sampler_cpu_s(struct jb_meter *m)
         return 0;
     pthread_mutex_lock(&m->lock);
     double cpu = m->sampler_cpu_s;
+#if !defined(__APPLE__)
     if (m->running && !m->stop) {
         clockid_t cid;
         struct timespec ts;
         if (pthread_getcpuclockid(m->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
             cpu = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
     }
+#endif
     pthread_mutex_unlock(&m->lock);
     return cpu;
 }
