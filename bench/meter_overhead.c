@@ -58,7 +58,8 @@ static void *floor_main(void *p)
 int main(int argc, char **argv)
 {
     double seconds = 10;
-    if (argc > 1 && (str_to_double(argv[1], (size_t)-1, &seconds) || seconds < 1 || seconds > 600)) {
+    if (argc > 1 &&
+        (str_to_double(argv[1], (size_t)-1, &seconds) || seconds < 1 || seconds > 600)) {
         fprintf(stderr, "usage: meter_overhead [seconds, 1 to 600]\n");
         return 2;
     }

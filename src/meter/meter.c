@@ -285,8 +285,10 @@ int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, 
     struct jb_meter *m = calloc(1, sizeof *m);
     if (!m)
         return copy_err(err, err_len, JB_ERR_NOMEM, "out of memory");
-    m->interval_s = opt.interval_ms < 0 ? -1.0
-                    : (opt.interval_ms == 0 ? METER_DEFAULT_INTERVAL_MS : opt.interval_ms) / 1e3;
+    m->interval_s =
+        opt.interval_ms < 0
+            ? -1.0
+            : (opt.interval_ms == 0 ? METER_DEFAULT_INTERVAL_MS : opt.interval_ms) / 1e3;
     struct sensor_env env;
     env.sysfs_root = opt.sysfs_root ? opt.sysfs_root : fs_env_or("JOULEBENCH_SYSFS_ROOT", "/sys");
     env.procfs_root =

@@ -221,16 +221,14 @@ static int cmp_str(const void *a, const void *b)
 /* Package (and, on multi-die parts, die) of each CPU in the cpumask, as the
  * powercap zones name them ("0", "1", "0-die-1"), so both routes share
  * counter keys. */
-static void package_names(const struct sensor_env *env, const int *cpus, size_t n,
-                          char names[][16])
+static void package_names(const struct sensor_env *env, const int *cpus, size_t n, char names[][16])
 {
     unsigned pkg[PERF_MAX_CPUS], die[PERF_MAX_CPUS];
     int have_die = 1, dup = 0;
     for (size_t i = 0; i < n; i++) {
         char dir[FS_PATH_MAX], text[16];
         uint64_t v;
-        snprintf(dir, sizeof dir, "%s/devices/system/cpu/cpu%d/topology", env->sysfs_root,
-                 cpus[i]);
+        snprintf(dir, sizeof dir, "%s/devices/system/cpu/cpu%d/topology", env->sysfs_root, cpus[i]);
         pkg[i] = (unsigned)i;
         if (sensor_read_text(dir, "physical_package_id", text, sizeof text) > 0 &&
             str_to_u64(text, (size_t)-1, &v) == 0 && v < 4096)
@@ -255,9 +253,8 @@ static void package_names(const struct sensor_env *env, const int *cpus, size_t 
     }
 }
 
-static int add_event(const struct sensor_env *env, const struct perf_event_desc *d,
-                     uint32_t type, int cpu, const char *pkg, const char *cpu_model,
-                     struct sensor_set *set)
+static int add_event(const struct sensor_env *env, const struct perf_event_desc *d, uint32_t type,
+                     int cpu, const char *pkg, const char *cpu_model, struct sensor_set *set)
 {
     enum jb_domain domain;
     char name[JB_NAME_LEN], key[32], parent[JB_NAME_LEN] = "";

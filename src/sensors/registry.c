@@ -236,8 +236,8 @@ static void pick_routes(struct sensor_set *set)
         } else {
             char old[JB_TEXT_LEN];
             str_lcpy(old, s->info.reason, sizeof old);
-            snprintf(s->info.reason, sizeof s->info.reason,
-                     "not needed: %s measures the same (%s)", other, old);
+            snprintf(s->info.reason, sizeof s->info.reason, "not needed: %s measures the same (%s)",
+                     other, old);
         }
         s->info.fix[0] = '\0';
     }
@@ -282,8 +282,8 @@ static void decide_estimator(struct sensor_set *set)
         if (info->estimated && info->used &&
             (info->domain == JB_DOMAIN_CPU || info->domain == JB_DOMAIN_CORES)) {
             info->used = 0;
-            snprintf(info->reason, sizeof info->reason,
-                     "not needed: the CPU is measured by %s", measured);
+            snprintf(info->reason, sizeof info->reason, "not needed: the CPU is measured by %s",
+                     measured);
             info->fix[0] = '\0';
         }
     }

@@ -275,7 +275,7 @@ static void test_powercap_unreadable(void **state)
 
 /* ---- perf, through a fake perf_event_open ---- */
 
-static int fake_errno;         /* what open returns, 0 = succeed */
+static int fake_errno;          /* what open returns, 0 = succeed */
 static uint64_t fake_count[64]; /* per fd */
 static int fake_opened;
 

@@ -26,13 +26,13 @@ struct fx_segment {
 };
 
 struct fx_counter {
-    char path[FS_PATH_MAX];    /* the value file */
-    char dir[FS_PATH_MAX];     /* its device folder (removed by fx_remove) */
-    char link[FS_PATH_MAX];    /* its class/ symlink, "" if none */
+    char path[FS_PATH_MAX]; /* the value file */
+    char dir[FS_PATH_MAX];  /* its device folder (removed by fx_remove) */
+    char link[FS_PATH_MAX]; /* its class/ symlink, "" if none */
     int fd;
     enum fx_kind kind;
-    uint64_t start;            /* µJ (energy) */
-    uint64_t range;            /* wraps at this value; 0 never */
+    uint64_t start; /* µJ (energy) */
+    uint64_t range; /* wraps at this value; 0 never */
     int driven;
     struct fx_segment seg[FX_MAX_SEGMENTS];
     int n_seg;
