@@ -159,6 +159,8 @@ static json_t *estimated_domains(unsigned bits)
     return a;
 }
 
+/* One object on one line, so `... | tail -n1` finds it after CMD's own
+ * output. Figures that could not be measured are null, never 0. */
 static void print_json(struct jb_meter *m, char **cmd, int exit_code, const struct jb_energy *e,
                        const struct jb_power *base, double baseline_s, double interval_ms)
 {
@@ -260,6 +262,8 @@ static void fmt_j(char *dst, size_t size, int valid, double j, int est)
         snprintf(dst, size, "%.3f J%s", j, est ? " (estimated)" : "");
 }
 
+/* The report for people: domains with power, the total, every sensor,
+ * then what could not be read (with the fix) and what is estimated. */
 static void print_text(struct jb_meter *m, char **cmd, int exit_code, const struct jb_energy *e,
                        const struct jb_power *base, double baseline_s)
 {
@@ -351,6 +355,8 @@ static void print_text(struct jb_meter *m, char **cmd, int exit_code, const stru
         fprintf(f, "  no energy sensor could be read on this machine\n");
 }
 
+/* Options stop at "--" or at the first word that is not an option, so
+ * CMD's own options are never read as ours. */
 int cmd_measure(int argc, char **argv)
 {
     int as_json = 0, first = -1;

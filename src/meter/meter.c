@@ -221,6 +221,9 @@ static void energy_between_points(const struct jb_meter *m, const struct meter_p
     meter_fill_energy(views, m->n, a, b, flags, out);
 }
 
+/* Sweeps on absolute deadlines (no drift), skipping ticks it missed
+ * rather than bunching them. It waits on the condition variable so that
+ * close() wakes it at once. */
 static void *sampler_main(void *arg)
 {
     struct jb_meter *m = arg;
@@ -265,6 +268,9 @@ static int copy_err(char *err, size_t err_len, int code, const char *msg)
     return code;
 }
 
+/* Options are checked before anything is opened; paths come from the
+ * options, then the environment, then the defaults. The first sweep is
+ * every counter's zero point. */
 int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, char *err,
                   size_t err_len)
 {
@@ -511,6 +517,8 @@ int jb_meter_mark(struct jb_meter *m, double *t_s)
     return 0;
 }
 
+/* Interval energy from the timeline. An end past the last sample takes a
+ * fresh reading first, so "from t until now" needs no mark. */
 int jb_meter_energy_between(struct jb_meter *m, double t0_s, double t1_s, struct jb_energy *out)
 {
     if (!m || !out || !(t1_s >= t0_s))

@@ -56,6 +56,9 @@ static int est_read(struct sensor *s, struct sensor_reading *r)
     return 0;
 }
 
+/* Reads all of /proc/stat once to count the CPUs, fixes the joules per
+ * busy tick, and writes the figure used (and whether it is a guess) into
+ * the label that every report prints. */
 static int est_open(struct sensor *s)
 {
     struct est_sensor *e = (struct est_sensor *)s;

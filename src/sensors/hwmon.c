@@ -41,6 +41,8 @@ struct hwmon_sensor {
     char **paths; /* (n) */
 };
 
+/* Hot path: one pread per file (several only for amd_energy's cores,
+ * summed). Counters are µJ, power readings µW. */
 static int hwmon_read(struct sensor *s, struct sensor_reading *r)
 {
     struct hwmon_sensor *h = (struct hwmon_sensor *)s;
@@ -69,6 +71,8 @@ static int hwmon_read(struct sensor *s, struct sensor_reading *r)
     return 0;
 }
 
+/* Opens every file for the run and reads once; a root-only attribute
+ * gets the udev rule that opens it, naming the file. */
 static int hwmon_open(struct sensor *s)
 {
     struct hwmon_sensor *h = (struct hwmon_sensor *)s;
@@ -220,6 +224,8 @@ static int is_gpu_driver(const char *d)
            strcmp(d, "radeon") == 0 || strcmp(d, "nouveau") == 0;
 }
 
+/* A GPU's counters when it has any (exact, no integration), else its power
+ * reading. Labels name the counters (xe: card, pkg) and give parents. */
 static int add_gpu(const struct hwmon_dev *dev, struct sensor_set *set)
 {
     int any_energy = 0, have_card = 0;
@@ -354,6 +360,8 @@ static int cmp_nodes(const void *a, const void *b)
     return strverscmp(*(const char *const *)a, *(const char *const *)b); /* hwmon10 after 9 */
 }
 
+/* Looks at one hwmon node and hands it to the driver's handler; drivers
+ * that offer energy but are not known are noted, never guessed at. */
 static int add_device(const struct sensor_env *env, const char *class_dir, const char *node,
                       struct sensor_set *set)
 {

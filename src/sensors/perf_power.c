@@ -87,6 +87,8 @@ static int perf_read(struct sensor *s, struct sensor_reading *r)
     return 0;
 }
 
+/* The permission failure is the common one (perf_event_paranoid is 2 on
+ * most distributions): name the setting's value and both ways out. */
 static int perf_open(struct sensor *s)
 {
     struct perf_sensor *p = (struct perf_sensor *)s;
@@ -253,6 +255,9 @@ static void package_names(const struct sensor_env *env, const int *cpus, size_t 
     }
 }
 
+/* One sensor per event and package. Domains follow the kernel's RAPL
+ * names (pkg, cores, gpu = PP1 = uncore, ram, psys), and counter keys
+ * match powercap's so the registry can pick one route. */
 static int add_event(const struct sensor_env *env, const struct perf_event_desc *d, uint32_t type,
                      int cpu, const char *pkg, const char *cpu_model, struct sensor_set *set)
 {
@@ -303,6 +308,8 @@ static int add_event(const struct sensor_env *env, const struct perf_event_desc 
     return sensor_set_add_or_drop(set, s);
 }
 
+/* Everything but the system call comes from sysfs, so a fixture tree
+ * exercises all of it; malformed events are noted and skipped. */
 static int perf_probe(const struct sensor_env *env, struct sensor_set *set)
 {
     char pmu[FS_PATH_MAX], text[256];

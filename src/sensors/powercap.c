@@ -52,6 +52,9 @@ static const char *package_suffix(const char *name)
     return str_has_prefix(name, "package-") && name[8] ? name + 8 : NULL;
 }
 
+/* The sampler's hot path: one pread of energy_uj at offset 0 (sysfs
+ * regenerates the value for each read at 0), no allocation. An empty read
+ * means the zone went away; a value above the range is garbage. */
 static int rapl_read(struct sensor *s, struct sensor_reading *r)
 {
     struct rapl_sensor *z = (struct rapl_sensor *)s;
@@ -81,6 +84,8 @@ static int rapl_read(struct sensor *s, struct sensor_reading *r)
     return 0;
 }
 
+/* Opens energy_uj once for the whole run and reads it, so a zone that
+ * cannot be read is known (and explained) before any window opens. */
 static int rapl_open(struct sensor *s)
 {
     struct rapl_sensor *z = (struct rapl_sensor *)s;
@@ -203,6 +208,8 @@ static int plan_zone(const char *class_dir, const char *zone, const char *zname,
     return 0;
 }
 
+/* One sensor for a zone folder, with its range; a zone of a kind not
+ * known is left out with a note rather than guessed at. */
 static int add_zone(const struct sensor_env *env, const char *class_dir, const char *zone,
                     const char *cpu_model, struct sensor_set *set)
 {
@@ -245,6 +252,8 @@ static int add_zone(const struct sensor_env *env, const char *class_dir, const c
     return sensor_set_add_or_drop(set, s);
 }
 
+/* Lists class/powercap in version order (packages before their zones,
+ * intel-rapl:10 after :9) so sensor order and names are stable. */
 static int rapl_probe(const struct sensor_env *env, struct sensor_set *set)
 {
     char class_dir[FS_PATH_MAX];
