@@ -108,7 +108,7 @@ struct jb_meter_options {
     int no_estimate;         /* 1: never add the CPU-time estimator */
     const char *backends;    /* comma-separated backends to try; NULL = all */
     size_t timeline_max;     /* samples kept before the timeline is thinned; 0 = 131072
-                                (about 44 minutes at 50 Hz) */
+                                (44 minutes at 50 Hz) or what fits in 16 MiB */
 };
 void jb_meter_options_init(struct jb_meter_options *opt);
 

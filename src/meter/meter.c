@@ -26,6 +26,7 @@
 
 #define METER_DEFAULT_INTERVAL_MS 20.0
 #define METER_DEFAULT_TIMELINE_MAX ((size_t)1 << 17)
+#define METER_TIMELINE_BYTES ((size_t)16 << 20) /* the default's memory bound */
 /* A counter step implying more than this is a reset (or garbage), not
  * energy: no single sensor (a whole server's psys included) draws 20 kW. */
 #define METER_PLAUSIBLE_W 20000.0
@@ -309,7 +310,15 @@ int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, 
     m->n = m->set.n;
     for (size_t i = 0; i < m->n; i++)
         m->ms[i].s = m->set.items[i];
-    timeline_init(&m->tl, m->n, opt.timeline_max ? opt.timeline_max : METER_DEFAULT_TIMELINE_MAX);
+    /* By default the timeline holds 131072 samples (44 minutes at 50 Hz)
+     * or what fits in 16 MiB with this many sensors, whichever is less. */
+    size_t tl_max = opt.timeline_max;
+    if (!tl_max) {
+        tl_max = METER_TIMELINE_BYTES / (sizeof(double) + 1 + m->n * (sizeof(double) + 1));
+        if (tl_max > METER_DEFAULT_TIMELINE_MAX)
+            tl_max = METER_DEFAULT_TIMELINE_MAX;
+    }
+    timeline_init(&m->tl, m->n, tl_max);
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
