@@ -127,7 +127,7 @@ static int probe_monitor(const char *dir, struct sensor_set *set, size_t *first,
         }
 
         struct jb_sensor_info *info = &s->base.info;
-        s->base.backend = &ina3221_backend;
+        s->base.backend = &sensor_ina3221;
         snprintf(info->name, sizeof info->name, "ina3221:%s", label);
         if (name_taken(set, info->name))
             snprintf(info->name, sizeof info->name, "ina3221:%s:%s", dev, label);
@@ -198,7 +198,7 @@ static int ina3221_probe(const struct sensor_env *env, struct sensor_set *set)
     if (first != (size_t)-1 && whole_name[0]) {
         for (size_t i = first; i < set->n; i++) {
             struct sensor *s = set->items[i];
-            if (s->backend == &ina3221_backend && strcmp(s->info.name, whole_name) != 0)
+            if (s->backend == &sensor_ina3221 && strcmp(s->info.name, whole_name) != 0)
                 str_lcpy(s->parent_name, whole_name, sizeof s->parent_name);
         }
     }
@@ -285,7 +285,7 @@ static const char *ina3221_last_error(const struct sensor *s)
     return s->error;
 }
 
-const struct sensor_backend ina3221_backend = {
+const struct sensor_backend sensor_ina3221 = {
     .name = "ina3221",
     .probe = ina3221_probe,
     .open = ina3221_open,

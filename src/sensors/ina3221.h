@@ -18,15 +18,13 @@
  * Paths resolve under sensor_env.sysfs_root (class/hwmon/hwmon*). The
  * rails are world-readable on Jetson Linux: no root needed.
  *
- * Ownership: probe() allocates the sensors; ina3221_backend.close() frees
+ * Ownership: probe() allocates the sensors; sensor_ina3221.close() frees
  * one (and closes its files).
  */
 #ifndef JB_SENSORS_INA3221_H
 #define JB_SENSORS_INA3221_H
 
 #include "sensors/sensor.h"
-
-extern const struct sensor_backend ina3221_backend;
 
 /* The domain of a rail label, and whether it is the whole module (1) or a
  * part of it (0). Pure, for tests. */

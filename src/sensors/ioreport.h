@@ -6,7 +6,9 @@
  * "ioreport:cpu", "ioreport:gpu", "ioreport:ane", "ioreport:dram", with the
  * chip name ("Apple M4 Max") in info.device. No sudo is needed.
  *
- * Ownership: probe() allocates the sensors; ioreport_backend.close() frees
+ * The backend, sensor_ioreport, is declared in sensor.h (macOS only).
+ *
+ * Ownership: probe() allocates the sensors; sensor_ioreport.close() frees
  * one. They share one IOReport subscription, released with the last of
  * them; close() must not race another sensor's close().
  */
@@ -14,9 +16,5 @@
 #define JB_SENSORS_IOREPORT_H
 
 #include "sensors/sensor.h"
-
-#ifdef __APPLE__
-extern const struct sensor_backend ioreport_backend;
-#endif
 
 #endif

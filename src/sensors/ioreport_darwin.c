@@ -265,7 +265,7 @@ static int ioreport_probe(const struct sensor_env *env, struct sensor_set *set)
             break;
         }
         struct jb_sensor_info *info = &s->base.info;
-        s->base.backend = &ioreport_backend;
+        s->base.backend = &sensor_ioreport;
         s->ctx = c;
         s->rail = (int)r;
         snprintf(info->name, sizeof info->name, "ioreport:%s", rail->name);
@@ -352,7 +352,7 @@ static const char *ioreport_last_error(const struct sensor *s)
     return s->error;
 }
 
-const struct sensor_backend ioreport_backend = {
+const struct sensor_backend sensor_ioreport = {
     .name = "ioreport",
     .probe = ioreport_probe,
     .open = ioreport_open,

@@ -314,7 +314,7 @@ static int nvml_probe(const struct sensor_env *env, struct sensor_set *set)
             out = JB_ERR_NOMEM;
             break;
         }
-        g->base.backend = &nvml_backend;
+        g->base.backend = &sensor_nvml;
         g->lib = lib;
         g->device = dev;
         g->index = i;
@@ -414,7 +414,7 @@ static const char *nvml_last_error(const struct sensor *s)
     return s->error;
 }
 
-const struct sensor_backend nvml_backend = {
+const struct sensor_backend sensor_nvml = {
     .name = "nvml",
     .probe = nvml_probe,
     .open = nvml_open,

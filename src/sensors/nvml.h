@@ -14,7 +14,7 @@
  * otherwise libnvidia-ml.so.1, then libnvidia-ml.so. No library means no
  * NVIDIA driver: probe() leaves a note, never an error.
  *
- * Ownership: probe() allocates the sensors; nvml_backend.close() frees one.
+ * Ownership: probe() allocates the sensors; sensor_nvml.close() frees one.
  * The sensors of one probe share the opened library, which is shut down
  * (nvmlShutdown, dlclose) when the last of them is closed. close() must not
  * race another sensor's close() (the meter closes from one thread).
@@ -28,7 +28,5 @@
  * 100 ms (tens of ms on recent GPUs); windows shorter than this are flagged
  * by the meter (JB_ENERGY_SHORT). */
 #define NVML_UPDATE_PERIOD_S 0.1
-
-extern const struct sensor_backend nvml_backend;
 
 #endif

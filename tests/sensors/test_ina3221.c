@@ -74,7 +74,7 @@ static void probe(const char *root, struct sensor_set *set)
 {
     struct sensor_env env = {.sysfs_root = root, .procfs_root = "/nonexistent"};
     memset(set, 0, sizeof *set);
-    assert_int_equal(ina3221_backend.probe(&env, set), 0);
+    assert_int_equal(sensor_ina3221.probe(&env, set), 0);
 }
 
 static double read_w(struct sensor *s)

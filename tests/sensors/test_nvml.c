@@ -64,7 +64,7 @@ static void probe_with(const char *lib, struct sensor_set *set)
     struct sensor_env env = {.sysfs_root = "/nonexistent", .procfs_root = "/nonexistent",
                              .nvml_lib = lib};
     memset(set, 0, sizeof *set);
-    assert_int_equal(nvml_backend.probe(&env, set), 0);
+    assert_int_equal(sensor_nvml.probe(&env, set), 0);
 }
 
 static int any_note_has(const struct sensor_set *set, const char *needle)
