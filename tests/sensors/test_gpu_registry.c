@@ -1,0 +1,149 @@
+/* GPU and board sensors through the registry: an AMD GPU's hwmon
+ * energy1_input counter (hwmon backend), Jetson rails with their parent
+ * resolved (ina3221), NVIDIA GPUs from the fake NVML (nvml), all opened and
+ * marked used by sensor_registry_open() as the meter will. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "common/timeutil.h"
+#include "fixture_sysfs.h"
+#include "sensors/sensor.h"
+
+static int find(const struct sensor_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->items[i]->info.name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* amdgpu with both an energy counter (µJ) and a power reading: the counter
+ * is the sensor, the power reading is not added a second time. */
+static void test_amdgpu_energy_counter(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("amdgpu");
+    fx_hwmon(fx, 2, "amdgpu", "pci0000:00/0000:00:03.1/0000:0b:00.0");
+    int energy = fx_hwmon_counter(fx, 2, "energy1_input", FX_ENERGY_UJ, 5000000);
+    int power = fx_hwmon_counter(fx, 2, "power1_average", FX_POWER_UW, 0);
+    fx_set_watts(fx, energy, 150.0);
+    fx_set_watts(fx, power, 150.0);
+    fx_start(fx, 1000);
+
+    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx), .procfs_root = fx_procfs_root(fx),
+                             .nvml_lib = "/nonexistent/libnvidia-ml.so.1"};
+    struct sensor_set set = {0};
+    char err[ERR_LEN];
+    assert_int_equal(sensor_registry_open(&env, "hwmon", 1, &set, err), 0);
+    assert_int_equal(set.n, 1);
+    struct sensor *s = set.items[0];
+    assert_string_equal(s->info.name, "amdgpu:0000:0b:00.0");
+    assert_int_equal(s->info.domain, JB_DOMAIN_GPU);
+    assert_int_equal(s->info.kind, JB_SENSOR_ENERGY);
+    assert_int_equal(s->info.readable, 1);
+    assert_int_equal(s->info.used, 1);
+    assert_non_null(strstr(s->info.label, "energy1_input"));
+
+    /* The meter stamps readings itself (sensor_reading.t_s): so does this. */
+    struct sensor_reading a, b;
+    double ta = jb_clock_s();
+    assert_int_equal(s->backend->read(s, &a), 0);
+    time_sleep_s(0.3, NULL);
+    double tb = jb_clock_s();
+    assert_int_equal(s->backend->read(s, &b), 0);
+    double got = (double)(b.raw - a.raw) * s->joules_per_unit;
+    double truth = fx_true_joules(fx, energy, ta, tb);
+    /* the writer runs at 1 kHz: each reading may be up to 1 ms stale */
+    assert_true(truth > 40.0);
+    assert_true(fabs(got - truth) <= 0.02 * truth + 2 * 150.0 * 0.001);
+    sensor_set_clear(&set);
+    fx_free(fx);
+}
+
+/* A Jetson Orin NX next to a machine with an NVIDIA GPU: every sensor
+ * opened and used, the rails inside VDD_IN by index. */
+static void test_jetson_and_nvml(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("jetson");
+    const char *dev = "devices/platform/bus@0/c240000.i2c/i2c-1/1-0040/hwmon/hwmon1";
+    const char *files[][2] = {
+        {"name", "ina3221\n"},          {"in1_label", "VDD_IN\n"},
+        {"in1_input", "5080\n"},        {"curr1_input", "1450\n"},
+        {"in2_label", "VDD_CPU_GPU_CV\n"}, {"in2_input", "5072\n"},
+        {"curr2_input", "410\n"},       {"in3_label", "VDD_SOC\n"},
+        {"in3_input", "5076\n"},        {"curr3_input", "298\n"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "%s/%s", dev, files[i][0]);
+        fx_write(fx, rel, files[i][1]);
+    }
+    char rel[256], target[256];
+    snprintf(rel, sizeof rel, "%s/device", dev);
+    fx_symlink(fx, rel, "../../../1-0040");
+    snprintf(target, sizeof target, "../../%s", dev);
+    fx_symlink(fx, "class/hwmon/hwmon1", target);
+
+    setenv("FAKE_NVML_GPUS", "NVIDIA RTX 6000 Ada Generation|GPU-77777777-0000-1111-2222-3333|"
+                             "energy|90",
+           1);
+    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx), .procfs_root = fx_procfs_root(fx),
+                             .nvml_lib = FAKE_NVML_LIB};
+    struct sensor_set set = {0};
+    char err[ERR_LEN];
+    assert_int_equal(sensor_registry_open(&env, "ina3221,nvml", 1, &set, err), 0);
+    assert_int_equal(set.n, 4);
+    int in = find(&set, "ina3221:VDD_IN"), cgc = find(&set, "ina3221:VDD_CPU_GPU_CV");
+    int soc = find(&set, "ina3221:VDD_SOC"), gpu = find(&set, "nvml:gpu0");
+    assert_true(in >= 0 && cgc >= 0 && soc >= 0 && gpu >= 0);
+    for (size_t i = 0; i < set.n; i++) {
+        assert_int_equal(set.items[i]->info.readable, 1);
+        assert_int_equal(set.items[i]->info.used, 1);
+    }
+    assert_int_equal(set.items[in]->info.parent, -1);
+    assert_int_equal(set.items[cgc]->info.parent, in);
+    assert_int_equal(set.items[soc]->info.parent, in);
+    assert_int_equal(set.items[gpu]->info.parent, -1);
+    assert_non_null(strstr(set.items[gpu]->info.device, "GPU-77777777-0000-1111-2222-3333"));
+    sensor_set_clear(&set);
+    unsetenv("FAKE_NVML_GPUS");
+    fx_free(fx);
+}
+
+/* The backends answer to their names in `only`, and list themselves when
+ * a name is wrong. */
+static void test_backend_names(void **state)
+{
+    (void)state;
+    struct sensor_env env = {.sysfs_root = "/nonexistent", .procfs_root = "/nonexistent",
+                             .nvml_lib = "/nonexistent/libnvidia-ml.so.1"};
+    struct sensor_set set = {0};
+    char err[ERR_LEN] = "";
+    assert_int_equal(sensor_registry_open(&env, "cuda", 1, &set, err), JB_ERR_USAGE);
+    assert_non_null(strstr(err, "nvml"));
+    assert_non_null(strstr(err, "ina3221"));
+    assert_int_equal(sensor_registry_open(&env, "nvml", 1, &set, err), 0);
+    assert_int_equal(set.n, 0);
+    assert_int_equal(set.n_notes, 1);
+    assert_non_null(strstr(set.notes[0], "/nonexistent/libnvidia-ml.so.1"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_amdgpu_energy_counter),
+        cmocka_unit_test(test_jetson_and_nvml),
+        cmocka_unit_test(test_backend_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
