@@ -141,15 +141,14 @@ static int probe_monitor(const char *dir, struct sensor_set *set, size_t *first,
         info->estimated = 0;
         info->parent = -1;
         info->update_period_s = period_s;
-        if (whole && !whole_name[0])
-            str_lcpy(whole_name, info->name, JB_NAME_LEN);
-        if (sensor_set_add(set, &s->base)) {
-            free(s);
-            sensor_set_note(set, "ina3221: more rails than joulebench can track");
-            return 0;
-        }
+        size_t before = set->n;
+        sensor_set_add_or_drop(set, &s->base);
+        if (set->n == before)
+            return 0; /* the set is full (noted) */
         if (*first == (size_t)-1)
             *first = set->n - 1;
+        if (whole && !whole_name[0])
+            str_lcpy(whole_name, set->items[set->n - 1]->info.name, JB_NAME_LEN);
     }
     return 0;
 }
@@ -273,6 +272,8 @@ static int ina3221_open(struct sensor *base)
 static void ina3221_close(struct sensor *base)
 {
     struct ina3221_sensor *s = (struct ina3221_sensor *)base;
+    if (!s)
+        return;
     if (s->in_fd >= 0)
         close(s->in_fd);
     if (s->curr_fd >= 0)

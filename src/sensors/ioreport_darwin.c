@@ -290,11 +290,8 @@ static int ioreport_probe(const struct sensor_env *env, struct sensor_set *set)
         s->base.raw_range = 0;
         if (!rail->usable)
             str_lcpy(info->reason, rail->reason, sizeof info->reason);
-        if (sensor_set_add(set, &s->base)) {
-            free(s);
-            break;
-        }
-        c->refs++;
+        c->refs++; /* the sensor's; released by close(), also when the set is full */
+        sensor_set_add_or_drop(set, &s->base);
     }
     ctx_release(c);
     return out;
@@ -343,6 +340,8 @@ static int ioreport_open(struct sensor *s)
 static void ioreport_close(struct sensor *s)
 {
     struct ioreport_sensor *is = (struct ioreport_sensor *)s;
+    if (!is)
+        return;
     ctx_release(is->ctx);
     free(is);
 }

@@ -334,13 +334,8 @@ static int nvml_probe(const struct sensor_env *env, struct sensor_set *set)
             g->usable = 0;
             explain(lib, rc, g->base.info.reason, g->base.info.fix);
         }
-        if (sensor_set_add(set, &g->base)) {
-            free(g);
-            sensor_set_note(set, "nvml: more GPUs than joulebench can track (%d sensors)",
-                            JB_MAX_SENSORS);
-            break;
-        }
-        lib->refs++;
+        lib->refs++; /* the sensor's; released by close(), also when the set is full */
+        sensor_set_add_or_drop(set, &g->base);
     }
     lib_release(lib); /* the probe's own reference; the sensors keep theirs */
     return out;
@@ -405,6 +400,8 @@ static int nvml_open(struct sensor *s)
 static void nvml_close(struct sensor *s)
 {
     struct nvml_sensor *g = (struct nvml_sensor *)s;
+    if (!g)
+        return;
     lib_release(g->lib);
     free(g);
 }
