@@ -417,9 +417,23 @@ void fx_set_raw(struct fx_sysfs *fx, int id, const char *text)
     pthread_mutex_lock(&fx->lock);
     struct fx_counter *c = &fx->c[id];
     c->driven = 0;
+    /* One system call, so a reader sees the old text or the new: the
+     * empty file by truncation, anything else padded with spaces to the
+     * writer's width (what was there is never longer). */
     size_t len = strlen(text);
-    if (ftruncate(c->fd, 0) || (len && pwrite(c->fd, text, len, 0) != (ssize_t)len))
-        die("cannot write", c->path);
+    char padded[256];
+    if (len == 0) {
+        if (ftruncate(c->fd, 0))
+            die("cannot empty", c->path);
+    } else {
+        if (len >= sizeof padded)
+            abort();
+        size_t n = len > FX_WIDTH + 1 ? len : FX_WIDTH + 1;
+        memset(padded, ' ', n);
+        memcpy(padded, text, len);
+        if (pwrite(c->fd, padded, n, 0) != (ssize_t)n)
+            die("cannot write", c->path);
+    }
     pthread_mutex_unlock(&fx->lock);
 }
 

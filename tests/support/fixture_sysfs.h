@@ -92,7 +92,8 @@ void fx_stop(struct fx_sysfs *fx);
 double fx_true_joules(const struct fx_sysfs *fx, int id, double t0_s, double t1_s);
 
 /* Writes text into counter id's file now and stops driving it: garbage
- * ("12ab"), a counter reset ("5"), an empty file. */
+ * ("12ab\n"), a counter reset ("5\n"), an empty file (""). A reader sees
+ * the old value or the new, never a mix. */
 void fx_set_raw(struct fx_sysfs *fx, int id, const char *text);
 /* The device vanishes: the writer stops driving it, its file is emptied
  * and its folder and class link removed. (The kernel answers ENODEV on an
