@@ -273,13 +273,18 @@ static void resolve_parents(struct sensor_set *set)
     }
 }
 
+/* The CPU counts as measured when a readable sensor covers it: a package
+ * or its cores, or a rail or board sensor the CPU draws from (a Jetson's
+ * VDD_CPU_GPU_CV is soc, its VDD_IN system). An estimate added beside the
+ * latter would count the CPU twice, or stand in for the measured total. */
 static void decide_estimator(struct sensor_set *set)
 {
     const char *measured = NULL;
     for (size_t i = 0; i < set->n; i++) {
         const struct jb_sensor_info *info = &set->items[i]->info;
         if (info->used && !info->estimated &&
-            (info->domain == JB_DOMAIN_CPU || info->domain == JB_DOMAIN_CORES)) {
+            (info->domain == JB_DOMAIN_CPU || info->domain == JB_DOMAIN_CORES ||
+             info->domain == JB_DOMAIN_SOC || info->domain == JB_DOMAIN_SYSTEM)) {
             measured = info->name;
             break;
         }

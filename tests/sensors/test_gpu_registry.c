@@ -69,12 +69,9 @@ static void test_amdgpu_energy_counter(void **state)
     fx_free(fx);
 }
 
-/* A Jetson Orin NX next to a machine with an NVIDIA GPU: every sensor
- * opened and used, the rails inside VDD_IN by index. */
-static void test_jetson_and_nvml(void **state)
+/* An Orin NX's INA3221 at i2c-1/1-0040, as class/hwmon/hwmon1. */
+static void add_orin_nx(struct fx_sysfs *fx)
 {
-    (void)state;
-    struct fx_sysfs *fx = fx_new("jetson");
     const char *dev = "devices/platform/bus@0/c240000.i2c/i2c-1/1-0040/hwmon/hwmon1";
     const char *files[][2] = {
         {"name", "ina3221\n"},          {"in1_label", "VDD_IN\n"},
@@ -94,6 +91,15 @@ static void test_jetson_and_nvml(void **state)
     snprintf(target, sizeof target, "../../%s", dev);
     fx_symlink(fx, "class/hwmon/hwmon1", target);
 
+}
+
+/* A Jetson Orin NX next to a machine with an NVIDIA GPU: every sensor
+ * opened and used, the rails inside VDD_IN by index. */
+static void test_jetson_and_nvml(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("jetson");
+    add_orin_nx(fx);
     setenv("FAKE_NVML_GPUS", "NVIDIA RTX 6000 Ada Generation|GPU-77777777-0000-1111-2222-3333|"
                              "energy|90",
            1);
@@ -116,6 +122,93 @@ static void test_jetson_and_nvml(void **state)
     assert_int_equal(set.items[gpu]->info.parent, -1);
     assert_non_null(strstr(set.items[gpu]->info.device, "GPU-77777777-0000-1111-2222-3333"));
     sensor_set_clear(&set);
+    unsetenv("FAKE_NVML_GPUS");
+    fx_free(fx);
+}
+
+/* On a Jetson the CPU draws from measured rails: the CPU-time estimate is
+ * not used, and the meter's total is VDD_IN, the whole module, measured. */
+static void test_jetson_total_is_the_module(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("jetson");
+    add_orin_nx(fx);
+    fx_proc_stat(fx, 8, 1000, 9000);
+
+    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx), .procfs_root = fx_procfs_root(fx),
+                             .nvml_lib = "/nonexistent/libnvidia-ml.so.1"};
+    struct sensor_set set = {0};
+    char err[ERR_LEN];
+    assert_int_equal(sensor_registry_open(&env, "ina3221,estimate", 0, &set, err), 0);
+    int est = find(&set, "estimate:cpu");
+    assert_true(est >= 0);
+    assert_int_equal(set.items[est]->info.used, 0);
+    assert_non_null(strstr(set.items[est]->info.reason, "ina3221:"));
+    sensor_set_clear(&set);
+
+    struct jb_meter_options opt;
+    jb_meter_options_init(&opt);
+    opt.sysfs_root = fx_sysfs_root(fx);
+    opt.procfs_root = fx_procfs_root(fx);
+    opt.backends = "ina3221,estimate";
+    opt.interval_ms = 10;
+    struct jb_meter *m = NULL;
+    char merr[256];
+    assert_int_equal(jb_meter_open(&m, &opt, merr, sizeof merr), 0);
+    assert_int_equal(jb_meter_start(m), 0);
+    assert_int_equal(jb_meter_any_estimated(m), 0);
+    assert_int_equal(jb_meter_begin(m, "w"), 0);
+    time_sleep_s(0.3, NULL);
+    struct jb_energy e;
+    assert_int_equal(jb_meter_end(m, "w", &e), 0);
+    double module_w = 5.080 * 1.450, soc_w = 5.072 * 0.410 + 5.076 * 0.298;
+    assert_true(e.total_valid);
+    assert_int_equal(e.total_estimated, 0);
+    assert_true(fabs(e.total_j - module_w * e.duration_s) < 0.01 * module_w * e.duration_s);
+    assert_true(e.domain_valid & (1u << JB_DOMAIN_SOC));
+    assert_true(fabs(e.domain_j[JB_DOMAIN_SOC] - soc_w * e.duration_s) <
+                0.01 * soc_w * e.duration_s);
+    jb_meter_close(m);
+    fx_free(fx);
+}
+
+/* JOULEBENCH_NVML_LIB reaches the backend through jb_meter_open(), and the
+ * GPU's energy counter gives the window's GPU joules. */
+static void test_meter_nvml_env(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("nvml");
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-88888888-0000-1111-2222-3333|energy|300",
+           1);
+    setenv("JOULEBENCH_NVML_LIB", FAKE_NVML_LIB, 1);
+    struct jb_meter_options opt;
+    jb_meter_options_init(&opt);
+    opt.sysfs_root = fx_sysfs_root(fx);
+    opt.procfs_root = fx_procfs_root(fx);
+    opt.backends = "nvml";
+    opt.interval_ms = 20;
+    struct jb_meter *m = NULL;
+    char merr[256];
+    assert_int_equal(jb_meter_open(&m, &opt, merr, sizeof merr), 0);
+    assert_int_equal(jb_meter_sensor_count(m), 1);
+    const struct jb_sensor_info *info = jb_meter_sensor(m, 0);
+    assert_string_equal(info->name, "nvml:gpu0");
+    assert_int_equal(info->used, 1);
+    assert_int_equal(jb_meter_start(m), 0);
+    assert_int_equal(jb_meter_begin(m, "w"), 0);
+    time_sleep_s(0.5, NULL);
+    struct jb_energy e;
+    assert_int_equal(jb_meter_end(m, "w", &e), 0);
+    assert_true(e.sensor_valid[0]);
+    assert_true(fabs(e.domain_j[JB_DOMAIN_GPU] - 300.0 * e.duration_s) < 0.03 * 300.0 *
+                                                                              e.duration_s);
+    assert_int_equal(e.flags & JB_ENERGY_SHORT, 0);
+    /* a window shorter than NVML's ~100 ms refresh is flagged */
+    assert_int_equal(jb_meter_begin(m, "short"), 0);
+    assert_int_equal(jb_meter_end(m, "short", &e), 0);
+    assert_true(e.flags & JB_ENERGY_SHORT);
+    jb_meter_close(m);
+    unsetenv("JOULEBENCH_NVML_LIB");
     unsetenv("FAKE_NVML_GPUS");
     fx_free(fx);
 }
@@ -143,6 +236,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_amdgpu_energy_counter),
         cmocka_unit_test(test_jetson_and_nvml),
+        cmocka_unit_test(test_jetson_total_is_the_module),
+        cmocka_unit_test(test_meter_nvml_env),
         cmocka_unit_test(test_backend_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
