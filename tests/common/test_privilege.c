@@ -4,6 +4,7 @@
  * run as another user, the cases are skipped with the reason. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +18,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
+#include "common/buf.h"
+#include "common/fs.h"
 #include "common/privilege.h"
+#include "fixture_sysfs.h"
 #include "testutil.h"
 
 #define NOBODY 65534
@@ -196,6 +201,85 @@ static void test_gid_from_passwd(void **state)
     in_child(child_gid_from_passwd);
 }
 
+static void read_trimmed(const char *dir, const char *file, char *dst, size_t size)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    assert_true(fs_read_small(path, dst, size) > 0);
+    dst[strcspn(dst, "\n")] = '\0';
+}
+
+/* The whole route: `sudo joulebench measure` opens a root-only RAPL counter
+ * (mode 0400) as root, then runs the command as the sudo user, and the
+ * counter it opened keeps being read after the drop. */
+static void test_measure_under_sudo(void **state)
+{
+    (void)state;
+    need_root();
+    struct fx_sysfs *fx = fx_new("privrapl");
+    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    fx_set_watts(fx, pkg, 20.0);
+    fx_start(fx, 1000);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/class/powercap/intel-rapl:0/energy_uj", fx_sysfs_root(fx));
+    assert_int_equal(chmod(path, 0400), 0);
+
+    char *out = tu_tmpdir("privout");
+    assert_int_equal(chmod(out, 01777), 0);
+    char script[2048];
+    snprintf(script, sizeof script,
+             "id -u > %s/uid && id -g > %s/gid && echo x > %s/file && sleep 0.3", out, out, out);
+    char sysfs[1100], procfs[1100];
+    snprintf(sysfs, sizeof sysfs, "JOULEBENCH_SYSFS_ROOT=%s", fx_sysfs_root(fx));
+    snprintf(procfs, sizeof procfs, "JOULEBENCH_PROCFS_ROOT=%s", fx_procfs_root(fx));
+    char *env[] = {sysfs, procfs, "JOULEBENCH_NVML_LIB=/nonexistent/libnvidia-ml.so.1",
+                   "SUDO_UID=65534", "SUDO_GID=65534", NULL};
+    char *argv[] = {JB_TOOL, "measure", "--json", "--", "/bin/sh", "-c", script, NULL};
+    struct buf o = {0}, e = {0};
+    int status = tu_run(argv, env, &o, &e);
+    if (status != 0)
+        fail_msg("measure exited %d: %s", status, buf_str(&e));
+
+    char text[64];
+    read_trimmed(out, "uid", text, sizeof text);
+    assert_string_equal(text, "65534");
+    read_trimmed(out, "gid", text, sizeof text);
+    assert_string_equal(text, "65534");
+    snprintf(path, sizeof path, "%s/file", out);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, 65534);
+
+    json_error_t jerr;
+    json_t *j = json_loads(buf_str(&o), 0, &jerr);
+    if (!j)
+        fail_msg("measure --json: %s at line %d: %s", jerr.text, jerr.line, buf_str(&o));
+    json_t *sensors = json_object_get(j, "sensors");
+    assert_int_equal(json_array_size(sensors), 1);
+    json_t *s0 = json_array_get(sensors, 0);
+    assert_string_equal(json_string_value(json_object_get(s0, "name")), "rapl:package-0");
+    assert_true(json_is_real(json_object_get(s0, "energy_j")));
+    double joules = json_real_value(json_object_get(s0, "energy_j"));
+    double secs = json_real_value(json_object_get(j, "duration_s"));
+    assert_true(secs >= 0.3);
+    assert_true(fabs(joules - 20.0 * secs) < 0.05 * 20.0 * secs);
+    json_decref(j);
+
+    /* `sensors` opens and drops the same way. */
+    char *argv2[] = {JB_TOOL, "sensors", "--json", NULL};
+    buf_reset(&o);
+    buf_reset(&e);
+    status = tu_run(argv2, env, &o, &e);
+    if (status != 0)
+        fail_msg("sensors exited %d: %s", status, buf_str(&e));
+    assert_non_null(strstr(buf_str(&o), "rapl:package-0"));
+
+    buf_free(&o);
+    buf_free(&e);
+    tu_rmtree_free(out);
+    fx_free(fx);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -217,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_no_sudo),
         cmocka_unit_test(test_bad_env),
         cmocka_unit_test(test_gid_from_passwd),
+        cmocka_unit_test(test_measure_under_sudo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
