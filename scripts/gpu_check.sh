@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The real-GPU check of issue 7: builds joulebench, runs
 # `joulebench measure --json` around a GPU workload of known duration, reads
-# NVML independently (python3 ctypes straight on libnvidia-ml, none of
-# joulebench's code) inside the same window, and requires the two GPU
+# NVML independently (a few lines of C compiled here that dlopen
+# libnvidia-ml, none of joulebench's code) inside the same window, and requires the two GPU
 # energies to agree within 2 %.
 #
 #   scripts/gpu_check.sh                 GPU 0, 30 s of load
@@ -38,31 +38,53 @@ if [ "${GPU_CHECK_SKIP_BUILD:-0}" != 1 ]; then
   cmake -S . -B "$bdir" -DJB_WERROR=ON -DJB_BUILD_TESTS=OFF -DJB_BUILD_BENCH=OFF >/dev/null
   cmake --build "$bdir" -j "$jobs" >/dev/null
 fi
-jb="$bdir/src/cli/joulebench"
-[ -x "$jb" ] || jb=$(find "$bdir" -name joulebench -type f -perm -u+x | head -n1)
+jb="$bdir/joulebench"
 [ -x "$jb" ] || { echo "gpu_check: no joulebench binary under $bdir" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# The independent reader: one NVML energy reading (mJ) with its monotonic
-# timestamp, straight through ctypes.
-cat >"$tmp/nvml_read.py" <<'PY'
-import ctypes, sys, time
-lib = ctypes.CDLL(sys.argv[1])
-idx = int(sys.argv[2])
-if lib.nvmlInit_v2() != 0:
-    sys.exit("nvml_read: nvmlInit_v2 failed")
-dev = ctypes.c_void_p()
-if lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(idx), ctypes.byref(dev)) != 0:
-    sys.exit("nvml_read: no GPU %d" % idx)
-mj = ctypes.c_ulonglong()
-rc = lib.nvmlDeviceGetTotalEnergyConsumption(dev, ctypes.byref(mj))
-if rc != 0:
-    sys.exit("nvml_read: nvmlDeviceGetTotalEnergyConsumption failed (%d): no energy counter" % rc)
-print(mj.value, repr(time.monotonic()))
-lib.nvmlShutdown()
-PY
+# The independent reader: one NVML energy reading (mJ) and its monotonic
+# timestamp, straight from libnvidia-ml through dlopen. It is C, not
+# python, so that it starts in about a millisecond: the readings sit right
+# inside the edges of joulebench's window.
+cat >"$tmp/nvml_read.c" <<'C'
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+int main(int argc, char **argv)
+{
+    if (argc != 3)
+        return 2;
+    void *h = dlopen(argv[1], RTLD_NOW);
+    if (!h) {
+        fprintf(stderr, "nvml_read: %s\n", dlerror());
+        return 1;
+    }
+    int (*init)(void) = (int (*)(void))dlsym(h, "nvmlInit_v2");
+    int (*get)(unsigned, void **) = (int (*)(unsigned, void **))dlsym(h,
+        "nvmlDeviceGetHandleByIndex_v2");
+    int (*energy)(void *, unsigned long long *) = (int (*)(void *, unsigned long long *))dlsym(h,
+        "nvmlDeviceGetTotalEnergyConsumption");
+    void *dev = NULL;
+    unsigned long long mj = 0;
+    int rc;
+    if (!init || !get || !energy || init() != 0 || get((unsigned)atoi(argv[2]), &dev) != 0) {
+        fprintf(stderr, "nvml_read: NVML cannot open GPU %s\n", argv[2]);
+        return 1;
+    }
+    if ((rc = energy(dev, &mj)) != 0) {
+        fprintf(stderr, "nvml_read: no energy counter on GPU %s (NVML error %d)\n", argv[2], rc);
+        return 1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    printf("%llu %.6f\n", mj, ts.tv_sec + ts.tv_nsec * 1e-9);
+    return 0;
+}
+C
+${CC:-cc} -O2 -o "$tmp/nvml_read" "$tmp/nvml_read.c" -ldl
 
 # The workload: a floating-point spin kernel in PTX, JIT-compiled by the
 # driver and relaunched until the time is up. "idle" just sleeps.
@@ -133,13 +155,13 @@ else
   load="python3 '$tmp/spin.py' '$secs' '$gpu'"
 fi
 
-python3 "$tmp/nvml_read.py" "$nvml_lib" "$gpu" >/dev/null || exit 2
+"$tmp/nvml_read" "$nvml_lib" "$gpu" >/dev/null || exit 2
 
 echo "gpu_check: $jb measure --json around $secs s of '$workload' on GPU $gpu" >&2
 "$jb" measure --json -- bash -c "
-  python3 '$tmp/nvml_read.py' '$nvml_lib' '$gpu' > '$tmp/e0' &&
+  '$tmp/nvml_read' '$nvml_lib' '$gpu' > '$tmp/e0' &&
   $load &&
-  python3 '$tmp/nvml_read.py' '$nvml_lib' '$gpu' > '$tmp/e1'" >"$tmp/measure.json"
+  '$tmp/nvml_read' '$nvml_lib' '$gpu' > '$tmp/e1'" >"$tmp/measure.json"
 
 python3 - "$tmp/measure.json" "$tmp/e0" "$tmp/e1" "$gpu" "$tol" <<'PY'
 import json, sys

@@ -8,8 +8,9 @@
  *   FAKE_NVML_INIT    return code of nvmlInit_v2 (default 0, NVML_SUCCESS)
  *   FAKE_NVML_DRIVER  driver version string (default "550.54.15")
  *   FAKE_NVML_GPUS    GPUs separated by ';', each "name|uuid|mode[|watts]":
- *       energy|W   energy counter (mJ) advancing at W watts from 1e6 mJ,
- *                  power reading W as well
+ *       energy|W   energy counter (mJ) advancing at W watts on the system's
+ *                  monotonic clock (so two processes see one counter), power
+ *                  reading W as well
  *       power|W    no energy counter (NOT_SUPPORTED), power W
  *       none       neither energy nor power (NOT_SUPPORTED)
  *       noperm     energy and power answer NO_PERMISSION
@@ -53,7 +54,6 @@ struct nvmlDevice_st {
 static struct nvmlDevice_st gpus[FAKE_MAX_GPUS];
 static unsigned int n_gpus;
 static int init_count; /* nvmlInit_v2 successes minus nvmlShutdown calls */
-static double t_init_s;
 static char driver[80];
 
 /* Exported so the fake is self-contained; not part of NVML. */
@@ -140,7 +140,6 @@ int nvmlInit_v2(void)
                 p++;
         }
     }
-    t_init_s = now_s();
     init_count++;
     return NVML_SUCCESS;
 }
@@ -226,7 +225,7 @@ int nvmlDeviceGetTotalEnergyConsumption(struct nvmlDevice_st *device, unsigned l
     if (device->fixed)
         *energy = device->energy_mj;
     else
-        *energy = 1000000ull + (unsigned long long)(device->watts * (now_s() - t_init_s) * 1e3);
+        *energy = 1000000ull + (unsigned long long)(device->watts * now_s() * 1e3);
     return NVML_SUCCESS;
 }
 
