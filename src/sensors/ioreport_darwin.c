@@ -52,8 +52,8 @@ extern int64_t IOReportSimpleGetIntegerValue(CFDictionaryRef channel, int32_t in
 struct ioreport_ctx {
     int refs;
     IOReportSubscriptionRef sub;
-    CFMutableDictionaryRef desired;
-    CFMutableDictionaryRef subscribed; /* may be NULL: then desired is sampled */
+    CFMutableDictionaryRef desired;    /* the channels asked for, and sampled */
+    CFMutableDictionaryRef subscribed; /* IOReport's answer; not ours to release */
     struct ioreport_plan *plan;
     CFStringRef *names;                /* per channel; retained only where counted */
     int64_t *values;                   /* per channel, scratch for one sample */
@@ -81,8 +81,8 @@ static void ctx_release(struct ioreport_ctx *c)
     }
     if (c->sub)
         CFRelease((CFTypeRef)c->sub);
-    if (c->subscribed)
-        CFRelease(c->subscribed);
+    /* c->subscribed is left alone: whether the caller owns it is not
+     * documented anywhere, and an extra release would crash. */
     if (c->desired)
         CFRelease(c->desired);
     free(c->values);
@@ -110,8 +110,7 @@ static void cf_to_c(CFStringRef s, char *dst, size_t size)
  * subscription's channels in the subscription's order. */
 static int ctx_sample(struct ioreport_ctx *c)
 {
-    CFMutableDictionaryRef chans = c->subscribed ? c->subscribed : c->desired;
-    CFDictionaryRef sample = IOReportCreateSamples(c->sub, chans, NULL);
+    CFDictionaryRef sample = IOReportCreateSamples(c->sub, c->desired, NULL);
     CFArrayRef arr = sample_channels(sample);
     int rc = 0;
     size_t n = arr ? (size_t)CFArrayGetCount(arr) : 0;
@@ -187,8 +186,7 @@ static int ctx_open(struct ioreport_ctx **out, char *why)
         goto fail;
     }
 
-    CFMutableDictionaryRef chans = c->subscribed ? c->subscribed : c->desired;
-    CFDictionaryRef sample = IOReportCreateSamples(c->sub, chans, NULL);
+    CFDictionaryRef sample = IOReportCreateSamples(c->sub, c->desired, NULL);
     CFArrayRef arr = sample_channels(sample);
     size_t n = arr ? (size_t)CFArrayGetCount(arr) : 0;
     struct ioreport_channel_desc *desc = calloc(n ? n : 1, sizeof *desc);
