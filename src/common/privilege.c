@@ -81,8 +81,9 @@ int priv_drop_sudo(struct priv_result *out, char *err)
     /* Checked, not assumed: a process that can become root again has not
      * dropped anything. */
     if (setuid(0) == 0 || geteuid() == 0 || getuid() == 0)
-        return err_setf(err, JB_ERR_PERM, "dropped to uid %u but root can still be regained; "
-                                          "stopping",
+        return err_setf(err, JB_ERR_PERM,
+                        "dropped to uid %u but root can still be regained; "
+                        "stopping",
                         uid);
     if (getgid() != g || getegid() != g)
         return err_setf(err, JB_ERR_PERM, "dropped to uid %u but the group is still %u", uid,

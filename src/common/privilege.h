@@ -18,10 +18,10 @@
 #include "common/err.h"
 
 struct priv_result {
-    int dropped;    /* 1: this call dropped root */
-    unsigned uid;   /* the user now running (when dropped) */
+    int dropped;  /* 1: this call dropped root */
+    unsigned uid; /* the user now running (when dropped) */
     unsigned gid;
-    char user[64];  /* its name, "" when the passwd database has none */
+    char user[64]; /* its name, "" when the passwd database has none */
 };
 
 /* Drops root for good when the process runs as root under sudo (effective

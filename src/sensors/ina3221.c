@@ -89,8 +89,7 @@ static int name_taken(const struct sensor_set *set, const char *name)
 
 /* One hwmon folder of an INA3221: a sensor per labelled, enabled channel
  * that has both a voltage and a current file. */
-static int probe_monitor(const char *dir, struct sensor_set *set, size_t *first,
-                         char *whole_name)
+static int probe_monitor(const char *dir, struct sensor_set *set, size_t *first, char *whole_name)
 {
     char dev[64], text[64];
     device_id(dir, dev, sizeof dev);
@@ -120,8 +119,8 @@ static int probe_monitor(const char *dir, struct sensor_set *set, size_t *first,
         snprintf(file, sizeof file, "curr%d_input", ch);
         bad |= fs_path_join(s->curr_path, sizeof s->curr_path, dir, file);
         if (bad || !fs_exists(s->in_path) || !fs_exists(s->curr_path)) {
-            sensor_set_note(set, "ina3221: %s channel %d (%s) has no in%d_input/curr%d_input",
-                            dev, ch, label, ch, ch);
+            sensor_set_note(set, "ina3221: %s channel %d (%s) has no in%d_input/curr%d_input", dev,
+                            ch, label, ch, ch);
             free(s);
             continue;
         }
@@ -244,8 +243,9 @@ static int open_one(struct ina3221_sensor *s, const char *path, int *fd)
     struct jb_sensor_info *info = &s->base.info;
     snprintf(info->reason, sizeof info->reason, "cannot open %s: %s", path, strerror(e));
     if (e == EACCES || e == EPERM)
-        str_lcpy(info->fix, "run joulebench as root once, or make the INA3221 hwmon files "
-                            "readable with a udev rule (see docs/privileges.md)",
+        str_lcpy(info->fix,
+                 "run joulebench as root once, or make the INA3221 hwmon files "
+                 "readable with a udev rule (see docs/privileges.md)",
                  sizeof info->fix);
     return fs_errno_code(e);
 }

@@ -55,8 +55,8 @@ struct ioreport_ctx {
     CFMutableDictionaryRef desired;    /* the channels asked for, and sampled */
     CFMutableDictionaryRef subscribed; /* IOReport's answer; not ours to release */
     struct ioreport_plan *plan;
-    CFStringRef *names;                /* per channel; retained only where counted */
-    int64_t *values;                   /* per channel, scratch for one sample */
+    CFStringRef *names; /* per channel; retained only where counted */
+    int64_t *values;    /* per channel, scratch for one sample */
     double last_t_s;
     uint64_t last_nj[IOREPORT_MAX_RAILS];
     unsigned char last_valid[IOREPORT_MAX_RAILS];
@@ -166,13 +166,15 @@ static int ctx_open(struct ioreport_ctx **out, char *why)
     int rc = 0;
     CFDictionaryRef group = IOReportCopyChannelsInGroup(CFSTR("Energy Model"), NULL, 0, 0, 0);
     if (!group) {
-        str_lcpy(why, "no IOReport \"Energy Model\" group (this Mac has no Apple Silicon energy "
-                      "counters)", JB_TEXT_LEN);
+        str_lcpy(why,
+                 "no IOReport \"Energy Model\" group (this Mac has no Apple Silicon energy "
+                 "counters)",
+                 JB_TEXT_LEN);
         rc = JB_ERR_NOTFOUND;
         goto fail;
     }
-    c->desired = CFDictionaryCreateMutableCopy(kCFAllocatorDefault, CFDictionaryGetCount(group),
-                                               group);
+    c->desired =
+        CFDictionaryCreateMutableCopy(kCFAllocatorDefault, CFDictionaryGetCount(group), group);
     CFRelease(group);
     if (!c->desired) {
         rc = JB_ERR_NOMEM;
@@ -180,8 +182,7 @@ static int ctx_open(struct ioreport_ctx **out, char *why)
     }
     c->sub = IOReportCreateSubscription(NULL, c->desired, &c->subscribed, 0, NULL);
     if (!c->sub) {
-        str_lcpy(why, "IOReport refused a subscription to the \"Energy Model\" group",
-                 JB_TEXT_LEN);
+        str_lcpy(why, "IOReport refused a subscription to the \"Energy Model\" group", JB_TEXT_LEN);
         rc = JB_ERR_IO;
         goto fail;
     }
@@ -190,8 +191,8 @@ static int ctx_open(struct ioreport_ctx **out, char *why)
     CFArrayRef arr = sample_channels(sample);
     size_t n = arr ? (size_t)CFArrayGetCount(arr) : 0;
     struct ioreport_channel_desc *desc = calloc(n ? n : 1, sizeof *desc);
-    char (*names)[128] = calloc(n ? n : 1, sizeof *names);
-    char (*units)[16] = calloc(n ? n : 1, sizeof *units);
+    char(*names)[128] = calloc(n ? n : 1, sizeof *names);
+    char(*units)[16] = calloc(n ? n : 1, sizeof *units);
     c->names = calloc(n ? n : 1, sizeof *c->names);
     c->values = calloc(n ? n : 1, sizeof *c->values);
     if (!desc || !names || !units || !c->names || !c->values) {
@@ -269,16 +270,15 @@ static int ioreport_probe(const struct sensor_env *env, struct sensor_set *set)
         snprintf(info->name, sizeof info->name, "ioreport:%s", rail->name);
         str_lcpy(info->backend, "ioreport", sizeof info->backend);
         const char *w = rail->domain == JB_DOMAIN_CPU   ? "CPU"
-                         : rail->domain == JB_DOMAIN_GPU ? "GPU"
-                         : rail->domain == JB_DOMAIN_ANE ? "Neural Engine"
-                                                         : "DRAM";
+                        : rail->domain == JB_DOMAIN_GPU ? "GPU"
+                        : rail->domain == JB_DOMAIN_ANE ? "Neural Engine"
+                                                        : "DRAM";
         if (rail->domain == JB_DOMAIN_CPU && c->plan->n_detail)
             snprintf(info->label, sizeof info->label,
                      "Apple %s (IOReport %s; %zu cluster and core channels inside it, not added)",
                      w, rail->channels, c->plan->n_detail);
         else
-            snprintf(info->label, sizeof info->label, "Apple %s (IOReport %s)", w,
-                     rail->channels);
+            snprintf(info->label, sizeof info->label, "Apple %s (IOReport %s)", w, rail->channels);
         str_lcpy(info->device, chip, sizeof info->device);
         info->domain = rail->domain;
         info->kind = JB_SENSOR_ENERGY;

@@ -50,8 +50,8 @@ static int is_block(const char *s, const char *prefix)
  * name that starts with one of the cluster stems Apple uses. */
 static int is_cpu_detail(const char *s)
 {
-    static const char *const stems[] = {"ECPU", "PCPU", "MCPU", "EACC", "PACC",
-                                        "ECPM", "PCPM", "MCPM"};
+    static const char *const stems[] = {"ECPU", "PCPU", "MCPU", "EACC",
+                                        "PACC", "ECPM", "PCPM", "MCPM"};
     for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++)
         if (strncmp(s, stems[i], 4) == 0)
             return 1;
@@ -95,12 +95,9 @@ int ioreport_unit_nj(const char *unit, uint64_t *nj_per_count)
         const char *label;
         uint64_t nj;
     } units[] = {
-        {"nJ", 1},
-        {"uJ", 1000},
-        {"\xc2\xb5J", 1000}, /* U+00B5 MICRO SIGN */
+        {"nJ", 1},           {"uJ", 1000},      {"\xc2\xb5J", 1000}, /* U+00B5 MICRO SIGN */
         {"\xce\xbcJ", 1000}, /* U+03BC GREEK SMALL LETTER MU */
-        {"mJ", 1000000},
-        {"J", 1000000000},
+        {"mJ", 1000000},     {"J", 1000000000},
     };
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (unit && strcmp(unit, units[i].label) == 0) {
@@ -125,12 +122,18 @@ static const struct {
 static int rail_def_of(enum ioreport_role role, int have_gpu_total)
 {
     switch (role) {
-    case IOREPORT_CPU_TOTAL: return 0;
-    case IOREPORT_GPU_TOTAL: return 1;
-    case IOREPORT_GPU_ALT: return have_gpu_total ? -1 : 1;
-    case IOREPORT_ANE: return 2;
-    case IOREPORT_DRAM: return 3;
-    default: return -1;
+    case IOREPORT_CPU_TOTAL:
+        return 0;
+    case IOREPORT_GPU_TOTAL:
+        return 1;
+    case IOREPORT_GPU_ALT:
+        return have_gpu_total ? -1 : 1;
+    case IOREPORT_ANE:
+        return 2;
+    case IOREPORT_DRAM:
+        return 3;
+    default:
+        return -1;
     }
 }
 
@@ -174,8 +177,8 @@ int ioreport_plan_build(const struct ioreport_channel_desc *ch, size_t n,
         str_lcpy(r->name, rail_defs[d].name, sizeof r->name);
         r->domain = rail_defs[d].domain;
         r->usable = 1;
-        r->update_period_s = (d == 1 && have_gpu_total) ? IOREPORT_FAST_PERIOD_S
-                                                         : IOREPORT_BATCHED_PERIOD_S;
+        r->update_period_s =
+            (d == 1 && have_gpu_total) ? IOREPORT_FAST_PERIOD_S : IOREPORT_BATCHED_PERIOD_S;
     }
 
     for (size_t i = 0; i < n; i++) {

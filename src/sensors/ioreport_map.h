@@ -81,12 +81,12 @@ struct ioreport_channel_desc {
 };
 
 struct ioreport_rail {
-    char name[16];            /* "cpu", "gpu", "ane", "dram" */
+    char name[16]; /* "cpu", "gpu", "ane", "dram" */
     enum jb_domain domain;
     double update_period_s;
-    size_t n_channels;        /* channels summed into it */
+    size_t n_channels;          /* channels summed into it */
     char channels[JB_TEXT_LEN]; /* "DIE_0_CPU Energy + DIE_1_CPU Energy" (cut if long) */
-    int usable;               /* 0: a channel's unit is unknown (reason says which) */
+    int usable;                 /* 0: a channel's unit is unknown (reason says which) */
     char reason[JB_TEXT_LEN];
 };
 

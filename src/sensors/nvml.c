@@ -57,7 +57,10 @@ struct nvml_lib {
     int (*nvmlDeviceGetPowerUsage)(struct nvmlDevice_st *device, unsigned int *power_mw);
 };
 
-#define NVML_SYM(name, required) {#name, offsetof(struct nvml_lib, name), required}
+#define NVML_SYM(name, required)                                                                   \
+    {                                                                                              \
+#name, offsetof(struct nvml_lib, name), required                                           \
+    }
 static const struct {
     const char *name;
     size_t offset;
@@ -111,8 +114,10 @@ static void explain(const struct nvml_lib *lib, int code, char *reason, char *fi
     switch (code) {
     case NVML_ERROR_NO_PERMISSION:
         snprintf(reason, JB_TEXT_LEN, "NVML: permission denied (%s)", msg);
-        str_lcpy(fix, "give this user access to /dev/nvidia* (on most systems: the video group) "
-                      "and check that `nvidia-smi` works for it", JB_TEXT_LEN);
+        str_lcpy(fix,
+                 "give this user access to /dev/nvidia* (on most systems: the video group) "
+                 "and check that `nvidia-smi` works for it",
+                 JB_TEXT_LEN);
         break;
     case NVML_ERROR_DRIVER_NOT_LOADED:
         snprintf(reason, JB_TEXT_LEN, "the NVIDIA kernel driver is not loaded (%s)", msg);
@@ -127,8 +132,7 @@ static void explain(const struct nvml_lib *lib, int code, char *reason, char *fi
         break;
     case NVML_ERROR_GPU_IS_LOST:
         snprintf(reason, JB_TEXT_LEN, "the GPU stopped answering (%s)", msg);
-        str_lcpy(fix, "see `dmesg` for Xid errors; the GPU needs a reset or a reboot",
-                 JB_TEXT_LEN);
+        str_lcpy(fix, "see `dmesg` for Xid errors; the GPU needs a reset or a reboot", JB_TEXT_LEN);
         break;
     case NVML_ERROR_NOT_SUPPORTED:
         snprintf(reason, JB_TEXT_LEN, "this GPU reports neither an energy counter nor power (%s)",
@@ -326,8 +330,8 @@ static int nvml_probe(const struct sensor_env *env, struct sensor_set *set)
             snprintf(g->base.info.name, sizeof g->base.info.name, "nvml:gpu%u", i);
             str_lcpy(g->base.info.backend, "nvml", sizeof g->base.info.backend);
             snprintf(g->base.info.label, sizeof g->base.info.label, "GPU %u (NVML)", i);
-            snprintf(g->base.info.device, sizeof g->base.info.device, "NVIDIA GPU %u, driver %s",
-                     i, driver);
+            snprintf(g->base.info.device, sizeof g->base.info.device, "NVIDIA GPU %u, driver %s", i,
+                     driver);
             g->base.info.domain = JB_DOMAIN_GPU;
             g->base.info.parent = -1;
             g->base.info.update_period_s = NVML_UPDATE_PERIOD_S;
@@ -346,11 +350,15 @@ static int read_failed(struct nvml_sensor *g, int code)
     snprintf(g->base.error, sizeof g->base.error, "%s: %s", g->base.info.name,
              lib_errstr(g->lib, code));
     switch (code) {
-    case NVML_ERROR_NO_PERMISSION: return JB_ERR_PERM;
-    case NVML_ERROR_NOT_SUPPORTED: return JB_ERR_UNSUPPORTED;
+    case NVML_ERROR_NO_PERMISSION:
+        return JB_ERR_PERM;
+    case NVML_ERROR_NOT_SUPPORTED:
+        return JB_ERR_UNSUPPORTED;
     case NVML_ERROR_GPU_IS_LOST:
-    case NVML_ERROR_NOT_FOUND: return JB_ERR_NOTFOUND;
-    default: return JB_ERR_IO;
+    case NVML_ERROR_NOT_FOUND:
+        return JB_ERR_NOTFOUND;
+    default:
+        return JB_ERR_IO;
     }
 }
 

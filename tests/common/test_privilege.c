@@ -53,12 +53,12 @@ static void in_child(int (*fn)(void))
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-#define CHECK(cond, code)                                                                        \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "child: %s failed (errno %d)\n", #cond, errno);                     \
-            return code;                                                                         \
-        }                                                                                        \
+#define CHECK(cond, code)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child: %s failed (errno %d)\n", #cond, errno);                        \
+            return code;                                                                           \
+        }                                                                                          \
     } while (0)
 
 static int child_drop(void)
@@ -232,8 +232,12 @@ static void test_measure_under_sudo(void **state)
     char sysfs[1100], procfs[1100];
     snprintf(sysfs, sizeof sysfs, "JOULEBENCH_SYSFS_ROOT=%s", fx_sysfs_root(fx));
     snprintf(procfs, sizeof procfs, "JOULEBENCH_PROCFS_ROOT=%s", fx_procfs_root(fx));
-    char *env[] = {sysfs, procfs, "JOULEBENCH_NVML_LIB=/nonexistent/libnvidia-ml.so.1",
-                   "SUDO_UID=65534", "SUDO_GID=65534", NULL};
+    char *env[] = {sysfs,
+                   procfs,
+                   "JOULEBENCH_NVML_LIB=/nonexistent/libnvidia-ml.so.1",
+                   "SUDO_UID=65534",
+                   "SUDO_GID=65534",
+                   NULL};
     char *argv[] = {JB_TOOL, "measure", "--json", "--", "/bin/sh", "-c", script, NULL};
     struct buf o = {0}, e = {0};
     int status = tu_run(argv, env, &o, &e);

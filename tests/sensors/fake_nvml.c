@@ -46,9 +46,9 @@ struct nvmlDevice_st {
     char uuid[96];
     char mode[16];
     double watts;
-    int fixed;                   /* 1: energy_mj is set by the test */
+    int fixed; /* 1: energy_mj is set by the test */
     unsigned long long energy_mj;
-    int status;                  /* non-zero: every reading returns it */
+    int status; /* non-zero: every reading returns it */
 };
 
 static struct nvmlDevice_st gpus[FAKE_MAX_GPUS];
@@ -155,14 +155,22 @@ int nvmlShutdown(void)
 const char *nvmlErrorString(int result)
 {
     switch (result) {
-    case NVML_SUCCESS: return "Success";
-    case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
-    case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
-    case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
-    case NVML_ERROR_NO_PERMISSION: return "Insufficient Permissions";
-    case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
-    case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
-    default: return "Unknown Error";
+    case NVML_SUCCESS:
+        return "Success";
+    case NVML_ERROR_UNINITIALIZED:
+        return "Uninitialized";
+    case NVML_ERROR_INVALID_ARGUMENT:
+        return "Invalid Argument";
+    case NVML_ERROR_NOT_SUPPORTED:
+        return "Not Supported";
+    case NVML_ERROR_NO_PERMISSION:
+        return "Insufficient Permissions";
+    case NVML_ERROR_DRIVER_NOT_LOADED:
+        return "Driver Not Loaded";
+    case NVML_ERROR_GPU_IS_LOST:
+        return "GPU is lost";
+    default:
+        return "Unknown Error";
     }
 }
 

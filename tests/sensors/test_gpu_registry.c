@@ -39,7 +39,8 @@ static void test_amdgpu_energy_counter(void **state)
     fx_set_watts(fx, power, 150.0);
     fx_start(fx, 1000);
 
-    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx), .procfs_root = fx_procfs_root(fx),
+    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx),
+                             .procfs_root = fx_procfs_root(fx),
                              .nvml_lib = "/nonexistent/libnvidia-ml.so.1"};
     struct sensor_set set = {0};
     char err[ERR_LEN];
@@ -74,11 +75,10 @@ static void add_orin_nx(struct fx_sysfs *fx)
 {
     const char *dev = "devices/platform/bus@0/c240000.i2c/i2c-1/1-0040/hwmon/hwmon1";
     const char *files[][2] = {
-        {"name", "ina3221\n"},          {"in1_label", "VDD_IN\n"},
-        {"in1_input", "5080\n"},        {"curr1_input", "1450\n"},
-        {"in2_label", "VDD_CPU_GPU_CV\n"}, {"in2_input", "5072\n"},
-        {"curr2_input", "410\n"},       {"in3_label", "VDD_SOC\n"},
-        {"in3_input", "5076\n"},        {"curr3_input", "298\n"},
+        {"name", "ina3221\n"},     {"in1_label", "VDD_IN\n"},         {"in1_input", "5080\n"},
+        {"curr1_input", "1450\n"}, {"in2_label", "VDD_CPU_GPU_CV\n"}, {"in2_input", "5072\n"},
+        {"curr2_input", "410\n"},  {"in3_label", "VDD_SOC\n"},        {"in3_input", "5076\n"},
+        {"curr3_input", "298\n"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char rel[256];
@@ -90,7 +90,6 @@ static void add_orin_nx(struct fx_sysfs *fx)
     fx_symlink(fx, rel, "../../../1-0040");
     snprintf(target, sizeof target, "../../%s", dev);
     fx_symlink(fx, "class/hwmon/hwmon1", target);
-
 }
 
 /* A Jetson Orin NX next to a machine with an NVIDIA GPU: every sensor
@@ -100,10 +99,12 @@ static void test_jetson_and_nvml(void **state)
     (void)state;
     struct fx_sysfs *fx = fx_new("jetson");
     add_orin_nx(fx);
-    setenv("FAKE_NVML_GPUS", "NVIDIA RTX 6000 Ada Generation|GPU-77777777-0000-1111-2222-3333|"
-                             "energy|90",
+    setenv("FAKE_NVML_GPUS",
+           "NVIDIA RTX 6000 Ada Generation|GPU-77777777-0000-1111-2222-3333|"
+           "energy|90",
            1);
-    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx), .procfs_root = fx_procfs_root(fx),
+    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx),
+                             .procfs_root = fx_procfs_root(fx),
                              .nvml_lib = FAKE_NVML_LIB};
     struct sensor_set set = {0};
     char err[ERR_LEN];
@@ -135,7 +136,8 @@ static void test_jetson_total_is_the_module(void **state)
     add_orin_nx(fx);
     fx_proc_stat(fx, 8, 1000, 9000);
 
-    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx), .procfs_root = fx_procfs_root(fx),
+    struct sensor_env env = {.sysfs_root = fx_sysfs_root(fx),
+                             .procfs_root = fx_procfs_root(fx),
                              .nvml_lib = "/nonexistent/libnvidia-ml.so.1"};
     struct sensor_set set = {0};
     char err[ERR_LEN];
@@ -200,8 +202,8 @@ static void test_meter_nvml_env(void **state)
     struct jb_energy e;
     assert_int_equal(jb_meter_end(m, "w", &e), 0);
     assert_true(e.sensor_valid[0]);
-    assert_true(fabs(e.domain_j[JB_DOMAIN_GPU] - 300.0 * e.duration_s) < 0.03 * 300.0 *
-                                                                              e.duration_s);
+    assert_true(fabs(e.domain_j[JB_DOMAIN_GPU] - 300.0 * e.duration_s) <
+                0.03 * 300.0 * e.duration_s);
     assert_int_equal(e.flags & JB_ENERGY_SHORT, 0);
     /* a window shorter than NVML's ~100 ms refresh is flagged */
     assert_int_equal(jb_meter_begin(m, "short"), 0);
@@ -218,7 +220,8 @@ static void test_meter_nvml_env(void **state)
 static void test_backend_names(void **state)
 {
     (void)state;
-    struct sensor_env env = {.sysfs_root = "/nonexistent", .procfs_root = "/nonexistent",
+    struct sensor_env env = {.sysfs_root = "/nonexistent",
+                             .procfs_root = "/nonexistent",
                              .nvml_lib = "/nonexistent/libnvidia-ml.so.1"};
     struct sensor_set set = {0};
     char err[ERR_LEN] = "";

@@ -26,8 +26,8 @@ static void add_monitor(const char *root, int bus, const char *addr, const char 
                         const struct rail rails[3])
 {
     char dev[512], rel[600], text[64];
-    snprintf(dev, sizeof dev, "devices/platform/bus@0/c240000.i2c/i2c-%d/%s/hwmon/%s", bus,
-             addr, hwmon);
+    snprintf(dev, sizeof dev, "devices/platform/bus@0/c240000.i2c/i2c-%d/%s/hwmon/%s", bus, addr,
+             hwmon);
     snprintf(rel, sizeof rel, "%s/name", dev);
     tu_write(root, rel, "ina3221\n");
     snprintf(rel, sizeof rel, "%s/update_interval", dev);
@@ -226,14 +226,14 @@ static void test_domains(void **state)
         enum jb_domain domain;
         int whole;
     } cases[] = {
-        {"VDD_IN", JB_DOMAIN_SYSTEM, 1},      {"5V_IN", JB_DOMAIN_SYSTEM, 1},
-        {"POM_5V_IN", JB_DOMAIN_SYSTEM, 1},   {"POM_5V_GPU", JB_DOMAIN_GPU, 0},
-        {"POM_5V_CPU", JB_DOMAIN_CPU, 0},     {"VDD_CPU_GPU_CV", JB_DOMAIN_SOC, 0},
-        {"VDD_GPU_SOC", JB_DOMAIN_SOC, 0},    {"VDD_CPU_CV", JB_DOMAIN_CPU, 0},
-        {"VDD_SOC", JB_DOMAIN_SOC, 0},        {"GPU", JB_DOMAIN_GPU, 0},
-        {"CPU", JB_DOMAIN_CPU, 0},            {"CV", JB_DOMAIN_SOC, 0},
-        {"VDDRQ", JB_DOMAIN_DRAM, 0},         {"VDDQ_VDD2_1V8AO", JB_DOMAIN_DRAM, 0},
-        {"SYS5V", JB_DOMAIN_SOC, 0},          {"VIN_SYS_5V0", JB_DOMAIN_SOC, 0},
+        {"VDD_IN", JB_DOMAIN_SYSTEM, 1},    {"5V_IN", JB_DOMAIN_SYSTEM, 1},
+        {"POM_5V_IN", JB_DOMAIN_SYSTEM, 1}, {"POM_5V_GPU", JB_DOMAIN_GPU, 0},
+        {"POM_5V_CPU", JB_DOMAIN_CPU, 0},   {"VDD_CPU_GPU_CV", JB_DOMAIN_SOC, 0},
+        {"VDD_GPU_SOC", JB_DOMAIN_SOC, 0},  {"VDD_CPU_CV", JB_DOMAIN_CPU, 0},
+        {"VDD_SOC", JB_DOMAIN_SOC, 0},      {"GPU", JB_DOMAIN_GPU, 0},
+        {"CPU", JB_DOMAIN_CPU, 0},          {"CV", JB_DOMAIN_SOC, 0},
+        {"VDDRQ", JB_DOMAIN_DRAM, 0},       {"VDDQ_VDD2_1V8AO", JB_DOMAIN_DRAM, 0},
+        {"SYS5V", JB_DOMAIN_SOC, 0},        {"VIN_SYS_5V0", JB_DOMAIN_SOC, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int whole = -1;

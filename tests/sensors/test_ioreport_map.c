@@ -268,8 +268,7 @@ static void test_classify(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct ioreport_class c;
         ioreport_classify(cases[i].name, &c);
-        if (c.role != cases[i].role || c.die != cases[i].die ||
-            strcmp(c.base, cases[i].base) != 0)
+        if (c.role != cases[i].role || c.die != cases[i].die || strcmp(c.base, cases[i].base) != 0)
             fail_msg("\"%s\": role %d die %d base \"%s\", want role %d die %d base \"%s\"",
                      cases[i].name, c.role, c.die, c.base, cases[i].role, cases[i].die,
                      cases[i].base);
@@ -371,8 +370,7 @@ static void test_too_many_channels(void **state)
     for (size_t i = 0; i < IOREPORT_MAX_CHANNELS + 1; i++)
         ch[i] = (struct ioreport_channel_desc){"PCPUDTL00", "mJ"};
     char err[ERR_LEN] = "";
-    assert_int_equal(ioreport_plan_build(ch, IOREPORT_MAX_CHANNELS + 1, plan, err),
-                     JB_ERR_USAGE);
+    assert_int_equal(ioreport_plan_build(ch, IOREPORT_MAX_CHANNELS + 1, plan, err), JB_ERR_USAGE);
     assert_non_null(strstr(err, "2049 channels"));
     free(plan);
 }
@@ -380,11 +378,16 @@ static void test_too_many_channels(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_m1_max),         cmocka_unit_test(test_m3_pro),
-        cmocka_unit_test(test_m4_max),         cmocka_unit_test(test_m5),
-        cmocka_unit_test(test_m2_ultra),       cmocka_unit_test(test_gpu_fallback),
-        cmocka_unit_test(test_classify),       cmocka_unit_test(test_units),
-        cmocka_unit_test(test_no_truncation),  cmocka_unit_test(test_unknown_unit),
+        cmocka_unit_test(test_m1_max),
+        cmocka_unit_test(test_m3_pro),
+        cmocka_unit_test(test_m4_max),
+        cmocka_unit_test(test_m5),
+        cmocka_unit_test(test_m2_ultra),
+        cmocka_unit_test(test_gpu_fallback),
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_units),
+        cmocka_unit_test(test_no_truncation),
+        cmocka_unit_test(test_unknown_unit),
         cmocka_unit_test(test_too_many_channels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

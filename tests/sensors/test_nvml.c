@@ -61,8 +61,8 @@ static int reset_env(void **state)
 
 static void probe_with(const char *lib, struct sensor_set *set)
 {
-    struct sensor_env env = {.sysfs_root = "/nonexistent", .procfs_root = "/nonexistent",
-                             .nvml_lib = lib};
+    struct sensor_env env = {
+        .sysfs_root = "/nonexistent", .procfs_root = "/nonexistent", .nvml_lib = lib};
     memset(set, 0, sizeof *set);
     assert_int_equal(sensor_nvml.probe(&env, set), 0);
 }
