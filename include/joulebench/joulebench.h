@@ -142,9 +142,10 @@ double jb_meter_sampler_cpu_s(struct jb_meter *m);
 double jb_clock_s(void); /* CLOCK_MONOTONIC in seconds: the timebase of the meter */
 
 /* Flags on a measurement. */
-#define JB_ENERGY_WRAPPED 0x1u     /* a counter wrapped and was corrected */
-#define JB_ENERGY_RESET 0x2u       /* a counter stepped back (not a wrap) or jumped past any
-                                      plausible power: that sensor is invalid here */
+#define JB_ENERGY_WRAPPED 0x1u /* a counter wrapped and was corrected */
+/* A counter stepped back (not a wrap) or jumped past any plausible power:
+ * that sensor is invalid in the interval. */
+#define JB_ENERGY_RESET 0x2u
 #define JB_ENERGY_SENSOR_LOST 0x4u /* a sensor stopped answering during the window */
 #define JB_ENERGY_SHORT 0x8u       /* shorter than a used sensor's update period */
 #define JB_ENERGY_GAP 0x10u        /* the timeline had no sample near an edge (interpolated) */
@@ -155,10 +156,10 @@ struct jb_energy {
     size_t n_sensors;
     double sensor_j[JB_MAX_SENSORS];            /* NaN where !sensor_valid[i] */
     unsigned char sensor_valid[JB_MAX_SENSORS]; /* 0 also for sensors not used */
-    double domain_j[JB_DOMAIN_COUNT]; /* per domain, the sum of its used sensors (a sensor
-                                         inside another of the same domain, like xe's pkg
-                                         inside its card, is left out); cores and uncore
-                                         hold their own sums; NaN when not valid */
+    /* Per domain, the sum of its used sensors (a sensor inside another of
+     * the same domain, like xe's pkg inside its card, is left out); cores
+     * and uncore hold their own sums; NaN when not valid. */
+    double domain_j[JB_DOMAIN_COUNT];
     unsigned domain_valid;     /* bit (1u << domain): the domain has used sensors and every
                                   one of them was valid */
     unsigned domain_estimated; /* bit (1u << domain): an estimated sensor contributed */

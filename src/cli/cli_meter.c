@@ -75,7 +75,7 @@ size_t cli_energy_flag_names(unsigned flags, const char **names, size_t max)
         unsigned flag;
         const char *name;
     } table[] = {
-        {JB_ENERGY_WRAPPED, "counter_wrap"},   {JB_ENERGY_RESET, "counter_reset"},
+        {JB_ENERGY_WRAPPED, "counter_wrap"},    {JB_ENERGY_RESET, "counter_reset"},
         {JB_ENERGY_SENSOR_LOST, "sensor_lost"}, {JB_ENERGY_SHORT, "short_window"},
         {JB_ENERGY_GAP, "interpolated"},
     };

@@ -179,15 +179,16 @@ static void print_json(struct jb_meter *m, char **cmd, int exit_code, const stru
         int valid = (e->domain_valid >> d) & 1;
         json_object_set_new(doms, jb_domain_name((enum jb_domain)d),
                             num_or_null(valid, e->domain_j[d]));
-        json_object_set_new(pw, jb_domain_name((enum jb_domain)d),
-                            num_or_null(valid && e->duration_s > 0,
-                                        e->domain_j[d] / e->duration_s));
+        json_object_set_new(
+            pw, jb_domain_name((enum jb_domain)d),
+            num_or_null(valid && e->duration_s > 0, e->domain_j[d] / e->duration_s));
     }
     json_object_set_new(o, "domains", doms);
     json_object_set_new(o, "estimated_domains", estimated_domains(e->domain_estimated));
     json_object_set_new(o, "avg_power_w", pw);
-    json_object_set_new(o, "total_power_w", num_or_null(e->total_valid && e->duration_s > 0,
-                                                        e->total_j / e->duration_s));
+    json_object_set_new(
+        o, "total_power_w",
+        num_or_null(e->total_valid && e->duration_s > 0, e->total_j / e->duration_s));
     json_t *sensors = json_array(), *unreadable = json_array();
     for (size_t i = 0; i < jb_meter_sensor_count(m); i++) {
         const struct jb_sensor_info *s = jb_meter_sensor(m, i);
@@ -233,9 +234,8 @@ static void print_json(struct jb_meter *m, char **cmd, int exit_code, const stru
             int bv = (base->domain_valid >> d) & 1, ev = (e->domain_valid >> d) & 1;
             const char *dn = jb_domain_name((enum jb_domain)d);
             json_object_set_new(bw, dn, num_or_null(bv, base->domain_w[d]));
-            json_object_set_new(net, dn, num_or_null(bv && ev, e->domain_j[d] -
-                                                                   base->domain_w[d] *
-                                                                       e->duration_s));
+            json_object_set_new(
+                net, dn, num_or_null(bv && ev, e->domain_j[d] - base->domain_w[d] * e->duration_s));
         }
         json_object_set_new(b, "power_w", bw);
         json_object_set_new(b, "total_w", num_or_null(base->total_valid, base->total_w));
@@ -334,7 +334,8 @@ static void print_text(struct jb_meter *m, char **cmd, int exit_code, const stru
     if (e->flags & JB_ENERGY_RESET)
         fprintf(f, "  warning: a counter was reset during the run; its figure is left out\n");
     if (e->flags & JB_ENERGY_SENSOR_LOST)
-        fprintf(f, "  warning: a sensor stopped answering during the run; its figure is left out\n");
+        fprintf(f,
+                "  warning: a sensor stopped answering during the run; its figure is left out\n");
     if (e->flags & JB_ENERGY_SHORT)
         fprintf(f, "  warning: the run was shorter than a sensor's update period\n");
     if (e->domain_estimated) {
@@ -410,8 +411,7 @@ int cmd_measure(int argc, char **argv)
     int have_base = 0;
     if (mo.baseline_s > 0) {
         if (!as_json)
-            log_info("measuring idle power for %g s before running %s ...", mo.baseline_s,
-                     cmd[0]);
+            log_info("measuring idle power for %g s before running %s ...", mo.baseline_s, cmd[0]);
         rc = jb_meter_baseline(m, mo.baseline_s, &stop_flag, &base);
         if (rc == JB_ERR_INTERRUPTED) {
             log_error("interrupted during the idle baseline; %s was not run", cmd[0]);

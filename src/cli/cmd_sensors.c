@@ -12,16 +12,15 @@
 
 static void help(FILE *f)
 {
-    fprintf(f,
-            "usage: joulebench sensors [--json] [--cpu-watts W]\n\n"
-            "Lists the energy sensors of this machine: RAPL through perf and powercap,\n"
-            "hwmon (AMD and Intel GPUs, amd_energy), and the CPU-time estimate. For each:\n"
-            "its domain (cpu, cores, uncore, dram, gpu, ane, soc, system), whether it is\n"
-            "measured or estimated, readable, used in totals, and if not, why and the fix.\n\n"
-            "  --json          one JSON object on stdout\n"
-            "  --cpu-watts W   full-load CPU power for the CPU-time estimate\n"
-            "  -h, --help      this text\n\n"
-            "Paths: $JOULEBENCH_SYSFS_ROOT (default /sys), $JOULEBENCH_PROCFS_ROOT (/proc).\n");
+    fprintf(f, "usage: joulebench sensors [--json] [--cpu-watts W]\n\n"
+               "Lists the energy sensors of this machine: RAPL through perf and powercap,\n"
+               "hwmon (AMD and Intel GPUs, amd_energy), and the CPU-time estimate. For each:\n"
+               "its domain (cpu, cores, uncore, dram, gpu, ane, soc, system), whether it is\n"
+               "measured or estimated, readable, used in totals, and if not, why and the fix.\n\n"
+               "  --json          one JSON object on stdout\n"
+               "  --cpu-watts W   full-load CPU power for the CPU-time estimate\n"
+               "  -h, --help      this text\n\n"
+               "Paths: $JOULEBENCH_SYSFS_ROOT (default /sys), $JOULEBENCH_PROCFS_ROOT (/proc).\n");
 }
 
 static const char *status_of(const struct jb_sensor_info *s)
@@ -34,8 +33,8 @@ static const char *status_of(const struct jb_sensor_info *s)
 static void print_text(struct jb_meter *m)
 {
     size_t n = jb_meter_sensor_count(m);
-    printf("Energy sensors (sysfs %s, procfs %s)\n\n",
-           fs_env_or("JOULEBENCH_SYSFS_ROOT", "/sys"), fs_env_or("JOULEBENCH_PROCFS_ROOT", "/proc"));
+    printf("Energy sensors (sysfs %s, procfs %s)\n\n", fs_env_or("JOULEBENCH_SYSFS_ROOT", "/sys"),
+           fs_env_or("JOULEBENCH_PROCFS_ROOT", "/proc"));
     if (n == 0)
         printf("  none found\n");
     else
@@ -94,17 +93,17 @@ static json_t *sensor_json(struct jb_meter *m, const struct jb_sensor_info *s)
     json_object_set_new(o, "estimated", json_boolean(s->estimated));
     json_object_set_new(o, "readable", json_boolean(s->readable));
     json_object_set_new(o, "used", json_boolean(s->used));
-    json_object_set_new(o, "parent", s->parent >= 0
-                                         ? json_string(jb_meter_sensor(m, (size_t)s->parent)->name)
-                                         : json_null());
+    json_object_set_new(o, "parent",
+                        s->parent >= 0 ? json_string(jb_meter_sensor(m, (size_t)s->parent)->name)
+                                       : json_null());
     json_object_set_new(o, "label", json_string(s->label));
     json_object_set_new(o, "device", json_string(s->device));
     json_object_set_new(o, "reason", json_string(s->reason));
     json_object_set_new(o, "fix", json_string(s->fix));
     json_object_set_new(o, "update_period_s",
                         s->update_period_s > 0 ? json_real(s->update_period_s) : json_null());
-    json_object_set_new(o, "max_range_j", s->max_range_j > 0 ? json_real(s->max_range_j)
-                                                             : json_null());
+    json_object_set_new(o, "max_range_j",
+                        s->max_range_j > 0 ? json_real(s->max_range_j) : json_null());
     return o;
 }
 

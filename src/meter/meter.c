@@ -234,7 +234,15 @@ static void *sampler_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
+#if defined(__APPLE__) /* no monotonic condition variables there: wait relative */
+        double left = next - jb_clock_s();
+        if (left < 0)
+            left = 0;
+        struct timespec rel = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        int rc = pthread_cond_timedwait_relative_np(&m->cond, &m->lock, &rel);
+#else
         int rc = pthread_cond_timedwait(&m->cond, &m->lock, &ts);
+#endif
         if (m->stop)
             break;
         if (rc != ETIMEDOUT)
@@ -277,8 +285,10 @@ int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, 
     struct jb_meter *m = calloc(1, sizeof *m);
     if (!m)
         return copy_err(err, err_len, JB_ERR_NOMEM, "out of memory");
-    m->interval_s = opt.interval_ms < 0 ? -1.0
-                    : (opt.interval_ms == 0 ? METER_DEFAULT_INTERVAL_MS : opt.interval_ms) / 1e3;
+    m->interval_s =
+        opt.interval_ms < 0
+            ? -1.0
+            : (opt.interval_ms == 0 ? METER_DEFAULT_INTERVAL_MS : opt.interval_ms) / 1e3;
     struct sensor_env env;
     env.sysfs_root = opt.sysfs_root ? opt.sysfs_root : fs_env_or("JOULEBENCH_SYSFS_ROOT", "/sys");
     env.procfs_root =
@@ -408,12 +418,14 @@ double jb_meter_sampler_cpu_s(struct jb_meter *m)
         return 0;
     pthread_mutex_lock(&m->lock);
     double cpu = m->sampler_cpu_s;
+#if !defined(__APPLE__)
     if (m->running && !m->stop) {
         clockid_t cid;
         struct timespec ts;
         if (pthread_getcpuclockid(m->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
             cpu = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
     }
+#endif
     pthread_mutex_unlock(&m->lock);
     return cpu;
 }

@@ -16,19 +16,19 @@
 /* Cumulative joules of every sensor at one instant. */
 struct meter_point {
     double t_s;
-    unsigned flags;                        /* JB_ENERGY_GAP when interpolated across a gap */
-    double j[JB_MAX_SENSORS];              /* (n_sensors) joules since the first reading */
-    unsigned char v[JB_MAX_SENSORS];       /* (n_sensors) 1: j[i] is a real reading */
+    unsigned flags;                  /* JB_ENERGY_GAP when interpolated across a gap */
+    double j[JB_MAX_SENSORS];        /* (n_sensors) joules since the first reading */
+    unsigned char v[JB_MAX_SENSORS]; /* (n_sensors) 1: j[i] is a real reading */
 };
 
 /* Samples in time order, struct-of-arrays so a sample costs n × 9 bytes. */
 struct meter_timeline {
-    size_t n;      /* sensors per sample */
-    size_t len;    /* samples held */
-    size_t cap;    /* samples allocated */
-    size_t max;    /* thin past this many */
-    double *t;     /* (cap) seconds, jb_clock_s() */
-    double *j;     /* (cap, n) */
+    size_t n;           /* sensors per sample */
+    size_t len;         /* samples held */
+    size_t cap;         /* samples allocated */
+    size_t max;         /* thin past this many */
+    double *t;          /* (cap) seconds, jb_clock_s() */
+    double *j;          /* (cap, n) */
     unsigned char *v;   /* (cap, n) */
     unsigned char *pin; /* (cap) 1: a mark or window edge, never thinned */
 };
@@ -53,8 +53,7 @@ struct meter_sensor_view {
 /* Fills out from points a (begin) and b (end): per-sensor joules, domain
  * sums and the total, without counting a joule twice (see jb_energy).
  * flags are added to out->flags. */
-void meter_fill_energy(const struct meter_sensor_view *views, size_t n,
-                       const struct meter_point *a, const struct meter_point *b,
-                       unsigned flags, struct jb_energy *out);
+void meter_fill_energy(const struct meter_sensor_view *views, size_t n, const struct meter_point *a,
+                       const struct meter_point *b, unsigned flags, struct jb_energy *out);
 
 #endif

@@ -130,9 +130,8 @@ int timeline_at(const struct meter_timeline *tl, double t, double gap_s, struct 
     return 0;
 }
 
-void meter_fill_energy(const struct meter_sensor_view *views, size_t n,
-                       const struct meter_point *a, const struct meter_point *b,
-                       unsigned flags, struct jb_energy *out)
+void meter_fill_energy(const struct meter_sensor_view *views, size_t n, const struct meter_point *a,
+                       const struct meter_point *b, unsigned flags, struct jb_energy *out)
 {
     memset(out, 0, sizeof *out);
     out->t_begin_s = a->t_s;

@@ -66,8 +66,7 @@ static int est_open(struct sensor *s)
     int rc = fs_read_file(e->path, 16 << 20, &b, err);
     if (rc) {
         buf_free(&b);
-        return sensor_fail(s, rc, "mount procfs, or point JOULEBENCH_PROCFS_ROOT at it", "%s",
-                           err);
+        return sensor_fail(s, rc, "mount procfs, or point JOULEBENCH_PROCFS_ROOT at it", "%s", err);
     }
     rc = parse_proc_stat(b.data ? b.data : "", b.len, &busy, &total, &ncpu);
     buf_free(&b);
@@ -96,8 +95,7 @@ static int est_open(struct sensor *s)
                  ncpu, e->path, watts, ESTIMATE_BASE_W, ESTIMATE_PER_CPU_W);
     else
         snprintf(s->info.label, sizeof s->info.label,
-                 "estimate: busy share of %d CPUs (%s) x %g W (--cpu-watts)", ncpu, e->path,
-                 watts);
+                 "estimate: busy share of %d CPUs (%s) x %g W (--cpu-watts)", ncpu, e->path, watts);
     e->fd = open(e->path, O_RDONLY | O_CLOEXEC);
     if (e->fd < 0)
         return sensor_fail(s, fs_errno_code(errno), "", "%s: %s", e->path, strerror(errno));

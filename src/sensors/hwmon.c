@@ -160,10 +160,10 @@ static int set_path(struct hwmon_sensor *h, size_t i, const char *dir, const cha
 
 /* What the folder of one hwmon device offers. */
 struct hwmon_dev {
-    char node[32];         /* "hwmon3" */
+    char node[32];          /* "hwmon3" */
     char attr[FS_PATH_MAX]; /* where the attributes are */
     char driver[64];
-    char ident[64];        /* "0000:03:00.0", or the node name */
+    char ident[64]; /* "0000:03:00.0", or the node name */
     char device[JB_TEXT_LEN];
     int energy[HWMON_MAX_INDEX + 1]; /* energyN_input present */
     int power_input, power_average;  /* power1_* present */
@@ -279,8 +279,8 @@ static int add_gpu(const struct hwmon_dev *dev, struct sensor_set *set)
         hwmon_close(&h->base);
         return JB_ERR_NOMEM;
     }
-    snprintf(h->base.info.label, sizeof h->base.info.label, "%s %s %s, integrated (%s)",
-             dev->node, dev->driver, file, dev->ident);
+    snprintf(h->base.info.label, sizeof h->base.info.label, "%s %s %s, integrated (%s)", dev->node,
+             dev->driver, file, dev->ident);
     str_lcpy(h->base.info.device, dev->device, sizeof h->base.info.device);
     return sensor_set_add_or_drop(set, &h->base);
 }
@@ -382,7 +382,8 @@ static int add_device(const struct sensor_env *env, const char *class_dir, const
     else if (strcmp(dev->driver, "amd_energy") == 0)
         rc = add_amd_energy(env, dev, set);
     else if (any_energy)
-        sensor_set_note(set, "hwmon: %s (%s) has energy counters of a kind joulebench does not know",
+        sensor_set_note(set,
+                        "hwmon: %s (%s) has energy counters of a kind joulebench does not know",
                         node, dev->driver);
 out:
     free(dev);

@@ -61,8 +61,7 @@ static int parse_uint(const char *b, const char *e, uint64_t *out)
     return str_to_u64(b, (size_t)(e - b), out) ? JB_ERR_FORMAT : 0;
 }
 
-int parse_perf_event(const char *buf, size_t len, struct parse_term *terms, size_t max,
-                     size_t *n)
+int parse_perf_event(const char *buf, size_t len, struct parse_term *terms, size_t max, size_t *n)
 {
     const char *p = buf, *end = buf + len;
     trim(&p, &end);
@@ -239,8 +238,8 @@ int parse_cpulist(const char *buf, size_t len, int *cpus, size_t max, size_t *n)
     return 0;
 }
 
-int parse_rapl_zone(const char *buf, size_t len, char *prefix, size_t prefix_size,
-                    unsigned *idx, int *depth)
+int parse_rapl_zone(const char *buf, size_t len, char *prefix, size_t prefix_size, unsigned *idx,
+                    int *depth)
 {
     const char *colon = memchr(buf, ':', len);
     if (!colon || colon == buf || (size_t)(colon - buf) >= prefix_size)

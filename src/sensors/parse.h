@@ -22,8 +22,7 @@ struct parse_term {
 
 /* "event=0x02" or "event=0x1,umask=0x3\n" → terms. Values are hex with
  * 0x, or decimal. At most max terms (JB_ERR_FORMAT beyond). */
-int parse_perf_event(const char *buf, size_t len, struct parse_term *terms, size_t max,
-                     size_t *n);
+int parse_perf_event(const char *buf, size_t len, struct parse_term *terms, size_t max, size_t *n);
 
 /* A PMU format file, "config:0-7" or "config1:3" → which config word
  * (0 config, 1 config1, 2 config2) and the bit range lo..hi (hi < 64). */
@@ -48,8 +47,8 @@ int parse_cpulist(const char *buf, size_t len, int *cpus, size_t max, size_t *n)
 /* A powercap zone folder name, "intel-rapl:0" or "intel-rapl-mmio:1:2" →
  * the control type ("intel-rapl", NUL-terminated in prefix) and up to two
  * indices (depth 1 or 2). JB_ERR_FORMAT for anything else. */
-int parse_rapl_zone(const char *buf, size_t len, char *prefix, size_t prefix_size,
-                    unsigned *idx, int *depth);
+int parse_rapl_zone(const char *buf, size_t len, char *prefix, size_t prefix_size, unsigned *idx,
+                    int *depth);
 
 /* The aggregate line of /proc/stat ("cpu  user nice system idle iowait irq
  * softirq steal ...", in USER_HZ ticks) → busy ticks (user + nice + system

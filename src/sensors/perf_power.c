@@ -221,16 +221,14 @@ static int cmp_str(const void *a, const void *b)
 /* Package (and, on multi-die parts, die) of each CPU in the cpumask, as the
  * powercap zones name them ("0", "1", "0-die-1"), so both routes share
  * counter keys. */
-static void package_names(const struct sensor_env *env, const int *cpus, size_t n,
-                          char names[][16])
+static void package_names(const struct sensor_env *env, const int *cpus, size_t n, char names[][16])
 {
     unsigned pkg[PERF_MAX_CPUS], die[PERF_MAX_CPUS];
     int have_die = 1, dup = 0;
     for (size_t i = 0; i < n; i++) {
         char dir[FS_PATH_MAX], text[16];
         uint64_t v;
-        snprintf(dir, sizeof dir, "%s/devices/system/cpu/cpu%d/topology", env->sysfs_root,
-                 cpus[i]);
+        snprintf(dir, sizeof dir, "%s/devices/system/cpu/cpu%d/topology", env->sysfs_root, cpus[i]);
         pkg[i] = (unsigned)i;
         if (sensor_read_text(dir, "physical_package_id", text, sizeof text) > 0 &&
             str_to_u64(text, (size_t)-1, &v) == 0 && v < 4096)
@@ -255,8 +253,8 @@ static void package_names(const struct sensor_env *env, const int *cpus, size_t 
     }
 }
 
-static int add_event(const struct sensor_env *env, const struct perf_event_desc *d,
-                     uint32_t type, int cpu, const char *pkg, struct sensor_set *set)
+static int add_event(const struct sensor_env *env, const struct perf_event_desc *d, uint32_t type,
+                     int cpu, const char *pkg, const char *cpu_model, struct sensor_set *set)
 {
     enum jb_domain domain;
     char name[JB_NAME_LEN], key[32], parent[JB_NAME_LEN] = "";
@@ -296,7 +294,7 @@ static int add_event(const struct sensor_env *env, const struct perf_event_desc 
     sensor_init(s, &sensor_perf_power, name, domain, JB_SENSOR_ENERGY);
     snprintf(s->info.label, sizeof s->info.label, "perf power/energy-%s/ on CPU %d (package %s)",
              d->name, cpu, pkg);
-    sensor_cpu_model(env, s->info.device, sizeof s->info.device);
+    str_lcpy(s->info.device, cpu_model, sizeof s->info.device);
     str_lcpy(s->parent_name, parent, sizeof s->parent_name);
     str_lcpy(s->counter_key, key, sizeof s->counter_key);
     s->route_rank = SENSOR_RANK_PERF;
@@ -351,6 +349,8 @@ static int perf_probe(const struct sensor_env *env, struct sensor_set *set)
     qsort(evs, nev, sizeof evs[0], cmp_str);
     int rc = 0;
     size_t before = set->n;
+    char cpu_model[JB_TEXT_LEN];
+    sensor_cpu_model(env, cpu_model, sizeof cpu_model);
     for (size_t i = 0; i < nev && rc == 0; i++) {
         struct perf_event_desc desc;
         char why[JB_TEXT_LEN];
@@ -366,7 +366,7 @@ static int perf_probe(const struct sensor_env *env, struct sensor_set *set)
         /* psys is one counter for the whole platform: read it once. */
         size_t ncpu_ev = strcmp(desc.name, "psys") == 0 ? 1 : ncpu;
         for (size_t c = 0; c < ncpu_ev && rc == 0; c++)
-            rc = add_event(env, &desc, (uint32_t)type, cpus[c], pkg[c], set);
+            rc = add_event(env, &desc, (uint32_t)type, cpus[c], pkg[c], cpu_model, set);
     }
     for (size_t i = 0; i < nev; i++)
         free(evs[i]);

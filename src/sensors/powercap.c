@@ -68,13 +68,13 @@ static int rapl_read(struct sensor *s, struct sensor_reading *r)
     uint64_t v;
     if (str_to_u64(text, (size_t)n, &v)) {
         str_trim(text);
-        snprintf(s->error, sizeof s->error, "%s: '%.24s' is not a count of microjoules",
-                 z->path, text);
+        snprintf(s->error, sizeof s->error, "%s: '%.24s' is not a count of microjoules", z->path,
+                 text);
         return JB_ERR_FORMAT;
     }
     if (s->raw_range && v > s->raw_range) {
-        snprintf(s->error, sizeof s->error, "%s: %llu is above max_energy_range_uj (%llu)",
-                 z->path, (unsigned long long)v, (unsigned long long)s->raw_range);
+        snprintf(s->error, sizeof s->error, "%s: %llu is above max_energy_range_uj (%llu)", z->path,
+                 (unsigned long long)v, (unsigned long long)s->raw_range);
         return JB_ERR_FORMAT;
     }
     r->raw = v;
@@ -196,8 +196,8 @@ static int plan_zone(const char *class_dir, const char *zone, const char *zname,
     } else {
         return 1;
     }
-    snprintf(p->name, sizeof p->name, "%s:%s-%s", route, p->domain == JB_DOMAIN_CORES ? "core" : zname,
-             pkg);
+    snprintf(p->name, sizeof p->name, "%s:%s-%s", route,
+             p->domain == JB_DOMAIN_CORES ? "core" : zname, pkg);
     if (pname[0] && p->domain != JB_DOMAIN_DRAM)
         snprintf(p->parent, sizeof p->parent, "%s:%s", route, pname);
     return 0;

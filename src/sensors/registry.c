@@ -111,31 +111,25 @@ int sensor_read_text(const char *dir, const char *rel, char *dst, size_t size)
 }
 
 /* The CPU model names the hardware behind the CPU sensors in run.json; the
- * first "model name" line is enough (every package of a machine is alike). */
+ * first "model name" line is enough (every package of a machine is alike),
+ * and it comes in the first record, so one small read does. */
 void sensor_cpu_model(const struct sensor_env *env, char *dst, size_t size)
 {
     dst[0] = '\0';
-    char path[FS_PATH_MAX];
-    if (fs_path_join(path, sizeof path, env->procfs_root, "cpuinfo"))
+    char path[FS_PATH_MAX], text[4096];
+    if (fs_path_join(path, sizeof path, env->procfs_root, "cpuinfo") ||
+        fs_read_small(path, text, sizeof text) <= 0)
         return;
-    struct buf b = {0};
-    if (fs_read_file(path, 1 << 20, &b, NULL) == 0) {
-        const char *p = strstr(buf_str(&b), "model name");
-        if (p) {
-            const char *colon = strchr(p, ':');
-            const char *nl = strchr(p, '\n');
-            if (colon && (!nl || colon < nl)) {
-                size_t len = nl ? (size_t)(nl - colon - 1) : strlen(colon + 1);
-                char tmp[JB_TEXT_LEN];
-                if (len >= sizeof tmp)
-                    len = sizeof tmp - 1;
-                memcpy(tmp, colon + 1, len);
-                tmp[len] = '\0';
-                str_lcpy(dst, str_trim(tmp), size);
-            }
-        }
-    }
-    buf_free(&b);
+    char *p = strstr(text, "model name");
+    if (!p)
+        return;
+    char *colon = strchr(p, ':');
+    char *nl = strchr(p, '\n');
+    if (!colon || (nl && nl < colon))
+        return;
+    if (nl)
+        *nl = '\0';
+    str_lcpy(dst, str_trim(colon + 1), size);
 }
 
 static int backend_wanted(const char *only, const char *name)
@@ -245,8 +239,8 @@ static void pick_routes(struct sensor_set *set)
         } else {
             char old[JB_TEXT_LEN];
             str_lcpy(old, s->info.reason, sizeof old);
-            snprintf(s->info.reason, sizeof s->info.reason,
-                     "not needed: %s measures the same (%s)", other, old);
+            snprintf(s->info.reason, sizeof s->info.reason, "not needed: %s measures the same (%s)",
+                     other, old);
         }
         s->info.fix[0] = '\0';
     }
@@ -296,8 +290,8 @@ static void decide_estimator(struct sensor_set *set)
         if (info->estimated && info->used &&
             (info->domain == JB_DOMAIN_CPU || info->domain == JB_DOMAIN_CORES)) {
             info->used = 0;
-            snprintf(info->reason, sizeof info->reason,
-                     "not needed: the CPU is measured by %s", measured);
+            snprintf(info->reason, sizeof info->reason, "not needed: the CPU is measured by %s",
+                     measured);
             info->fix[0] = '\0';
         }
     }

@@ -48,9 +48,9 @@ struct sensor_backend;
 /* Route ranks: when two sensors read the same hardware counter (same
  * counter_key), the readable one with the highest rank is used. */
 enum sensor_rank {
-    SENSOR_RANK_ALT = 1,      /* a second route (hwmon amd_energy, RAPL over MMIO) */
-    SENSOR_RANK_SYSFS = 2,    /* powercap */
-    SENSOR_RANK_PERF = 3      /* perf: needs no root under CAP_PERFMON */
+    SENSOR_RANK_ALT = 1,   /* a second route (hwmon amd_energy, RAPL over MMIO) */
+    SENSOR_RANK_SYSFS = 2, /* powercap */
+    SENSOR_RANK_PERF = 3   /* perf: needs no root under CAP_PERFMON */
 };
 
 struct sensor {
@@ -61,10 +61,10 @@ struct sensor {
      * ("cpu-pkg-0", "cpu-cores-0", "dram-0", "uncore-0", "psys"); "" when
      * no other backend can reach it. */
     char counter_key[32];
-    int route_rank;                /* enum sensor_rank; 0 when counter_key is "" */
-    double joules_per_unit;        /* ENERGY: joules per raw count */
-    uint64_t raw_range;            /* ENERGY: counter wraps to 0 at this value; 0: never */
-    char error[JB_TEXT_LEN];       /* last read error, for last_error() */
+    int route_rank;          /* enum sensor_rank; 0 when counter_key is "" */
+    double joules_per_unit;  /* ENERGY: joules per raw count */
+    uint64_t raw_range;      /* ENERGY: counter wraps to 0 at this value; 0: never */
+    char error[JB_TEXT_LEN]; /* last read error, for last_error() */
 };
 
 struct sensor_set {

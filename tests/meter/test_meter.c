@@ -598,8 +598,8 @@ static void *window_thread(void *p)
         snprintf(name, sizeof name, "t%d-%d", a->id, i);
         struct jb_energy e;
         double t;
-        if (jb_meter_begin(a->m, name) || jb_meter_mark(a->m, &t) ||
-            jb_meter_end(a->m, name, &e) || !e.total_valid || e.total_j < 0)
+        if (jb_meter_begin(a->m, name) || jb_meter_mark(a->m, &t) || jb_meter_end(a->m, name, &e) ||
+            !e.total_valid || e.total_j < 0)
             a->failures++;
         if (jb_meter_energy_between(a->m, e.t_begin_s, e.t_end_s, &e) || !e.total_valid)
             a->failures++;
@@ -632,14 +632,14 @@ static void test_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_watts),     cmocka_unit_test(test_wrap_in_window),
-        cmocka_unit_test(test_two_sockets),     cmocka_unit_test(test_exact_arithmetic),
-        cmocka_unit_test(test_counter_reset),   cmocka_unit_test(test_zone_disappears),
-        cmocka_unit_test(test_garbage_midrun),  cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_known_watts),       cmocka_unit_test(test_wrap_in_window),
+        cmocka_unit_test(test_two_sockets),       cmocka_unit_test(test_exact_arithmetic),
+        cmocka_unit_test(test_counter_reset),     cmocka_unit_test(test_zone_disappears),
+        cmocka_unit_test(test_garbage_midrun),    cmocka_unit_test(test_windows),
         cmocka_unit_test(test_marks_and_between), cmocka_unit_test(test_baseline),
-        cmocka_unit_test(test_power_sensor),    cmocka_unit_test(test_timeline_thinning),
-        cmocka_unit_test(test_estimator),       cmocka_unit_test(test_no_sensors),
-        cmocka_unit_test(test_bad_options),     cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_power_sensor),      cmocka_unit_test(test_timeline_thinning),
+        cmocka_unit_test(test_estimator),         cmocka_unit_test(test_no_sensors),
+        cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,7 +130,8 @@ static void test_rapl_zone(void **state)
     assert_int_not_equal(parse_rapl_zone(S("intel-rapl:"), prefix, sizeof prefix, idx, &depth), 0);
     assert_int_not_equal(parse_rapl_zone(S("intel-rapl:0:1:2"), prefix, sizeof prefix, idx, &depth),
                          0);
-    assert_int_not_equal(parse_rapl_zone(S("intel-rapl:0x"), prefix, sizeof prefix, idx, &depth), 0);
+    assert_int_not_equal(parse_rapl_zone(S("intel-rapl:0x"), prefix, sizeof prefix, idx, &depth),
+                         0);
     assert_int_not_equal(parse_rapl_zone(S(":0"), prefix, sizeof prefix, idx, &depth), 0);
     assert_int_not_equal(parse_rapl_zone(S("Intel Rapl:0"), prefix, sizeof prefix, idx, &depth), 0);
 }
@@ -157,18 +158,17 @@ static void test_proc_stat(void **state)
     assert_int_not_equal(parse_proc_stat(S("cpu 1 2 3\n"), &busy, &total, &ncpu), 0);
     assert_int_not_equal(parse_proc_stat(S("cpu0 1 2 3 4\n"), &busy, &total, &ncpu), 0);
     assert_int_not_equal(parse_proc_stat(S("intr 1 2 3 4\n"), &busy, &total, &ncpu), 0);
-    assert_int_not_equal(parse_proc_stat(S("cpu 99999999999999999999 1 1 1\n"), &busy, &total,
-                                         &ncpu),
-                         0);
+    assert_int_not_equal(
+        parse_proc_stat(S("cpu 99999999999999999999 1 1 1\n"), &busy, &total, &ncpu), 0);
     assert_int_not_equal(parse_proc_stat(S(""), &busy, &total, &ncpu), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_perf_event),  cmocka_unit_test(test_perf_format_place),
+        cmocka_unit_test(test_perf_event),      cmocka_unit_test(test_perf_format_place),
         cmocka_unit_test(test_perf_scale_unit), cmocka_unit_test(test_cpulist),
-        cmocka_unit_test(test_rapl_zone),   cmocka_unit_test(test_proc_stat),
+        cmocka_unit_test(test_rapl_zone),       cmocka_unit_test(test_proc_stat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

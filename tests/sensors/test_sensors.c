@@ -275,7 +275,7 @@ static void test_powercap_unreadable(void **state)
 
 /* ---- perf, through a fake perf_event_open ---- */
 
-static int fake_errno;         /* what open returns, 0 = succeed */
+static int fake_errno;          /* what open returns, 0 = succeed */
 static uint64_t fake_count[64]; /* per fd */
 static int fake_opened;
 
@@ -407,6 +407,37 @@ static void test_perf_bad_events(void **state)
     assert_true(has_note(&r, "energy-pkg.scale"));
     assert_true(has_note(&r, "energy-ram.unit"));
     assert_true(has_note(&r, "energy-cores"));
+    sensor_set_clear(&r.set);
+    fx_free(fx);
+}
+
+/* The kernel path itself, with no power PMU on this machine: a fixture
+ * PMU whose type is the software PMU (1) and whose event is cpu-clock
+ * (config 0) makes perf_event_open(2) and read(2) run for real. Where
+ * system-wide events are not allowed, the sensor must say why instead. */
+static void test_perf_real_syscall(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("perf-real");
+    fx_perf_pmu(fx, 1 /* PERF_TYPE_SOFTWARE */, "0");
+    fx_perf_event(fx, "energy-pkg", "event=0x00", "1e-9", "Joules");
+    tu_write(fx_procfs_root(fx), "sys/kernel/perf_event_paranoid", "2\n");
+    struct reg r;
+    reg_open(&r, fx, "perf", 0);
+    assert_int_equal(r.rc, 0);
+    struct sensor *s = must(&r, "perf:pkg-0");
+    if (!s->info.readable) {
+        fprintf(stderr, "perf_event_open refused here: %s\n", s->info.reason);
+        assert_non_null(strstr(s->info.reason, "perf_event"));
+    } else {
+        uint64_t a = read_raw(s);
+        volatile double x = 0;
+        for (int i = 0; i < 1000000; i++)
+            x += i;
+        (void)x;
+        uint64_t b = read_raw(s);
+        assert_true(b > a); /* cpu-clock nanoseconds on CPU 0 advance */
+    }
     sensor_set_clear(&r.set);
     fx_free(fx);
 }
@@ -576,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_perf_preferred),
         cmocka_unit_test(test_perf_refused),
         cmocka_unit_test(test_perf_bad_events),
+        cmocka_unit_test(test_perf_real_syscall),
         cmocka_unit_test(test_hwmon),
         cmocka_unit_test(test_hwmon_amd_energy),
         cmocka_unit_test(test_estimate),

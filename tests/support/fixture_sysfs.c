@@ -2,13 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,13 +26,13 @@ struct fx_segment {
 };
 
 struct fx_counter {
-    char path[FS_PATH_MAX];    /* the value file */
-    char dir[FS_PATH_MAX];     /* its device folder (removed by fx_remove) */
-    char link[FS_PATH_MAX];    /* its class/ symlink, "" if none */
+    char path[FS_PATH_MAX]; /* the value file */
+    char dir[FS_PATH_MAX];  /* its device folder (removed by fx_remove) */
+    char link[FS_PATH_MAX]; /* its class/ symlink, "" if none */
     int fd;
     enum fx_kind kind;
-    uint64_t start;            /* µJ (energy) */
-    uint64_t range;            /* wraps at this value; 0 never */
+    uint64_t start; /* µJ (energy) */
+    uint64_t range; /* wraps at this value; 0 never */
     int driven;
     struct fx_segment seg[FX_MAX_SEGMENTS];
     int n_seg;
@@ -450,6 +448,10 @@ void fx_remove(struct fx_sysfs *fx, int id)
     pthread_mutex_unlock(&fx->lock);
 }
 
+#if defined(__linux__)
+#include <linux/capability.h>
+#include <sys/syscall.h>
+
 /* Capabilities by the raw system calls: two calls do not justify a
  * library dependency for the tests. */
 static int caps(int get, struct __user_cap_data_struct data[2])
@@ -475,6 +477,14 @@ static int set_dac_caps(int on)
     }
     return caps(0, data) ? -1 : 0;
 }
+#else
+static int set_dac_caps(int on)
+{
+    (void)on;
+    errno = ENOTSUP;
+    return -1;
+}
+#endif
 
 int fx_unprivileged_begin(void)
 {

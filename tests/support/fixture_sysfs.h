@@ -36,7 +36,7 @@ struct fx_sysfs;
 
 struct fx_sysfs *fx_new(const char *tag);
 void fx_free(struct fx_sysfs *fx);
-const char *fx_sysfs_root(const struct fx_sysfs *fx); /* <tmp>/sys */
+const char *fx_sysfs_root(const struct fx_sysfs *fx);  /* <tmp>/sys */
 const char *fx_procfs_root(const struct fx_sysfs *fx); /* <tmp>/proc */
 
 /* Writes a file (parents created) or a symlink under the sysfs root. */
