@@ -63,9 +63,10 @@ static void test_amdgpu_energy_counter(void **state)
     assert_int_equal(s->backend->read(s, &b), 0);
     double got = (double)(b.raw - a.raw) * s->joules_per_unit;
     double truth = fx_true_joules(fx, energy, ta, tb);
-    /* the writer runs at 1 kHz: each reading may be up to 1 ms stale */
+    /* The writer runs at 1 kHz but may lag on a loaded machine: allow each
+     * reading 10 ms of staleness at 150 W. */
     assert_true(truth > 40.0);
-    assert_true(fabs(got - truth) <= 0.02 * truth + 2 * 150.0 * 0.001);
+    assert_true(fabs(got - truth) <= 0.02 * truth + 2 * 150.0 * 0.010);
     sensor_set_clear(&set);
     fx_free(fx);
 }
