@@ -53,4 +53,11 @@ void cli_meter_apply(const struct cli_meter_opts *o, struct jb_meter_options *mo
  * up to max names into names[] and returns how many. */
 size_t cli_energy_flag_names(unsigned flags, const char **names, size_t max);
 
+/* Started through sudo: drops to the invoking user for good (see
+ * common/privilege.h). Call it right after the sensors are opened
+ * (jb_meter_open), before running a command, talking to a server or
+ * writing a file. Returns 0 (also when there was nothing to drop), or 1
+ * after printing why root could not be given up: the command must stop. */
+int cli_drop_root(void);
+
 #endif

@@ -401,6 +401,11 @@ int cmd_measure(int argc, char **argv)
         log_error("%s", err);
         return err_exit_code(rc);
     }
+    /* The sensors are open: under sudo, CMD must not run as root. */
+    if (cli_drop_root()) {
+        jb_meter_close(m);
+        return 1;
+    }
     install_forwarding();
     rc = jb_meter_start(m);
     if (rc) {

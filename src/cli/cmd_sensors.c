@@ -159,6 +159,10 @@ int cmd_sensors(int argc, char **argv)
         log_error("%s", err);
         return err_exit_code(rc);
     }
+    if (cli_drop_root()) {
+        jb_meter_close(m);
+        return 1;
+    }
     int status = 0;
     if (as_json)
         status = print_json(m);

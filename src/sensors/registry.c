@@ -15,14 +15,17 @@
 #include "common/str.h"
 
 /* Order matters twice: `joulebench sensors` lists in this order, and the
- * estimator must come after every measured backend. Backends for other
- * platforms and devices (nvml, ioreport, ina3221) join this table behind
- * their own #ifdef. */
+ * estimator must come after every measured backend. */
 const struct sensor_backend *const sensor_backends[] = {
 #if defined(__linux__)
     &sensor_perf_power,
     &sensor_powercap,
     &sensor_hwmon,
+    &sensor_ina3221,
+    &sensor_nvml,
+#endif
+#if defined(__APPLE__)
+    &sensor_ioreport,
 #endif
 #if defined(__linux__)
     &sensor_estimate,
@@ -264,13 +267,18 @@ static void resolve_parents(struct sensor_set *set)
     }
 }
 
+/* The CPU counts as measured when a readable sensor covers it: a package
+ * or its cores, or a rail or board sensor the CPU draws from (a Jetson's
+ * VDD_CPU_GPU_CV is soc, its VDD_IN system). An estimate added beside the
+ * latter would count the CPU twice, or stand in for the measured total. */
 static void decide_estimator(struct sensor_set *set)
 {
     const char *measured = NULL;
     for (size_t i = 0; i < set->n; i++) {
         const struct jb_sensor_info *info = &set->items[i]->info;
         if (info->used && !info->estimated &&
-            (info->domain == JB_DOMAIN_CPU || info->domain == JB_DOMAIN_CORES)) {
+            (info->domain == JB_DOMAIN_CPU || info->domain == JB_DOMAIN_CORES ||
+             info->domain == JB_DOMAIN_SOC || info->domain == JB_DOMAIN_SYSTEM)) {
             measured = info->name;
             break;
         }

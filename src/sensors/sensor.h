@@ -140,5 +140,10 @@ extern const struct sensor_backend sensor_powercap;
 extern const struct sensor_backend sensor_perf_power;
 extern const struct sensor_backend sensor_hwmon;
 extern const struct sensor_backend sensor_estimate;
+extern const struct sensor_backend sensor_ina3221; /* ina3221.h */
+extern const struct sensor_backend sensor_nvml;    /* nvml.h */
+#ifdef __APPLE__
+extern const struct sensor_backend sensor_ioreport; /* ioreport.h */
+#endif
 
 #endif
