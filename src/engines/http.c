@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,13 @@
 #define HTTP_ERROR_BODY_MAX (64u * 1024u)
 #define HTTP_JSON_MAX (16u * 1024u * 1024u)
 #define HTTP_POLL_MS 250
+#define HTTP_MAX_SOCKS 8
+
+/* A socket libcurl asked us to watch (CURLMOPT_SOCKETFUNCTION). */
+struct http_sock {
+    curl_socket_t fd;
+    int what; /* CURL_POLL_IN / OUT / INOUT */
+};
 
 struct http_client {
     CURLM *multi; /* owns the connection cache, so connections are reused */
@@ -25,6 +34,9 @@ struct http_client {
     char hint[256];
     char noproxy[1024];
     char curl_err[CURL_ERROR_SIZE];
+    struct http_sock socks[HTTP_MAX_SOCKS];
+    int n_socks;
+    double timer_due_s; /* when libcurl wants its timeout action; INFINITY: never */
 
     /* per request */
     http_body_fn fn;
@@ -62,6 +74,38 @@ static void build_noproxy(char *dst, size_t size)
     str_lcat(dst, "localhost,127.0.0.1,::1", size);
 }
 
+/* libcurl tells which sockets to watch for what; we keep the list. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *user, void *sockp)
+{
+    (void)easy;
+    (void)sockp;
+    struct http_client *c = user;
+    int i = 0;
+    while (i < c->n_socks && c->socks[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < c->n_socks)
+            c->socks[i] = c->socks[--c->n_socks];
+        return 0;
+    }
+    if (i == c->n_socks) {
+        if (c->n_socks == HTTP_MAX_SOCKS)
+            return -1; /* libcurl fails the transfer */
+        c->n_socks++;
+    }
+    c->socks[i].fd = fd;
+    c->socks[i].what = what;
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *user)
+{
+    (void)multi;
+    struct http_client *c = user;
+    c->timer_due_s = timeout_ms < 0 ? INFINITY : jb_clock_s() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
 int http_client_open(struct http_client **out, const struct http_options *opt, char *err)
 {
     *out = NULL;
@@ -78,6 +122,11 @@ int http_client_open(struct http_client **out, const struct http_options *opt, c
         http_client_close(c);
         return err_setf(err, JB_ERR_NOMEM, "libcurl could not create a handle");
     }
+    c->timer_due_s = INFINITY;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     c->connect_timeout_s = opt && opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 5.0;
     c->idle_timeout_s = opt && opt->idle_timeout_s > 0 ? opt->idle_timeout_s : 300.0;
     c->stop = opt && opt->stop ? opt->stop : &sig_stop;
@@ -243,10 +292,73 @@ static int status_error(struct http_client *c, const char *url, char *err)
     return err_setf(err, code, "HTTP %ld from %s: %s", c->status, url, text);
 }
 
-/* Drives one transfer through the multi interface so that the wait is ours:
- * curl_multi_poll() sleeps until data comes or the poll period ends, and
- * between wake-ups we check the idle clock and the stop flag. Streaming a
- * token costs one wake-up. */
+/* Drives one transfer through libcurl's socket interface so that the wait
+ * is ours: one poll() on the sockets libcurl named, bounded by its timer,
+ * the idle clock and the stop-flag period; then libcurl is told exactly
+ * which socket is ready. A streamed token costs one wake-up, one poll and
+ * one recv (curl_multi_poll would add a wakeup pipe and a readiness check
+ * of its own on every token). */
+static int drive(struct http_client *c, const char *url, char *err)
+{
+    int running = 1;
+    c->timer_due_s = INFINITY;
+    CURLMcode mc = curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    while (mc == CURLM_OK && running) {
+        if (*c->stop)
+            return err_setf(err, JB_ERR_INTERRUPTED, "request to %s stopped by a signal", url);
+        double now = jb_clock_s();
+        double idle = now - c->t_last_byte;
+        if (idle >= c->idle_timeout_s) {
+            if (c->body_bytes)
+                return err_setf(err, JB_ERR_TIMEOUT,
+                                "%s sent nothing for %g s in the middle of its answer (after "
+                                "%llu bytes); raise --timeout if the model is that slow",
+                                url, c->idle_timeout_s, c->body_bytes);
+            return err_setf(err, JB_ERR_TIMEOUT,
+                            "%s accepted the request but sent no answer within %g s; raise "
+                            "--timeout if the model takes that long to load or to read the "
+                            "prompt",
+                            url, c->idle_timeout_s);
+        }
+        double wait_s = c->idle_timeout_s - idle;
+        if (wait_s > HTTP_POLL_MS / 1000.0)
+            wait_s = HTTP_POLL_MS / 1000.0;
+        if (c->timer_due_s - now < wait_s)
+            wait_s = c->timer_due_s - now;
+        int wait_ms = wait_s <= 0 ? 0 : (int)ceil(wait_s * 1000.0);
+        struct pollfd pfd[HTTP_MAX_SOCKS];
+        int n = c->n_socks;
+        for (int i = 0; i < n; i++) {
+            pfd[i].fd = c->socks[i].fd;
+            pfd[i].events = (short)(((c->socks[i].what & CURL_POLL_IN) ? POLLIN : 0) |
+                                    ((c->socks[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+            pfd[i].revents = 0;
+        }
+        int ready = poll(pfd, (nfds_t)n, wait_ms);
+        if (ready < 0 && errno != EINTR)
+            return err_setf(err, JB_ERR_NET, "poll: %s", strerror(errno));
+        for (int i = 0; ready > 0 && i < n && mc == CURLM_OK; i++) {
+            if (!pfd[i].revents)
+                continue;
+            int mask = 0;
+            if (pfd[i].revents & (POLLIN | POLLHUP))
+                mask |= CURL_CSELECT_IN;
+            if (pfd[i].revents & POLLOUT)
+                mask |= CURL_CSELECT_OUT;
+            if (pfd[i].revents & (POLLERR | POLLNVAL))
+                mask |= CURL_CSELECT_ERR;
+            mc = curl_multi_socket_action(c->multi, pfd[i].fd, mask, &running);
+        }
+        if (mc == CURLM_OK && running && jb_clock_s() >= c->timer_due_s) {
+            c->timer_due_s = INFINITY; /* one-shot: libcurl sets the next one if it wants */
+            mc = curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+    }
+    if (mc != CURLM_OK)
+        return err_setf(err, JB_ERR_NET, "libcurl: %s", curl_multi_strerror(mc));
+    return 0;
+}
+
 int http_request(struct http_client *c, const char *url, const char *json_body, http_body_fn fn,
                  void *user, long *status, double *t_sent_s, char *err)
 {
@@ -312,42 +424,7 @@ int http_request(struct http_client *c, const char *url, const char *json_body, 
     if (t_sent_s)
         *t_sent_s = t0;
     c->t_last_byte = t0;
-    int running = 1;
-    while (running) {
-        mc = curl_multi_perform(c->multi, &running);
-        if (mc != CURLM_OK) {
-            rc = err_setf(err, JB_ERR_NET, "libcurl: %s", curl_multi_strerror(mc));
-            break;
-        }
-        if (!running)
-            break;
-        if (*c->stop) {
-            rc = err_setf(err, JB_ERR_INTERRUPTED, "request to %s stopped by a signal", url);
-            break;
-        }
-        double idle = jb_clock_s() - c->t_last_byte;
-        if (idle >= c->idle_timeout_s) {
-            if (c->body_bytes)
-                rc = err_setf(err, JB_ERR_TIMEOUT,
-                              "%s sent nothing for %g s in the middle of its answer (after %llu "
-                              "bytes); raise --timeout if the model is that slow",
-                              url, c->idle_timeout_s, c->body_bytes);
-            else
-                rc = err_setf(err, JB_ERR_TIMEOUT,
-                              "%s accepted the request but sent no answer within %g s; raise "
-                              "--timeout if the model takes that long to load or to read the "
-                              "prompt",
-                              url, c->idle_timeout_s);
-            break;
-        }
-        double left_ms = (c->idle_timeout_s - idle) * 1000.0 + 1.0;
-        int wait_ms = left_ms < HTTP_POLL_MS ? (int)left_ms : HTTP_POLL_MS;
-        mc = curl_multi_poll(c->multi, NULL, 0, wait_ms, NULL);
-        if (mc != CURLM_OK) {
-            rc = err_setf(err, JB_ERR_NET, "libcurl: %s", curl_multi_strerror(mc));
-            break;
-        }
-    }
+    rc = drive(c, url, err);
     if (!rc) {
         CURLcode cc = CURLE_OK;
         int msgs;

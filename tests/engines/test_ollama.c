@@ -14,6 +14,10 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <unistd.h>
+
+#include "common/sig.h"
 #include "etest.h"
 #include "joulebench/joulebench.h"
 
@@ -333,11 +337,36 @@ static void test_never_answers(void **state)
     fx_free(f);
 }
 
+static void *raise_stop_later(void *arg)
+{
+    (void)arg;
+    usleep(200 * 1000);
+    sig_stop = 1; /* what the SIGINT handler does */
+    return NULL;
+}
+
+/* SIGINT while the server is silent: the request ends interrupted, not
+ * by its 30 s timeout (the wait loop polls the flag). */
+static void test_stop_flag(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new("{\"never_answer\": true}", 30);
+    pthread_t th;
+    pthread_create(&th, NULL, raise_stop_later, NULL);
+    int rc = fx_run(f);
+    pthread_join(th, NULL);
+    sig_reset();
+    assert_int_equal(rc, JB_ERR_INTERRUPTED); /* not JB_ERR_TIMEOUT */
+    etest_invariants(&f->res, &f->seen);
+    assert_non_null(strstr(f->res.error, "stopped by a signal"));
+    fx_free(f);
+}
+
 /* A stream that stalls after 2 pieces times out too, keeping them. */
 static void test_stall_mid_stream(void **state)
 {
     (void)state;
-    struct fx *f = fx_new("{\"pieces\": [\"a\", \"b\", \"c\"], \"tokens_per_s\": 1}", 0.3);
+    struct fx *f = fx_new("{\"pieces\": [\"a\", \"b\", \"c\"], \"tokens_per_s\": 0.1}", 1.0);
     f->req.max_tokens = 3;
     assert_int_equal(fx_run(f), JB_ERR_TIMEOUT);
     etest_invariants(&f->res, &f->seen);
@@ -401,8 +430,9 @@ static void test_ttft(void **state)
         assert_int_equal(fx_run(f), 0);
         etest_invariants(&f->res, &f->seen);
         assert_true(f->res.t_first_s - f->res.t_sent_s >= 0.3);
-        /* 6 pieces at 40/s: 5 gaps of 25 ms from the first to the last */
-        assert_true(f->res.t_last_s - f->res.t_first_s >= 5 * 0.025 - 0.002);
+        /* 6 pieces at 40/s: the last leaves the server 5 gaps of 25 ms after
+         * the first, which leaves at least ttft after the request came */
+        assert_true(f->res.t_last_s - f->res.t_sent_s >= 0.3 + 5 * 0.025);
         json_t *r = fakeserver_request(f->fs, 0);
         /* the server got the request before the first piece arrived */
         assert_true(json_real_value(json_object_get(r, "t_s")) <= f->res.t_first_s);
@@ -609,29 +639,18 @@ static void test_bad_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chat_stream),
-        cmocka_unit_test(test_chat_body),
-        cmocka_unit_test(test_generate_bodies),
-        cmocka_unit_test(test_cached_prompt),
-        cmocka_unit_test(test_usage_missing),
-        cmocka_unit_test(test_thinking_pieces),
-        cmocka_unit_test(test_drop_mid_stream),
-        cmocka_unit_test(test_drop_clean_end),
-        cmocka_unit_test(test_http_error_text),
-        cmocka_unit_test(test_model_not_found),
-        cmocka_unit_test(test_connection_refused),
-        cmocka_unit_test(test_never_answers),
-        cmocka_unit_test(test_stall_mid_stream),
-        cmocka_unit_test(test_endless_line),
-        cmocka_unit_test(test_malformed_line),
-        cmocka_unit_test(test_error_in_stream),
-        cmocka_unit_test(test_ttft),
-        cmocka_unit_test(test_split_writes),
-        cmocka_unit_test(test_cancel_from_callback),
-        cmocka_unit_test(test_load_unload),
-        cmocka_unit_test(test_listings),
-        cmocka_unit_test(test_ollama_answers),
-        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_chat_stream),        cmocka_unit_test(test_chat_body),
+        cmocka_unit_test(test_generate_bodies),    cmocka_unit_test(test_cached_prompt),
+        cmocka_unit_test(test_usage_missing),      cmocka_unit_test(test_thinking_pieces),
+        cmocka_unit_test(test_drop_mid_stream),    cmocka_unit_test(test_drop_clean_end),
+        cmocka_unit_test(test_http_error_text),    cmocka_unit_test(test_model_not_found),
+        cmocka_unit_test(test_connection_refused), cmocka_unit_test(test_never_answers),
+        cmocka_unit_test(test_stall_mid_stream),   cmocka_unit_test(test_stop_flag),
+        cmocka_unit_test(test_endless_line),       cmocka_unit_test(test_malformed_line),
+        cmocka_unit_test(test_error_in_stream),    cmocka_unit_test(test_ttft),
+        cmocka_unit_test(test_split_writes),       cmocka_unit_test(test_cancel_from_callback),
+        cmocka_unit_test(test_load_unload),        cmocka_unit_test(test_listings),
+        cmocka_unit_test(test_ollama_answers),     cmocka_unit_test(test_bad_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
