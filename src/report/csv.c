@@ -147,9 +147,12 @@ int csv_next_row(const char *buf, size_t len, size_t *pos, size_t *line, struct 
                 i++;
                 continue;
             }
-            i += at_end ? 0 : (c == '\r' ? 2 : 1);
-            if (!at_end)
+            /* A CR ends the row with the LF after it, or alone as the
+             * data's last byte: never step past len. */
+            if (!at_end) {
+                i += (c == '\r' && i + 1 < len) ? 2 : 1;
                 (*line)++;
+            }
             break;
         }
         if (after_quote)
