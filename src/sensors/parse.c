@@ -311,10 +311,20 @@ int parse_proc_stat(const char *buf, size_t len, uint64_t *busy, uint64_t *total
     }
     if (nf < 4)
         return JB_ERR_FORMAT;
-    uint64_t b = f[0] + f[1] + f[2] + f[5] + f[6];
-    uint64_t t = b + f[3] + f[4] + f[7];
-    if (b < f[0] || t < b) /* overflow: garbage */
-        return JB_ERR_FORMAT;
+    /* Sums that wrap are garbage, whichever term wraps them. */
+    static const int busy_f[] = {0, 1, 2, 5, 6}, idle_f[] = {3, 4, 7};
+    uint64_t b = 0, t;
+    for (size_t i = 0; i < 5; i++) {
+        if (f[busy_f[i]] > UINT64_MAX - b)
+            return JB_ERR_FORMAT;
+        b += f[busy_f[i]];
+    }
+    t = b;
+    for (size_t i = 0; i < 3; i++) {
+        if (f[idle_f[i]] > UINT64_MAX - t)
+            return JB_ERR_FORMAT;
+        t += f[idle_f[i]];
+    }
     int cpus = 0;
     const char *line = memchr(p, '\n', (size_t)(end - p));
     while (line && line + 1 < end) {
