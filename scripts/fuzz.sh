@@ -10,7 +10,7 @@
 # test_fuzz_replay replays them too in every normal and ASan build. A
 # crash or hang leaves its input in build-fuzz/artifacts/<target>/ and the
 # script exits 1 after the other targets have run. JOBS (default 2) sets
-# the build's parallelism.
+# the build's parallelism; FUZZ_CC the compiler (default clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +19,12 @@ secs=${1:-60}
 case "$secs" in
   ''|*[!0-9]*) echo "fuzz.sh: SECONDS_PER_TARGET must be a whole number, got '$secs'" >&2; exit 2 ;;
 esac
-command -v clang >/dev/null || {
+cc=${FUZZ_CC:-clang}
+command -v "$cc" >/dev/null || {
   echo "fuzz.sh: clang is needed (Debian: apt-get install clang libclang-rt-dev)" >&2; exit 1; }
 
 b=build-fuzz
-CC=clang cmake -S . -B "$b" -DJB_FUZZ=ON -DJB_BUILD_TESTS=OFF -DJB_BUILD_BENCH=OFF \
+CC=$cc cmake -S . -B "$b" -DJB_FUZZ=ON -DJB_BUILD_TESTS=OFF -DJB_BUILD_BENCH=OFF \
   -DJB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$b" -j "${JOBS:-2}" --target fuzz >/dev/null
 

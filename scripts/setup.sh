@@ -57,4 +57,12 @@ if [ $want_test -eq 1 ]; then
   cmake --build build-asan -j "$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs"
+  # Every fuzz target briefly (about a minute in all), so a parser change
+  # that crashes on inputs the corpus already holds is caught here.
+  if [ "$(uname -s)" = Darwin ]; then
+    echo "setup.sh: fuzz targets not run: Apple's clang has no libFuzzer" \
+         "(brew install llvm; FUZZ_CC=\$(brew --prefix llvm)/bin/clang scripts/fuzz.sh)" >&2
+  else
+    JOBS=$jobs scripts/fuzz.sh 5
+  fi
 fi
