@@ -8,6 +8,7 @@
  * threads at once. The sampler's loop allocates nothing except when the
  * timeline doubles.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -228,6 +229,13 @@ static void energy_between_points(const struct jb_meter *m, const struct meter_p
 static void *sampler_main(void *arg)
 {
     struct jb_meter *m = arg;
+    /* Named, so top, ps and scripts/soak.sh can tell the meter's own CPU
+     * time from the program's (/proc/PID/task/TID/comm). */
+#if defined(__APPLE__)
+    pthread_setname_np("jb-meter");
+#elif defined(__linux__)
+    pthread_setname_np(pthread_self(), "jb-meter");
+#endif
     pthread_mutex_lock(&m->lock);
     double next = jb_clock_s() + m->interval_s;
     while (!m->stop) {
