@@ -1,0 +1,93 @@
+/*
+ * kernels_impl.h — what the kernel implementations (kernels.c scalar,
+ * kernels_avx2.c, kernels_neon.c) share: the block structs of quant.h's
+ * layouts, and the table of functions each implementation fills.
+ * Internal to src/infer/kernels*.c.
+ */
+#ifndef JB_INFER_KERNELS_IMPL_H
+#define JB_INFER_KERNELS_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infer/kernels.h"
+
+/* Block layouts (ggml's, little-endian; d and dmin are IEEE half floats). */
+#define QK8_0 32
+#define QK_K 256
+
+struct blk_q8_0 {
+    uint16_t d;
+    int8_t qs[QK8_0];
+};
+struct blk_q4_0 {
+    uint16_t d;
+    uint8_t qs[QK8_0 / 2]; /* element j: low nibble of qs[j]; j+16: high nibble */
+};
+struct blk_q5_0 {
+    uint16_t d;
+    uint8_t qh[4];         /* bit j: 5th bit of element j (u32 little-endian) */
+    uint8_t qs[QK8_0 / 2]; /* as Q4_0 */
+};
+struct blk_q4_k {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12]; /* 8 six-bit scales and 8 six-bit mins, packed */
+    uint8_t qs[QK_K / 2];
+};
+struct blk_q6_k {
+    uint8_t ql[QK_K / 2];  /* low 4 bits */
+    uint8_t qh[QK_K / 4];  /* high 2 bits */
+    int8_t scales[QK_K / 16];
+    uint16_t d;
+};
+struct blk_q8_k {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16]; /* sum of each 16 quants */
+};
+
+_Static_assert(sizeof(struct blk_q8_0) == 34, "Q8_0 block is 34 bytes");
+_Static_assert(sizeof(struct blk_q4_0) == 18, "Q4_0 block is 18 bytes");
+_Static_assert(sizeof(struct blk_q5_0) == 22, "Q5_0 block is 22 bytes");
+_Static_assert(sizeof(struct blk_q4_k) == 144, "Q4_K block is 144 bytes");
+_Static_assert(sizeof(struct blk_q6_k) == 210, "Q6_K block is 210 bytes");
+_Static_assert(sizeof(struct blk_q8_k) == 292, "Q8_K block is 292 bytes");
+
+/* Kernel slots, one per weight type with a kernel. */
+enum kern_slot { KS_F32, KS_F16, KS_BF16, KS_Q8_0, KS_Q4_0, KS_Q5_0, KS_Q4_K, KS_Q6_K, KS_COUNT };
+
+/* Entries left NULL fall back to the scalar ones. */
+struct kern_impl {
+    const char *name;
+    /* dot(n, w_row, act) for n elements */
+    float (*dot[KS_COUNT])(size_t n, const void *w, const void *a);
+    /* One weight row against n_act activation rows a + k * a_stride,
+     * results to y[k * ldy]. NULL: kern_matmul loops over dot. */
+    void (*dot_multi[KS_COUNT])(size_t n, const void *w, const void *a, size_t a_stride,
+                                size_t n_act, float *y, size_t ldy);
+    void (*quantize_q8_0)(const float *x, void *dst, size_t n);
+    void (*quantize_q8_k)(const float *x, void *dst, size_t n);
+    void (*f32_to_f16)(const float *x, uint16_t *y, size_t n);
+    void (*axpy_f16)(size_t n, float a, const uint16_t *x, float *y);
+};
+
+/* The scalar table (always present); the others exist when their build
+ * condition holds and return NULL when the CPU lacks the instructions. */
+extern const struct kern_impl kern_impl_scalar;
+const struct kern_impl *kern_impl_avx2(void);
+const struct kern_impl *kern_impl_neon(void);
+
+/* Six-bit scale and min j (0..7) of a Q4_K block. */
+static inline void kern_q4k_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+#endif
