@@ -1,3 +1,0 @@
-/* replaced as the engine lands */
-int infer_placeholder(void);
-int infer_placeholder(void) { return 0; }
