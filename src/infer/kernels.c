@@ -23,7 +23,7 @@
  * x / d a hair past 127, and turns NaN into a defined value. */
 static void scalar_quantize_q8_0(const float *x, void *dst, size_t n)
 {
-    struct blk_q8_0 *y = dst;
+    struct quant_block_q8_0 *y = dst;
     for (size_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
         float amax = 0.0f;
         for (int i = 0; i < QK8_0; i++)
@@ -40,7 +40,7 @@ static void scalar_quantize_q8_0(const float *x, void *dst, size_t n)
  * every 16 quants (the K-quant kernels use them for the mins and offsets). */
 static void scalar_quantize_q8_k(const float *x, void *dst, size_t n)
 {
-    struct blk_q8_k *y = dst;
+    struct quant_block_q8_k *y = dst;
     for (size_t b = 0; b < n / QK_K; b++, x += QK_K) {
         float amax = 0.0f;
         for (int i = 0; i < QK_K; i++)
@@ -104,8 +104,8 @@ static float scalar_dot_bf16(size_t n, const void *w, const void *a)
 
 static float scalar_dot_q8_0(size_t n, const void *w, const void *a)
 {
-    const struct blk_q8_0 *x = w;
-    const struct blk_q8_0 *y = a;
+    const struct quant_block_q8_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
     float s = 0.0f;
     for (size_t b = 0; b < n / QK8_0; b++) {
         int32_t is = 0;
@@ -118,8 +118,8 @@ static float scalar_dot_q8_0(size_t n, const void *w, const void *a)
 
 static float scalar_dot_q4_0(size_t n, const void *w, const void *a)
 {
-    const struct blk_q4_0 *x = w;
-    const struct blk_q8_0 *y = a;
+    const struct quant_block_q4_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
     float s = 0.0f;
     for (size_t b = 0; b < n / QK8_0; b++) {
         int32_t is = 0;
@@ -134,8 +134,8 @@ static float scalar_dot_q4_0(size_t n, const void *w, const void *a)
 
 static float scalar_dot_q5_0(size_t n, const void *w, const void *a)
 {
-    const struct blk_q5_0 *x = w;
-    const struct blk_q8_0 *y = a;
+    const struct quant_block_q5_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
     float s = 0.0f;
     for (size_t b = 0; b < n / QK8_0; b++) {
         uint32_t qh = (uint32_t)x[b].qh[0] | (uint32_t)x[b].qh[1] << 8 |
@@ -156,8 +156,8 @@ static float scalar_dot_q5_0(size_t n, const void *w, const void *a)
  * (bsums, per 16). */
 static float scalar_dot_q4_k(size_t n, const void *w, const void *a)
 {
-    const struct blk_q4_k *x = w;
-    const struct blk_q8_k *y = a;
+    const struct quant_block_q4_k *x = w;
+    const struct quant_block_q8_k *y = a;
     float s = 0.0f;
     for (size_t b = 0; b < n / QK_K; b++) {
         const uint8_t *q = x[b].qs;
@@ -190,8 +190,8 @@ static float scalar_dot_q4_k(size_t n, const void *w, const void *a)
  * (bit pairs 0,2,4,6 for the four quarters) and 8 scales. */
 static float scalar_dot_q6_k(size_t n, const void *w, const void *a)
 {
-    const struct blk_q6_k *x = w;
-    const struct blk_q8_k *y = a;
+    const struct quant_block_q6_k *x = w;
+    const struct quant_block_q8_k *y = a;
     float s = 0.0f;
     for (size_t b = 0; b < n / QK_K; b++) {
         int32_t isum = 0;
@@ -373,8 +373,8 @@ size_t kern_act_row_bytes(enum ggml_type t, size_t n)
 {
     switch (kern_act_type(t)) {
     case GGML_TYPE_F32: return n * sizeof(float);
-    case GGML_TYPE_Q8_0: return n / QK8_0 * sizeof(struct blk_q8_0);
-    case GGML_TYPE_Q8_K: return n / QK_K * sizeof(struct blk_q8_k);
+    case GGML_TYPE_Q8_0: return n / QK8_0 * sizeof(struct quant_block_q8_0);
+    case GGML_TYPE_Q8_K: return n / QK_K * sizeof(struct quant_block_q8_k);
     default: return 0;
     }
 }

@@ -111,7 +111,7 @@ AVX2 static inline float amax32(const float *x)
 /* Same rule as the scalar quantiser (kernels.c). */
 AVX2 static void avx2_quantize_q8_0(const float *x, void *dst, size_t n)
 {
-    struct blk_q8_0 *y = dst;
+    struct quant_block_q8_0 *y = dst;
     for (size_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
         float amax = amax32(x);
         y[b].d = _cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT);
@@ -123,7 +123,7 @@ AVX2 static void avx2_quantize_q8_0(const float *x, void *dst, size_t n)
 
 AVX2 static void avx2_quantize_q8_k(const float *x, void *dst, size_t n)
 {
-    struct blk_q8_k *y = dst;
+    struct quant_block_q8_k *y = dst;
     for (size_t b = 0; b < n / QK_K; b++, x += QK_K) {
         float amax = 0.0f;
         for (int i = 0; i < QK_K; i += 32) {
@@ -251,8 +251,8 @@ AVX2 static float avx2_dot_bf16(size_t n, const void *w, const void *a)
 
 AVX2 static float avx2_dot_q8_0(size_t n, const void *w, const void *a)
 {
-    const struct blk_q8_0 *x = w;
-    const struct blk_q8_0 *y = a;
+    const struct quant_block_q8_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
     size_t nb = n / QK8_0, b = 0;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (; b + 2 <= nb; b += 2) {
@@ -276,8 +276,8 @@ AVX2 static float avx2_dot_q8_0(size_t n, const void *w, const void *a)
 
 AVX2 static float avx2_dot_q4_0(size_t n, const void *w, const void *a)
 {
-    const struct blk_q4_0 *x = w;
-    const struct blk_q8_0 *y = a;
+    const struct quant_block_q4_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
     const __m256i off = _mm256_set1_epi8(8);
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK8_0; b++) {
@@ -293,8 +293,8 @@ AVX2 static float avx2_dot_q4_0(size_t n, const void *w, const void *a)
  * bit is clear. */
 AVX2 static float avx2_dot_q5_0(size_t n, const void *w, const void *a)
 {
-    const struct blk_q5_0 *x = w;
-    const struct blk_q8_0 *y = a;
+    const struct quant_block_q5_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
     const __m256i sixteen = _mm256_set1_epi8(16);
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK8_0; b++) {
@@ -314,7 +314,7 @@ AVX2 static float avx2_dot_q5_0(size_t n, const void *w, const void *a)
 /* The integer part of one Q4_K block: sum over sub-blocks j of
  * sc_j * sum(q * a), as 8 int32 lanes; nibbles are unsigned, so they go
  * straight into vpmaddubsw. */
-AVX2 static inline __m256i q4k_block_isum(const struct blk_q4_k *x, const int8_t *qa,
+AVX2 static inline __m256i q4k_block_isum(const struct quant_block_q4_k *x, const int8_t *qa,
                                           const uint8_t *sc)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -335,8 +335,8 @@ AVX2 static inline __m256i q4k_block_isum(const struct blk_q4_k *x, const int8_t
 
 AVX2 static float avx2_dot_q4_k(size_t n, const void *w, const void *a)
 {
-    const struct blk_q4_k *x = w;
-    const struct blk_q8_k *y = a;
+    const struct quant_block_q4_k *x = w;
+    const struct quant_block_q8_k *y = a;
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
     for (size_t b = 0; b < n / QK_K; b++) {
@@ -356,7 +356,7 @@ AVX2 static float avx2_dot_q4_k(size_t n, const void *w, const void *a)
 
 /* The integer part of one Q6_K block with the unsigned 6-bit quants
  * (0..63); the caller subtracts 32 * sum(scale_g * bsum_g). */
-AVX2 static inline __m256i q6k_block_isum(const struct blk_q6_k *x, const int8_t *qa)
+AVX2 static inline __m256i q6k_block_isum(const struct quant_block_q6_k *x, const int8_t *qa)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256i isum = _mm256_setzero_si256();
@@ -393,8 +393,8 @@ AVX2 static inline __m256i q6k_block_isum(const struct blk_q6_k *x, const int8_t
 
 AVX2 static float avx2_dot_q6_k(size_t n, const void *w, const void *a)
 {
-    const struct blk_q6_k *x = w;
-    const struct blk_q8_k *y = a;
+    const struct quant_block_q6_k *x = w;
+    const struct quant_block_q8_k *y = a;
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK_K; b++) {
         /* 32 * sum_g scale_g * bsum_g: scales widened to int16, one vpmaddwd */

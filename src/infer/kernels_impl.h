@@ -11,48 +11,11 @@
 #include <stdint.h>
 
 #include "infer/kernels.h"
+#include "infer/quant.h"
 
-/* Block layouts (ggml's, little-endian; d and dmin are IEEE half floats). */
-#define QK8_0 32
-#define QK_K 256
-
-struct blk_q8_0 {
-    uint16_t d;
-    int8_t qs[QK8_0];
-};
-struct blk_q4_0 {
-    uint16_t d;
-    uint8_t qs[QK8_0 / 2]; /* element j: low nibble of qs[j]; j+16: high nibble */
-};
-struct blk_q5_0 {
-    uint16_t d;
-    uint8_t qh[4];         /* bit j: 5th bit of element j (u32 little-endian) */
-    uint8_t qs[QK8_0 / 2]; /* as Q4_0 */
-};
-struct blk_q4_k {
-    uint16_t d;
-    uint16_t dmin;
-    uint8_t scales[12]; /* 8 six-bit scales and 8 six-bit mins, packed */
-    uint8_t qs[QK_K / 2];
-};
-struct blk_q6_k {
-    uint8_t ql[QK_K / 2];  /* low 4 bits */
-    uint8_t qh[QK_K / 4];  /* high 2 bits */
-    int8_t scales[QK_K / 16];
-    uint16_t d;
-};
-struct blk_q8_k {
-    float d;
-    int8_t qs[QK_K];
-    int16_t bsums[QK_K / 16]; /* sum of each 16 quants */
-};
-
-_Static_assert(sizeof(struct blk_q8_0) == 34, "Q8_0 block is 34 bytes");
-_Static_assert(sizeof(struct blk_q4_0) == 18, "Q4_0 block is 18 bytes");
-_Static_assert(sizeof(struct blk_q5_0) == 22, "Q5_0 block is 22 bytes");
-_Static_assert(sizeof(struct blk_q4_k) == 144, "Q4_K block is 144 bytes");
-_Static_assert(sizeof(struct blk_q6_k) == 210, "Q6_K block is 210 bytes");
-_Static_assert(sizeof(struct blk_q8_k) == 292, "Q8_K block is 292 bytes");
+/* The block structs are quant.h's (struct quant_block_q8_0, ...). */
+#define QK8_0 QUANT_QK
+#define QK_K QUANT_QK_K
 
 /* Kernel slots, one per weight type with a kernel. */
 enum kern_slot { KS_F32, KS_F16, KS_BF16, KS_Q8_0, KS_Q4_0, KS_Q5_0, KS_Q4_K, KS_Q6_K, KS_COUNT };

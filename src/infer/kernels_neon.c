@@ -77,8 +77,8 @@ static void neon_axpy_f16(size_t n, float a, const uint16_t *x, float *y)
 
 static float neon_dot_q8_0(size_t n, const void *w, const void *a)
 {
-    const struct blk_q8_0 *x = w;
-    const struct blk_q8_0 *y = a;
+    const struct quant_block_q8_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
     float s = 0.0f;
     for (size_t b = 0; b < n / QK8_0; b++) {
         int32_t is = dot16(vld1q_s8(x[b].qs), vld1q_s8(y[b].qs)) +
@@ -90,8 +90,8 @@ static float neon_dot_q8_0(size_t n, const void *w, const void *a)
 
 static float neon_dot_q4_0(size_t n, const void *w, const void *a)
 {
-    const struct blk_q4_0 *x = w;
-    const struct blk_q8_0 *y = a;
+    const struct quant_block_q4_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     const int8x16_t eight = vdupq_n_s8(8);
     float s = 0.0f;
@@ -108,8 +108,8 @@ static float neon_dot_q4_0(size_t n, const void *w, const void *a)
 /* Q4_K: as the scalar kernel, 16 nibbles at a time. */
 static float neon_dot_q4_k(size_t n, const void *w, const void *a)
 {
-    const struct blk_q4_k *x = w;
-    const struct blk_q8_k *y = a;
+    const struct quant_block_q4_k *x = w;
+    const struct quant_block_q8_k *y = a;
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     float s = 0.0f;
     for (size_t b = 0; b < n / QK_K; b++) {
@@ -139,8 +139,8 @@ static float neon_dot_q4_k(size_t n, const void *w, const void *a)
 /* Q6_K: as the scalar kernel, 16 elements of each quarter at a time. */
 static float neon_dot_q6_k(size_t n, const void *w, const void *a)
 {
-    const struct blk_q6_k *x = w;
-    const struct blk_q8_k *y = a;
+    const struct quant_block_q6_k *x = w;
+    const struct quant_block_q8_k *y = a;
     const uint8x16_t m4 = vdupq_n_u8(0x0F), m2 = vdupq_n_u8(0x03);
     const int8x16_t off = vdupq_n_s8(32);
     float s = 0.0f;
