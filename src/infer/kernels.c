@@ -443,3 +443,24 @@ void kern_axpy_f16(size_t n, float a, const uint16_t *x, float *y)
     const struct kern_impl *impl = impl_get();
     (impl->axpy_f16 ? impl->axpy_f16 : scalar_axpy_f16)(n, a, x, y);
 }
+
+void kern_dot_f16_rows(size_t n, const uint16_t *k, size_t stride, size_t n_rows, const float *q,
+                       float *out)
+{
+    const struct kern_impl *impl = impl_get();
+    float (*dot)(size_t, const void *, const void *) =
+        impl->dot[KS_F16] ? impl->dot[KS_F16] : scalar_dot_f16;
+    for (size_t p = 0; p < n_rows; p++)
+        out[p] = dot(n, k + p * stride, q);
+}
+
+void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
+                       float *out)
+{
+    const struct kern_impl *impl = impl_get();
+    void (*axpy)(size_t, float, const uint16_t *, float *) =
+        impl->axpy_f16 ? impl->axpy_f16 : scalar_axpy_f16;
+    memset(out, 0, n * sizeof(*out));
+    for (size_t p = 0; p < n_rows; p++)
+        axpy(n, w[p], v + p * stride, out);
+}

@@ -73,5 +73,12 @@ void kern_matmul(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, 
 /* The F16 KV cache: y[i] = f16(x[i]); y += a * x (x in f16). */
 void kern_f32_to_f16(const float *x, uint16_t *y, size_t n);
 void kern_axpy_f16(size_t n, float a, const uint16_t *x, float *y);
+/* Attention over the F16 cache, one kernel choice per call instead of per
+ * position: out[p] = dot(k + p * stride, q) for p < n_rows (rows of n
+ * halves); out = sum over p of w[p] * (v + p * stride) (out overwritten). */
+void kern_dot_f16_rows(size_t n, const uint16_t *k, size_t stride, size_t n_rows, const float *q,
+                       float *out);
+void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
+                       float *out);
 
 #endif
