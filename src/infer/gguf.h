@@ -10,10 +10,20 @@
  * general.alignment (default 32); tensor data, each tensor at data_offset +
  * its offset, which must be a multiple of the alignment.
  *
+ * Limits the reader enforces (a file past them is JB_ERR_FORMAT): keys up to
+ * GGUF_MAX_KEY bytes and non-empty, tensor names up to GGUF_MAX_NAME bytes,
+ * strings up to GGUF_MAX_STRING bytes, arrays nested at most GGUF_MAX_DEPTH
+ * deep, every count no larger than the remaining bytes could hold, n_dims
+ * 1..4, dimensions and their product below 2^63, no duplicate keys or
+ * tensor names, tensors aligned, inside the file and not overlapping,
+ * general.alignment a power of two up to 2^30. Only little-endian files
+ * (every GGUF in use) on little-endian hosts.
+ *
  * Ownership: gguf_parse() fills a caller-owned struct gguf_file whose arrays
  * live in one heap arena freed by gguf_free(). Strings (struct gguf_str)
  * and tensor data point INTO the caller's buffer, which must outlive the
  * struct. Nothing is NUL-terminated: compare with gguf_str_eq().
+ * gguf_open() maps a file and parses it; gguf_close() frees both.
  */
 #ifndef JB_INFER_GGUF_H
 #define JB_INFER_GGUF_H
@@ -24,6 +34,11 @@
 #define GGUF_MAGIC 0x46554747u /* "GGUF" little-endian */
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_DIMS 4
+#define GGUF_MAX_KEY 65535
+#define GGUF_MAX_NAME 256
+#define GGUF_MAX_STRING (64u << 20)
+#define GGUF_MAX_DEPTH 8
+#define GGUF_MAX_ALIGNMENT (1u << 30)
 
 enum gguf_type {
     GGUF_TYPE_UINT8 = 0,
@@ -98,9 +113,11 @@ struct gguf_tensor {
     uint64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the row length (contiguous) */
     enum ggml_type type;
     uint64_t offset;            /* relative to the data section */
+    uint64_t info_offset;       /* where its tensor info starts in the file */
     uint64_t n_elements;
-    uint64_t size_bytes;        /* 0 when the type is unknown to joulebench */
-    const void *data;           /* NULL when the type is unknown */
+    uint64_t size_bytes;        /* 0 when the type's size is unknown (quant_block_size) */
+    const void *data;           /* NULL when the size is unknown; may be unaligned
+                                 * for the C type only if general.alignment < 4 */
 };
 
 struct gguf_file {
@@ -121,7 +138,13 @@ struct gguf_file {
  * message naming the byte offset and the field ("offset 1234: tensor
  * 'blk.0.attn_q.weight': data runs past the end of the file (size 4096)"). */
 int gguf_parse(const void *buf, size_t len, struct gguf_file *out, char *err);
-void gguf_free(struct gguf_file *f);
+void gguf_free(struct gguf_file *f); /* also on a zeroed or failed struct */
+
+struct fs_map;
+/* Maps path read-only and parses it; errors start with the path. On
+ * failure nothing stays mapped or allocated. */
+int gguf_open(const char *path, struct fs_map *map, struct gguf_file *out, char *err);
+void gguf_close(struct fs_map *map, struct gguf_file *f);
 
 int gguf_str_eq(struct gguf_str s, const char *c);
 const struct gguf_kv *gguf_find_kv(const struct gguf_file *f, const char *key);
@@ -131,18 +154,36 @@ const struct gguf_kv *gguf_find_kv(const struct gguf_file *f, const char *key);
 int gguf_get_u64(const struct gguf_file *f, const char *key, uint64_t *out);
 int gguf_get_f64(const struct gguf_file *f, const char *key, double *out);
 int gguf_get_str(const struct gguf_file *f, const char *key, struct gguf_str *out);
+int gguf_get_bool(const struct gguf_file *f, const char *key, int *out);
 int gguf_get_arr(const struct gguf_file *f, const char *key, const struct gguf_value **out);
+/* Element i of an ARRAY value: any integer element type whose value fits
+ * an int64, or any number as a double. JB_ERR_FORMAT for another element
+ * type, JB_ERR_USAGE when i is out of range. */
+int gguf_arr_get_int(const struct gguf_value *arr, uint64_t i, int64_t *out);
+int gguf_arr_get_f64(const struct gguf_value *arr, uint64_t i, double *out);
+/* Lookups use a hash index built by gguf_parse: O(1). */
 const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name);
 
 const char *gguf_type_name(enum gguf_type t);
-const char *ggml_type_name(enum ggml_type t); /* "Q4_K"; "type 99" style for unknown */
+const char *ggml_type_name(enum ggml_type t); /* "Q4_K"; "type?" for unknown numbers */
+/* Bytes a fixed-size value type takes in the file (0 for STRING, ARRAY). */
+size_t gguf_type_size(enum gguf_type t);
 
 /* ---- writer ---- */
 struct gguf_writer; /* opaque */
 
-/* Ownership: gguf_writer_open() allocates; gguf_writer_finish() writes the
- * file and frees the writer (also on error); gguf_writer_abort() frees it
- * and removes the partial file. Keys and data are copied. */
+/* Writes GGUF v3. Metadata and tensor infos are kept in memory; tensor data
+ * streams straight to the file, so a model larger than memory can be
+ * written. The file appears under its name only when complete: data goes to
+ * a temporary file in the same folder, renamed by gguf_writer_finish().
+ * "general.alignment" (kv_u32, before the first data) sets the alignment.
+ * Errors are sticky: after one, every call returns it and finish reports
+ * the message.
+ *
+ * Ownership: gguf_writer_open() allocates; gguf_writer_finish() writes the
+ * file and frees the writer (also on error, then removing the temporary
+ * file); gguf_writer_abort() frees it and removes the partial file. Keys,
+ * values and data are copied. */
 int gguf_writer_open(struct gguf_writer **out, const char *path, char *err);
 int gguf_writer_kv_u32(struct gguf_writer *w, const char *key, uint32_t v);
 int gguf_writer_kv_i32(struct gguf_writer *w, const char *key, int32_t v);
@@ -153,8 +194,13 @@ int gguf_writer_kv_str(struct gguf_writer *w, const char *key, const char *v);
 int gguf_writer_kv_arr_str(struct gguf_writer *w, const char *key, const char *const *v, size_t n);
 int gguf_writer_kv_arr_i32(struct gguf_writer *w, const char *key, const int32_t *v, size_t n);
 int gguf_writer_kv_arr_f32(struct gguf_writer *w, const char *key, const float *v, size_t n);
+/* Any value, nested arrays included, in the reader's representation (so a
+ * parsed file's metadata can be copied): fixed-size array elements from
+ * arr.data (little-endian), strings from arr.strs, arrays from arr.items. */
+int gguf_writer_kv(struct gguf_writer *w, const char *key, const struct gguf_value *v);
 /* Declares a tensor; its data follows later through gguf_writer_data(), in
- * declaration order, after all tensors are declared. */
+ * declaration order, after all tensors are declared, in chunks of any size
+ * (a chunk may end or begin mid-tensor, or span tensors). */
 int gguf_writer_tensor(struct gguf_writer *w, const char *name, enum ggml_type type,
                        uint32_t n_dims, const uint64_t *ne);
 int gguf_writer_data(struct gguf_writer *w, const void *data, size_t size);
