@@ -17,9 +17,10 @@
 
 /* ---- scalar activations ---- */
 
-/* Q8_0 activations: d = max|x| / 127 rounded to f16, q = round(x / d) with
- * the stored (rounded) d, so the pair dequantises as closely as the format
- * allows. Clamping keeps q in [-127, 127] even when rounding d down pushed
+/* Q8_0 activations: d = max|x| / 127 rounded to f16, q = round(x * (1/d))
+ * with the stored (rounded) d, so the pair dequantises as closely as the
+ * format allows; ties round away from zero, as quant.c's reference
+ * quantiser does (inputs that went through F16 hit exact ties often). Clamping keeps q in [-127, 127] even when rounding d down pushed
  * x / d a hair past 127, and turns NaN into a defined value. */
 static void scalar_quantize_q8_0(const float *x, void *dst, size_t n)
 {
@@ -32,11 +33,11 @@ static void scalar_quantize_q8_0(const float *x, void *dst, size_t n)
         float d = quant_f16_to_f32(y[b].d);
         float id = d > 0.0f ? 1.0f / d : 0.0f;
         for (int i = 0; i < QK8_0; i++)
-            y[b].qs[i] = (int8_t)fmaxf(-127.0f, fminf(127.0f, nearbyintf(x[i] * id)));
+            y[b].qs[i] = (int8_t)fmaxf(-127.0f, fminf(127.0f, roundf(x[i] * id)));
     }
 }
 
-/* Q8_K activations: f32 d = max|x| / 127, q = round(x / d), and the sum of
+/* Q8_K activations: f32 d = max|x| / 127, q = round(x * (1/d)), and the sum of
  * every 16 quants (the K-quant kernels use them for the mins and offsets). */
 static void scalar_quantize_q8_k(const float *x, void *dst, size_t n)
 {
@@ -49,7 +50,7 @@ static void scalar_quantize_q8_k(const float *x, void *dst, size_t n)
         float id = d > 0.0f ? 1.0f / d : 0.0f;
         y[b].d = d;
         for (int i = 0; i < QK_K; i++)
-            y[b].qs[i] = (int8_t)fmaxf(-127.0f, fminf(127.0f, nearbyintf(x[i] * id)));
+            y[b].qs[i] = (int8_t)fmaxf(-127.0f, fminf(127.0f, roundf(x[i] * id)));
         for (int g = 0; g < QK_K / 16; g++) {
             int s = 0;
             for (int i = 0; i < 16; i++)

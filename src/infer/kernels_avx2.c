@@ -78,13 +78,17 @@ AVX2 static inline __m256i bits_to_bytes(uint32_t bits)
 
 /* ---- activations ---- */
 
-/* 8 floats -> 8 int32: x * id rounded to nearest even, clamped to
- * [-127, 127] (which also gives NaN a defined value). */
+/* 8 floats -> 8 int32: x * id rounded to nearest with ties away from zero
+ * (as roundf: truncate after adding the largest float below 0.5 with x's
+ * sign), clamped to [-127, 127] (which also gives NaN a defined value). */
 AVX2 static inline __m256i quant8(const float *x, __m256 id)
 {
-    __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x), id),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v = _mm256_max_ps(_mm256_set1_ps(-127.0f), _mm256_min_ps(_mm256_set1_ps(127.0f), v));
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), id);
+    __m256 half = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)),
+                               _mm256_set1_ps(0.49999997f));
+    v = _mm256_round_ps(_mm256_add_ps(v, half), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    /* min/max return their second operand when one is NaN: v goes first */
+    v = _mm256_max_ps(_mm256_min_ps(v, _mm256_set1_ps(127.0f)), _mm256_set1_ps(-127.0f));
     return _mm256_cvtps_epi32(v);
 }
 
@@ -98,13 +102,14 @@ AVX2 static inline __m256i quant32(const float *x, __m256 id)
     return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+/* Largest |x| of 32 floats; NaN is ignored as fmaxf does (vmaxps returns
+ * its second operand, the running maximum, when the first is NaN). */
 AVX2 static inline float amax32(const float *x)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
-    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8)));
-    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 16)));
-    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 24)));
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < 32; i += 8)
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
     return hmax_ps(m);
 }
 

@@ -93,11 +93,13 @@ static void make_row(enum ggml_type t, enum fill fill, uint8_t *row)
     }
 }
 
-enum act_fill { ACT_RANDOM, ACT_WIDE, ACT_EXTREME, ACT_ZEROS };
+enum act_fill { ACT_RANDOM, ACT_WIDE, ACT_EXTREME, ACT_ZEROS, ACT_TIES };
 
 /* Activations: ACT_RANDOM in [-1, 1]; ACT_WIDE spans magnitudes 1e-3..1e3
  * with a few exact zeros; ACT_EXTREME is +-max in every element (quants at
- * +-127, the int16 saturation edge); ACT_ZEROS has zero blocks. */
+ * +-127, the int16 saturation edge); ACT_ZEROS has zero blocks; ACT_TIES
+ * puts 127 first in every 32 so the scale is exactly 1 and the rest on
+ * exact halves (k + 0.5), where the rounding rule decides. */
 static void make_act(enum act_fill fill, float *x)
 {
     for (int i = 0; i < N; i++) {
@@ -106,6 +108,7 @@ static void make_act(enum act_fill fill, float *x)
         case ACT_WIDE: x[i] = (i % 37 == 0) ? 0.0f : frand() * powf(10.0f, (float)(rnd() % 7) - 3.0f); break;
         case ACT_EXTREME: x[i] = (rnd() & 1) ? 3.0f : -3.0f; break;
         case ACT_ZEROS: x[i] = (i / 256) % 2 ? 0.0f : frand(); break;
+        case ACT_TIES: x[i] = i % 32 == 0 ? 127.0f : (float)((int)(rnd() % 200) - 100) + 0.5f; break;
         }
     }
 }
@@ -141,7 +144,7 @@ static void check_all_types(const char *impl)
         enum ggml_type t = all_types[ti];
         assert_true(kern_supported(t));
         for (int fill = FILL_RANDOM; fill <= FILL_ZERO_SCALE; fill++) {
-            for (int af = ACT_RANDOM; af <= ACT_ZEROS; af++) {
+            for (int af = ACT_RANDOM; af <= ACT_TIES; af++) {
                 for (int rep = 0; rep < 3; rep++) {
                     make_row(t, (enum fill)fill, row);
                     make_act((enum act_fill)af, x);
@@ -159,11 +162,13 @@ static void check_all_types(const char *impl)
             }
         }
     }
-    assert_int_equal(checked, (int)N_TYPES * 5 * 4 * 3);
+    assert_int_equal(checked, (int)N_TYPES * 5 * 5 * 3);
 }
 
-/* Activation quantisation: within half a step of the input, quants within
- * [-127, 127], Q8_K block sums right. */
+/* Activation quantisation: identical to quant.c's quantiser (ties away
+ * from zero included), within half a step of the input, quants within
+ * [-127, 127], Q8_K block sums right; NaN input still gives quants in
+ * range. */
 static void check_activations(const char *impl)
 {
     float x[N], back[N];
@@ -172,9 +177,13 @@ static void check_activations(const char *impl)
     for (int k = 0; k < 2; k++) {
         enum ggml_type at = kern_act_type(wtypes[k]);
         size_t be = at == GGML_TYPE_Q8_0 ? 32 : 256;
-        for (int af = ACT_RANDOM; af <= ACT_ZEROS; af++) {
+        for (int af = ACT_RANDOM; af <= ACT_TIES; af++) {
             make_act((enum act_fill)af, x);
             kern_quantize_act(wtypes[k], x, act, N);
+            /* the same rule as quant.c's reference quantiser, bit for bit */
+            static uint8_t ref[N * 2];
+            assert_int_equal(quant_quantize_row(at, x, ref, N), 0);
+            assert_memory_equal(act, ref, kern_act_row_bytes(wtypes[k], N));
             assert_int_equal(quant_dequantize_row(at, act, back, N), 0);
             for (size_t b = 0; b < N / be; b++) {
                 float amax = 0.0f;
@@ -210,6 +219,14 @@ static void check_activations(const char *impl)
                         assert_true(q[b].qs[i] >= -127);
             }
         }
+        make_act(ACT_RANDOM, x);
+        for (int i = 0; i < N; i += 7)
+            x[i] = NAN;
+        kern_quantize_act(wtypes[k], x, act, N);
+        const int8_t *qs = (const int8_t *)act;
+        for (size_t i = 0; i < kern_act_row_bytes(wtypes[k], N); i++)
+            if (at == GGML_TYPE_Q8_0 ? (i % 34 >= 2) : (i % 292 >= 4 && i % 292 < 260))
+                assert_true(qs[i] >= -127);
     }
 }
 
@@ -311,7 +328,7 @@ static void test_neon(void **state)
 }
 
 /* The vector quantisers follow the scalar rule exactly (same scale, same
- * nearest-even rounding), so activations are bit-identical across
+ * rounding with ties away from zero), so activations are bit-identical across
  * implementations and a model's outputs differ only by summation order. */
 static void test_activations_identical(void **state)
 {
@@ -326,7 +343,7 @@ static void test_activations_identical(void **state)
     float x[N];
     const enum ggml_type wtypes[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_K};
     for (int k = 0; k < 2; k++)
-        for (int af = ACT_RANDOM; af <= ACT_ZEROS; af++) {
+        for (int af = ACT_RANDOM; af <= ACT_TIES; af++) {
             make_act((enum act_fill)af, x);
             assert_int_equal(kern_select(KERN_SCALAR, err), 0);
             kern_quantize_act(wtypes[k], x, a1, N);
