@@ -314,49 +314,163 @@ AVX2 static float avx2_dot_q5_0(size_t n, const void *w, const void *a)
     return hsum_ps(acc);
 }
 
+/* The 32-element block types against T activation rows at once (T <= 4
+ * after inlining): each weight block is loaded and unpacked to signed bytes
+ * once, with its scale converted once, and used for every token. */
+enum small_kind { SK_Q8_0, SK_Q4_0, SK_Q5_0 };
+
+AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_kind kind, size_t n,
+                                                                    const void *w, const void *a,
+                                                                    size_t a_stride, int T,
+                                                                    float *y, size_t ldy)
+{
+    const uint8_t *wb = w;
+    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
+               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                 : sizeof(struct quant_block_q5_0);
+    __m256 acc[4];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / QK8_0; b++) {
+        const uint8_t *blk = wb + b * bsz;
+        uint16_t dh;
+        memcpy(&dh, blk, 2);
+        __m256i q;
+        if (kind == SK_Q8_0) {
+            q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+        } else if (kind == SK_Q4_0) {
+            q = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 2), _mm256_set1_epi8(8));
+        } else {
+            uint32_t qh;
+            memcpy(&qh, blk + 2, 4);
+            q = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 6),
+                                _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
+        }
+        __m256i aq = _mm256_sign_epi8(q, q);
+        float d = f16_to_f32(dh);
+        for (int t = 0; t < T; t++) {
+            const struct quant_block_q8_0 *yb =
+                (const struct quant_block_q8_0 *)((const uint8_t *)a + (size_t)t * a_stride) + b;
+            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)yb->qs), q);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sy), _mm256_set1_epi16(1));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * f16_to_f32(yb->d)), _mm256_cvtepi32_ps(p),
+                                     acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        y[(size_t)t * ldy] = hsum_ps(acc[t]);
+}
+
+#define SMALL_MULTI(fn, kind)                                                                      \
+    AVX2 static void fn(size_t n, const void *w, const void *a, size_t a_stride, size_t n_act,     \
+                        float *y, size_t ldy)                                                      \
+    {                                                                                              \
+        size_t k = 0;                                                                              \
+        for (; k + 4 <= n_act; k += 4)                                                             \
+            small_tokens(kind, n, w, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy,  \
+                         ldy);                                                                     \
+        for (; k < n_act; k++)                                                                     \
+            small_tokens(kind, n, w, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy,  \
+                         ldy);                                                                     \
+    }
+SMALL_MULTI(avx2_multi_q8_0, SK_Q8_0)
+SMALL_MULTI(avx2_multi_q4_0, SK_Q4_0)
+SMALL_MULTI(avx2_multi_q5_0, SK_Q5_0)
+
 /* ---- K-quants with Q8_K activations ---- */
 
-/* The integer part of one Q4_K block: sum over sub-blocks j of
- * sc_j * sum(q * a), as 8 int32 lanes; nibbles are unsigned, so they go
- * straight into vpmaddubsw. */
-AVX2 static inline __m256i q4k_block_isum(const struct quant_block_q4_k *x, const int8_t *qa,
-                                          const uint8_t *sc)
+/* The 12 packed bytes of a Q4_K block as 8 six-bit scales (sc) and 8 mins
+ * (m), each 8 bytes in a u64, with word arithmetic instead of 16 lookups:
+ * bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7;
+ * bytes 4-7 the same for the mins; bytes 8-11 the low 4 bits of scales 4-7
+ * (low nibbles) and mins 4-7 (high nibbles). */
+static inline void q4k_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *m)
 {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s, 4);
+    memcpy(&w1, s + 4, 4);
+    memcpy(&w2, s + 8, 4);
+    uint32_t sc_lo = w0 & 0x3F3F3F3Fu;
+    uint32_t sc_hi = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+    uint32_t m_lo = w1 & 0x3F3F3F3Fu;
+    uint32_t m_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
+    *m = (uint64_t)m_lo | (uint64_t)m_hi << 32;
+}
+
+/* Q4_K rows against T activation rows at once (T <= 4, a compile-time
+ * constant after inlining): the nibbles and scales of each block are
+ * unpacked once and used for every token, which is what makes prefill
+ * cheaper per token than decode. Per block and token: 8 vpmaddubsw (nibble
+ * x activation), 8 vpmaddwd (times the sub-block scale, broadcast from a
+ * register by vpshufb), then one FMA for d and one for the mins, whose
+ * term needs only the activation's 16-element sums. */
+AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, const void *w, const void *a, size_t a_stride, int T,
+                                   float *y, size_t ldy)
+{
+    const struct quant_block_q4_k *x = w;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i isum = _mm256_setzero_si256();
-    for (int j = 0; j < QK_K / 64; j++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));
-        __m256i lo = _mm256_and_si256(q, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(qa + 64 * j)));
-        __m256i p1 =
-            _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(qa + 64 * j + 32)));
-        p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j]));
-        p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1]));
-        isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+    /* vpshufb patterns picking int16 k (bytes 2k, 2k+1) in every slot */
+    __m256i pick[8];
+    for (int k = 0; k < 8; k++)
+        pick[k] = _mm256_set1_epi16((short)(0x0100 * (2 * k + 1) + 2 * k));
+    __m256 acc[4];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / QK_K; b++) {
+        uint64_t sc, mn;
+        q4k_unpack_scales(x[b].scales, &sc, &mn);
+        __m128i sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc));
+        __m256i scv = _mm256_broadcastsi128_si256(sc16);
+        __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
+        __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+        __m256i isum[4];
+        for (int t = 0; t < T; t++)
+            isum[t] = _mm256_setzero_si256();
+        for (int j = 0; j < QK_K / 64; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i s0 = _mm256_shuffle_epi8(scv, pick[2 * j]);
+            __m256i s1 = _mm256_shuffle_epi8(scv, pick[2 * j + 1]);
+            for (int t = 0; t < T; t++) {
+                const struct quant_block_q8_k *yb =
+                    (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j)));
+                __m256i p1 =
+                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j + 32)));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0),
+                                                                     _mm256_madd_epi16(p1, s1)));
+            }
+        }
+        float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
+        for (int t = 0; t < T; t++) {
+            const struct quant_block_q8_k *yb =
+                (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
+            __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), mdup);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * yb->d), _mm256_cvtepi32_ps(msum), acc[t]);
+        }
     }
-    return isum;
+    for (int t = 0; t < T; t++)
+        y[(size_t)t * ldy] = hsum_ps(acc[t]);
 }
 
 AVX2 static float avx2_dot_q4_k(size_t n, const void *w, const void *a)
 {
-    const struct quant_block_q4_k *x = w;
-    const struct quant_block_q8_k *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (size_t b = 0; b < n / QK_K; b++) {
-        uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++)
-            kern_q4k_scale_min(j, x[b].scales, &sc[j], &m[j]);
-        int32_t msum = 0;
-        for (int j = 0; j < 8; j++)
-            msum += m[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
-        __m256i isum = q4k_block_isum(&x[b], y[b].qs, sc);
-        float d = f16_to_f32(x[b].d) * y[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
-        mins += f16_to_f32(x[b].dmin) * y[b].d * (float)msum;
-    }
-    return hsum_ps(acc) - mins;
+    float y;
+    q4k_tokens(n, w, a, 0, 1, &y, 0);
+    return y;
+}
+
+AVX2 static void avx2_multi_q4_k(size_t n, const void *w, const void *a, size_t a_stride,
+                                 size_t n_act, float *y, size_t ldy)
+{
+    size_t k = 0;
+    for (; k + 4 <= n_act; k += 4)
+        q4k_tokens(n, w, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy, ldy);
+    for (; k < n_act; k++)
+        q4k_tokens(n, w, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy, ldy);
 }
 
 /* The integer part of one Q6_K block with the unsigned 6-bit quants
@@ -426,6 +540,13 @@ static const struct kern_impl avx2_table = {
             [KS_Q5_0] = avx2_dot_q5_0,
             [KS_Q4_K] = avx2_dot_q4_k,
             [KS_Q6_K] = avx2_dot_q6_k,
+        },
+    .dot_multi =
+        {
+            [KS_Q8_0] = avx2_multi_q8_0,
+            [KS_Q4_0] = avx2_multi_q4_0,
+            [KS_Q5_0] = avx2_multi_q5_0,
+            [KS_Q4_K] = avx2_multi_q4_k,
         },
     .quantize_q8_0 = avx2_quantize_q8_0,
     .quantize_q8_k = avx2_quantize_q8_k,
