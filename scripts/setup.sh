@@ -28,8 +28,10 @@ install_deps() {
     [ ${#missing[@]} -eq 0 ] || brew install "${missing[@]}"
     return
   fi
+  # fonts-dejavu-core: the charts' text (cairo finds it through fontconfig;
+  # without a font, labels come out as empty boxes).
   local pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
-              libcairo2-dev libpcre2-dev libcmocka-dev)
+              libcairo2-dev libpcre2-dev libcmocka-dev fonts-dejavu-core)
   [ $want_test -eq 1 ] && pkgs+=(clang libclang-rt-dev python3 libcap2-bin)
   local missing=()
   for p in "${pkgs[@]}"; do

@@ -30,7 +30,7 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) JB_PRINTF(2, 3);
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap) JB_PRINTF(2, 0);
 /* Drops the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 /* Hands the heap block to the caller (never NULL on success: "" when empty)

@@ -36,6 +36,7 @@ static void clear_progress(void)
     }
 }
 
+static void emit(const char *color, const char *tag, const char *fmt, va_list ap) JB_PRINTF(3, 0);
 static void emit(const char *color, const char *tag, const char *fmt, va_list ap)
 {
     pthread_mutex_lock(&lock);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 static int is_space(char c)
@@ -168,36 +169,61 @@ char *str_dup(const char *s)
     return str_ndup(s, (size_t)-1);
 }
 
-int str_utf8_valid(const char *s, size_t len)
+size_t str_utf8_seq_len(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
+    if (len == 0)
+        return 0;
+    unsigned c = p[0];
+    size_t n;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0)
+        n = 1, min = 0x80, c &= 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        n = 2, min = 0x800, c &= 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        n = 3, min = 0x10000, c &= 0x07;
+    else
+        return 0;
+    if (n > len - 1)
+        return 0; /* truncated sequence */
+    for (size_t k = 1; k <= n; k++) {
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[k] & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0; /* overlong, out of range, surrogate */
+    return n + 1;
+}
+
+int str_utf8_valid(const char *s, size_t len)
+{
     size_t i = 0;
     while (i < len) {
-        unsigned c = p[i];
-        size_t n;
-        unsigned min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1, min = 0x80, c &= 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2, min = 0x800, c &= 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3, min = 0x10000, c &= 0x07;
-        } else {
+        size_t n = str_utf8_seq_len(s + i, len - i);
+        if (!n)
             return 0;
-        }
-        if (n > len - i - 1)
-            return 0; /* truncated sequence */
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return 0;
-            c = (c << 6) | (p[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return 0;
-        i += n + 1;
+        i += n;
     }
     return 1;
+}
+
+int str_utf8_sanitize(const char *s, size_t len, struct buf *out)
+{
+    size_t i = 0, run = 0;
+    while (i < len) {
+        size_t n = str_utf8_seq_len(s + i, len - i);
+        if (n) {
+            i += n;
+            continue;
+        }
+        if (buf_append(out, s + run, i - run) || buf_puts(out, "\xEF\xBF\xBD"))
+            return JB_ERR_NOMEM;
+        i++;
+        run = i;
+    }
+    return buf_append(out, s + run, len - run);
 }

@@ -32,5 +32,11 @@ char *str_dup(const char *s);
 char *str_ndup(const char *s, size_t n);
 /* 1 if s is valid UTF-8 of length len. */
 int str_utf8_valid(const char *s, size_t len);
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid/truncated. */
+size_t str_utf8_seq_len(const char *s, size_t len);
+/* Appends s to out with every invalid or truncated UTF-8 sequence replaced
+ * by U+FFFD, so text from outside can go into JSON. */
+struct buf;
+int str_utf8_sanitize(const char *s, size_t len, struct buf *out);
 
 #endif

@@ -254,66 +254,6 @@ AVX2 static float avx2_dot_bf16(size_t n, const void *w, const void *a)
 
 /* ---- 32-element blocks with Q8_0 activations ---- */
 
-AVX2 static float avx2_dot_q8_0(size_t n, const void *w, const void *a)
-{
-    const struct quant_block_q8_0 *x = w;
-    const struct quant_block_q8_0 *y = a;
-    size_t nb = n / QK8_0, b = 0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; b + 2 <= nb; b += 2) {
-        __m256i p0 = dot_i8_epi32(_mm256_loadu_si256((const __m256i *)x[b].qs),
-                                  _mm256_loadu_si256((const __m256i *)y[b].qs));
-        __m256i p1 = dot_i8_epi32(_mm256_loadu_si256((const __m256i *)x[b + 1].qs),
-                                  _mm256_loadu_si256((const __m256i *)y[b + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(x[b].d) * f16_to_f32(y[b].d)),
-                               _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(x[b + 1].d) * f16_to_f32(y[b + 1].d)),
-                               _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; b < nb; b++) {
-        __m256i p = dot_i8_epi32(_mm256_loadu_si256((const __m256i *)x[b].qs),
-                                 _mm256_loadu_si256((const __m256i *)y[b].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(x[b].d) * f16_to_f32(y[b].d)),
-                               _mm256_cvtepi32_ps(p), acc0);
-    }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
-}
-
-AVX2 static float avx2_dot_q4_0(size_t n, const void *w, const void *a)
-{
-    const struct quant_block_q4_0 *x = w;
-    const struct quant_block_q8_0 *y = a;
-    const __m256i off = _mm256_set1_epi8(8);
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t b = 0; b < n / QK8_0; b++) {
-        __m256i q = _mm256_sub_epi8(unpack_nibbles_q4_0(x[b].qs), off);
-        __m256i p = dot_i8_epi32(q, _mm256_loadu_si256((const __m256i *)y[b].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(x[b].d) * f16_to_f32(y[b].d)),
-                              _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum_ps(acc);
-}
-
-/* q = nibble | bit << 4, minus 16: the same as nibble minus 16 where the
- * bit is clear. */
-AVX2 static float avx2_dot_q5_0(size_t n, const void *w, const void *a)
-{
-    const struct quant_block_q5_0 *x = w;
-    const struct quant_block_q8_0 *y = a;
-    const __m256i sixteen = _mm256_set1_epi8(16);
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t b = 0; b < n / QK8_0; b++) {
-        uint32_t qh;
-        memcpy(&qh, x[b].qh, sizeof(qh));
-        __m256i hi = bits_to_bytes(qh);
-        __m256i q = _mm256_sub_epi8(unpack_nibbles_q4_0(x[b].qs), _mm256_andnot_si256(hi, sixteen));
-        __m256i p = dot_i8_epi32(q, _mm256_loadu_si256((const __m256i *)y[b].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(x[b].d) * f16_to_f32(y[b].d)),
-                              _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum_ps(acc);
-}
-
 /* The 32-element block types against T activation rows at once (T <= 4
  * after inlining): each weight block is loaded and unpacked to signed bytes
  * once, with its scale converted once, and used for every token. */
@@ -376,6 +316,20 @@ AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_k
 SMALL_MULTI(avx2_multi_q8_0, SK_Q8_0)
 SMALL_MULTI(avx2_multi_q4_0, SK_Q4_0)
 SMALL_MULTI(avx2_multi_q5_0, SK_Q5_0)
+
+/* Single rows use the same code with T = 1, so a token's result does not
+ * depend on whether it came alone (decode) or in a batch (prefill): same
+ * operations, same order, same bits. */
+#define SMALL_DOT(fn, kind)                                                                        \
+    AVX2 static float fn(size_t n, const void *w, const void *a)                                  \
+    {                                                                                              \
+        float y;                                                                                   \
+        small_tokens(kind, n, w, a, 0, 1, &y, 0);                                                  \
+        return y;                                                                                  \
+    }
+SMALL_DOT(avx2_dot_q8_0, SK_Q8_0)
+SMALL_DOT(avx2_dot_q4_0, SK_Q4_0)
+SMALL_DOT(avx2_dot_q5_0, SK_Q5_0)
 
 /* ---- K-quants with Q8_K activations ---- */
 

@@ -173,8 +173,9 @@ uint16_t quant_f32_to_bf16(float f)
 /* ---- helpers ---- */
 
 /* Nearest integer, ties away from zero; NaN reads as 0 and huge values are
- * clamped first so the conversion is always defined. */
-static int nearest(float x)
+ * clamped first so the conversion is always defined. Inline arithmetic
+ * with lroundf's exact result: synth quantizes half a billion weights. */
+static inline int nearest(float x)
 {
     if (!(x == x))
         return 0;
@@ -182,15 +183,19 @@ static int nearest(float x)
         x = 1e6f;
     if (x < -1e6f)
         x = -1e6f;
-    return (int)lroundf(x);
+    /* exact: |x| <= 1e6, so x - trunc(x) has no rounding error, and the
+     * result equals lroundf(x) */
+    int i = (int)x;
+    float frac = x - (float)i;
+    return i + (frac >= 0.5f) - (frac <= -0.5f);
 }
 
-static int clampi(int v, int lo, int hi)
+static inline int clampi(int v, int lo, int hi)
 {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-static float finite_or_zero(float x)
+static inline float finite_or_zero(float x)
 {
     return isfinite(x) ? x : 0.0f;
 }
@@ -242,12 +247,20 @@ static void deq_q8_0(const struct quant_block_q8_0 *b, float *y)
 
 static void q_q8_0(const float *x, struct quant_block_q8_0 *b)
 {
-    float amax = fabsf(signed_absmax(x, 32));
+    float xs[32], amax = 0.0f;
+    for (int i = 0; i < 32; i++) {
+        xs[i] = finite_or_zero(x[i]);
+        float a = fabsf(xs[i]);
+        amax = a > amax ? a : amax;
+    }
     b->d = f16_scale(amax / 127.0f);
     float d = quant_f16_to_f32(b->d);
     float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int i = 0; i < 32; i++)
-        b->qs[i] = (int8_t)clampi(nearest(finite_or_zero(x[i]) * id), -127, 127);
+    for (int i = 0; i < 32; i++) {
+        float v = xs[i] * id;
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        b->qs[i] = (int8_t)nearest(v);
+    }
 }
 
 /* ---- Q4_0 and Q5_0: the largest magnitude maps to the most negative
@@ -344,14 +357,27 @@ static void deq_q4_k(const struct quant_block_q4_k *b, float *y)
     }
 }
 
+/* A level in 0..nmax for t (any float): clamped first, then rounded half
+ * up, which is exact for these small non-negative values. */
+static inline int level(float t, int nmax)
+{
+    if (!(t > 0.0f))
+        return 0;
+    if (t > (float)nmax)
+        return nmax;
+    return (int)(t + 0.5f);
+}
+
 /* Fits x ~ scale*q - min with q in 0..nmax, scale >= 0, min >= 0, for one
- * sub-block: a handful of candidate step sizes around (max-min)/nmax, each
- * refined by least squares on its levels; the smallest squared error wins. */
+ * sub-block of n <= 32 values: three candidate step sizes around
+ * (max-min)/nmax, each refined once by least squares on its levels; the
+ * smallest squared error wins. */
 static void fit_scale_min(const float *x, int n, int nmax, float *scale_out, float *min_out)
 {
-    float lo = 0.0f, hi = 0.0f;
+    float xs[32], lo = 0.0f, hi = 0.0f;
     for (int i = 0; i < n; i++) {
         float v = finite_or_zero(x[i]);
+        xs[i] = v;
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
     }
@@ -362,37 +388,34 @@ static void fit_scale_min(const float *x, int n, int nmax, float *scale_out, flo
     }
     double best_err = INFINITY;
     float best_scale = (hi - lo) / (float)nmax, best_min = -lo;
-    for (int step = -4; step <= 4; step++) {
-        float scale = (hi - lo) / ((float)nmax + 0.25f * (float)step);
-        float mn = lo;
-        for (int iter = 0; iter < 2; iter++) {
-            /* levels for this (scale, mn), then least squares for both */
-            double sq = 0, sx = 0, sqq = 0, sqx = 0;
-            for (int i = 0; i < n; i++) {
-                float v = finite_or_zero(x[i]);
-                int q = clampi(nearest((v - mn) / scale), 0, nmax);
-                sq += q;
-                sx += v;
-                sqq += (double)q * q;
-                sqx += (double)q * v;
-            }
-            double det = n * sqq - sq * sq;
-            if (det <= 0)
-                break;
+    for (int step = -1; step <= 1; step++) {
+        float scale = (hi - lo) / ((float)nmax + 0.5f * (float)step);
+        float mn = lo, inv = 1.0f / scale;
+        /* levels for this (scale, mn), then least squares for both */
+        double sq = 0, sx = 0, sqq = 0, sqx = 0;
+        for (int i = 0; i < n; i++) {
+            int q = level((xs[i] - mn) * inv, nmax);
+            sq += q;
+            sx += xs[i];
+            sqq += (double)q * q;
+            sqx += (double)q * xs[i];
+        }
+        double det = n * sqq - sq * sq;
+        if (det > 0) {
             double a = (n * sqx - sq * sx) / det;
             double b = (sx - a * sq) / n;
-            if (a <= 0)
-                break;
             if (b > 0) /* the offset must be a non-positive minimum */
                 b = 0, a = sqx / sqq;
-            scale = (float)a;
-            mn = (float)b;
+            if (a > 0 && isfinite(a) && isfinite(b)) {
+                scale = (float)a;
+                mn = (float)b;
+                inv = 1.0f / scale;
+            }
         }
         double err = 0.0;
         for (int i = 0; i < n; i++) {
-            float v = finite_or_zero(x[i]);
-            int q = clampi(nearest((v - mn) / scale), 0, nmax);
-            double e = (double)scale * q + mn - v;
+            int q = level((xs[i] - mn) * inv, nmax);
+            double e = (double)scale * q + mn - xs[i];
             err += e * e;
         }
         if (err < best_err) {
@@ -423,10 +446,11 @@ static void q_q4_k(const float *x, struct quant_block_q4_k *b)
         int lm = dmin > 0.0f ? clampi(nearest(mins[s] / dmin), 0, 63) : 0;
         q4k_set_scale_min(b->scales, s, ls, lm);
         float step = d * (float)ls, off = dmin * (float)lm;
+        float inv = step > 0.0f ? 1.0f / step : 0.0f;
         uint8_t *q = b->qs + 32 * (s / 2);
         for (int l = 0; l < 32; l++) {
             float v = finite_or_zero(x[32 * s + l]);
-            int nib = step > 0.0f ? clampi(nearest((v + off) / step), 0, 15) : 0;
+            int nib = level((v + off) * inv, 15);
             q[l] |= (uint8_t)((s & 1) ? nib << 4 : nib);
         }
     }

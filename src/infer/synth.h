@@ -15,23 +15,32 @@
 
 struct synth_options {
     const char *arch;       /* "qwen2" (default) or "llama" */
-    enum ggml_type type;    /* matrix type: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K */
+    enum ggml_type type;    /* matrix type: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K;
+                             * K-quant rows not a multiple of 256 fall back to
+                             * Q5_0 (Q4_K) or Q8_0 (Q6_K), as llama.cpp does */
     int n_layers;
     int dim;                /* embedding width */
     int n_heads;
     int n_kv_heads;
     int ffn_dim;
-    int vocab_size;         /* >= 256 + merges + specials; rounded as needed */
+    int vocab_size;         /* exact: 256 bytes + trained merges + filler words +
+                             * 8 ChatML / Llama 3 specials (the last ids); >= 265 */
     int ctx_len;
     uint64_t seed;
 };
 
-/* Named presets: "tiny" (tests, ~1 M params), "small" (the default
- * fallback model, ~20 M), "0.5b" (Qwen2.5-0.5B shape, for bench/engine). */
+/* Named presets (qwen2, Q8_0, seed 42): "tiny" (tests: 2 layers, dim 256,
+ * 1.4 M params), "small" (the default fallback model: 8 layers, dim 512,
+ * 26 M), "0.5b" (Qwen2.5-0.5B's shape and 151936 vocabulary, 494 M, for
+ * bench/engine). JB_ERR_USAGE for another name. qwen2 ties the output to
+ * the embedding and has q/k/v biases; llama has output.weight. */
 int synth_preset(const char *name, struct synth_options *out);
 void synth_options_default(struct synth_options *o); /* "small" in Q8_0 */
 /* Parameters the options describe. */
 uint64_t synth_param_count(const struct synth_options *o);
+/* Writes the model (atomically: a temporary file renamed when complete).
+ * The same options and seed give the same bytes. JB_ERR_USAGE, with the
+ * reason, for a shape the architecture cannot have. */
 int synth_write(const char *path, const struct synth_options *o, char *err);
 /* The default synthetic model in the cache ($XDG_CACHE_HOME/joulebench or
  * ~/.cache/joulebench), written on first use; its path into path. */

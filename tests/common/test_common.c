@@ -69,6 +69,12 @@ static void test_lcpy_utf8(void **state)
     assert_false(str_utf8_valid("\xc0\xaf", 2));          /* overlong */
     assert_false(str_utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
     assert_false(str_utf8_valid("\xf4\x90\x80\x80", 4));  /* > U+10FFFF */
+    struct buf b = {0};
+    assert_int_equal(str_utf8_sanitize("a\xff" "b\xe2\x82", 5, &b), 0);
+    assert_string_equal(buf_str(&b), "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd");
+    buf_free(&b);
+    assert_int_equal(str_utf8_seq_len("\xe2\x82\xac", 3), 3);
+    assert_int_equal(str_utf8_seq_len("\xe2\x82", 2), 0);
     char t[] = "  x y \n";
     assert_string_equal(str_trim(t), "x y");
 }

@@ -381,6 +381,10 @@ static void test_committed_sample(void **state)
     write_sample(path, 32);
     struct buf got;
     load(path, &got);
+    if (got.len != want.len || memcmp(got.data, want.data, want.len) != 0)
+        fprintf(stderr, "the writer's output differs from the committed sample; if the "
+                        "quantizers changed on purpose, regenerate it with: test_gguf "
+                        "--write-sample tests/data/gguf/sample.gguf\n");
     assert_int_equal(got.len, want.len);
     assert_memory_equal(got.data, want.data, want.len);
     buf_free(&got);
