@@ -26,6 +26,8 @@
 
 #define PREFILL_BATCH 32
 #define DEFAULT_CTX 4096
+/* multiply-adds below which attention runs on the calling thread alone */
+#define ATTN_INLINE_WORK (1 << 18)
 
 /* A weight matrix used in place: n_out rows of n_in elements. */
 struct wmat {
@@ -782,7 +784,12 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
         kern_f32_to_f16(s->v, s->v_cache + cache_row, (size_t)n_tok * (size_t)m->kv_dim);
         struct attn_job aj = {.s = s, .layer = l, .n_tok = n_tok, .pos0 = pos0};
         atomic_init(&aj.next, 0);
-        pool_run(m->pool, attn_worker, &aj);
+        /* short contexts: less work than waking the threads costs */
+        if ((size_t)n_tok * (size_t)m->n_heads * (size_t)(pos0 + n_tok) * (size_t)m->head_dim <
+            ATTN_INLINE_WORK)
+            attn_worker(&aj, 0, 1);
+        else
+            pool_run(m->pool, attn_worker, &aj);
         {
             const struct wmat *w[1] = {&L->wo};
             float *y[1] = {s->tmp};
