@@ -418,16 +418,16 @@ void kern_matmul(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, 
     float (*dot)(size_t, const void *, const void *) = impl->dot[slot];
     if (!dot)
         dot = kern_impl_scalar.dot[slot];
-    void (*multi)(size_t, const void *, const void *, size_t, size_t, float *, size_t) =
-        impl->dot_multi[slot];
+    void (*tile)(size_t, const void *, size_t, size_t, const void *, size_t, size_t, float *,
+                 size_t) = impl->matmul[slot];
     const uint8_t *wb = w;
     const uint8_t *ab = act;
+    if (tile && n_act > 1) {
+        tile(n, wb + r0 * w_row_bytes, w_row_bytes, r1 - r0, act, act_row_bytes, n_act, y + r0, ldy);
+        return;
+    }
     for (size_t r = r0; r < r1; r++) {
         const void *row = wb + r * w_row_bytes;
-        if (multi && n_act > 1) {
-            multi(n, row, act, act_row_bytes, n_act, y + r, ldy);
-            continue;
-        }
         for (size_t k = 0; k < n_act; k++)
             y[k * ldy + r] = dot(n, row, ab + k * act_row_bytes);
     }

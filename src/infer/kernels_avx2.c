@@ -301,21 +301,118 @@ AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_k
         y[(size_t)t * ldy] = hsum_ps(acc[t]);
 }
 
-#define SMALL_MULTI(fn, kind)                                                                      \
-    AVX2 static void fn(size_t n, const void *w, const void *a, size_t a_stride, size_t n_act,     \
-                        float *y, size_t ldy)                                                      \
-    {                                                                                              \
-        size_t k = 0;                                                                              \
-        for (; k + 4 <= n_act; k += 4)                                                             \
-            small_tokens(kind, n, w, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy,  \
-                         ldy);                                                                     \
-        for (; k < n_act; k++)                                                                     \
-            small_tokens(kind, n, w, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy,  \
-                         ldy);                                                                     \
+/* Prefill tiles for the 32-element types: R rows (1 or 2) x T tokens (up
+ * to 4), with the tokens' block scales converted to float once per tile
+ * (dyf, T x nb) instead of once per row. Each (row, token) result is the
+ * same sequence of operations as small_tokens() performs for it alone, so
+ * prefill and decode give the same bits. */
+AVX2 static inline __attribute__((always_inline)) void small_tile(enum small_kind kind, size_t n,
+                                                                  const uint8_t *w,
+                                                                  size_t w_stride, int R,
+                                                                  const uint8_t *a,
+                                                                  size_t a_stride, int T,
+                                                                  const float *dyf, float *y,
+                                                                  size_t ldy)
+{
+    size_t nb = n / QK8_0;
+    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
+               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                 : sizeof(struct quant_block_q5_0);
+    __m256 acc[2][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        __m256i q[2], aq[2];
+        __m256 dx[2];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + (size_t)r * w_stride + b * bsz;
+            uint16_t dh;
+            memcpy(&dh, blk, 2);
+            if (kind == SK_Q8_0) {
+                q[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
+            } else if (kind == SK_Q4_0) {
+                q[r] = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 2), _mm256_set1_epi8(8));
+            } else {
+                uint32_t qh;
+                memcpy(&qh, blk + 2, 4);
+                q[r] = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 6),
+                                       _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
+            }
+            aq[r] = _mm256_sign_epi8(q[r], q[r]);
+            dx[r] = _mm256_set1_ps(f16_to_f32(dh));
+        }
+        for (int t = 0; t < T; t++) {
+            const struct quant_block_q8_0 *yb =
+                (const struct quant_block_q8_0 *)(a + (size_t)t * a_stride) + b;
+            __m256i yv = _mm256_loadu_si256((const __m256i *)yb->qs);
+            __m256 dy = _mm256_broadcast_ss(dyf + (size_t)t * nb + b);
+            for (int r = 0; r < R; r++) {
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(yv, q[r])),
+                                              _mm256_set1_epi16(1));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dx[r], dy), _mm256_cvtepi32_ps(p), acc[r][t]);
+            }
+        }
     }
-SMALL_MULTI(avx2_multi_q8_0, SK_Q8_0)
-SMALL_MULTI(avx2_multi_q4_0, SK_Q4_0)
-SMALL_MULTI(avx2_multi_q5_0, SK_Q5_0)
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[(size_t)t * ldy + (size_t)r] = hsum_ps(acc[r][t]);
+}
+
+#define TILE_MAX_BLOCKS 1024 /* rows up to 32768 elements take the tile path */
+
+AVX2 static inline __attribute__((always_inline)) void small_matmul(enum small_kind kind, size_t n,
+                                                                    const void *w,
+                                                                    size_t w_stride,
+                                                                    size_t n_rows, const void *a,
+                                                                    size_t a_stride,
+                                                                    size_t n_act, float *y,
+                                                                    size_t ldy)
+{
+    size_t nb = n / QK8_0;
+    const uint8_t *wb = w, *ab = a;
+    float dyf[4 * TILE_MAX_BLOCKS];
+    for (size_t k = 0; k < n_act; k += 4) {
+        int T = n_act - k >= 4 ? 4 : (int)(n_act - k);
+        const uint8_t *ak = ab + k * a_stride;
+        float *yk = y + k * ldy;
+        if (nb > TILE_MAX_BLOCKS) {
+            for (size_t r = 0; r < n_rows; r++)
+                for (int t = 0; t < T; t++)
+                    small_tokens(kind, n, wb + r * w_stride, ak + (size_t)t * a_stride, 0, 1,
+                                 yk + (size_t)t * ldy + r, 0);
+            continue;
+        }
+        for (int t = 0; t < T; t++)
+            for (size_t b = 0; b < nb; b++) {
+                const struct quant_block_q8_0 *yb =
+                    (const struct quant_block_q8_0 *)(ak + (size_t)t * a_stride) + b;
+                dyf[(size_t)t * nb + b] = f16_to_f32(yb->d);
+            }
+        size_t r = 0;
+        if (T == 4) {
+            for (; r + 2 <= n_rows; r += 2)
+                small_tile(kind, n, wb + r * w_stride, w_stride, 2, ak, a_stride, 4, dyf, yk + r, ldy);
+            for (; r < n_rows; r++)
+                small_tile(kind, n, wb + r * w_stride, w_stride, 1, ak, a_stride, 4, dyf, yk + r, ldy);
+        } else {
+            for (; r < n_rows; r++)
+                for (int t = 0; t < T; t++)
+                    small_tile(kind, n, wb + r * w_stride, w_stride, 1, ak + (size_t)t * a_stride,
+                               a_stride, 1, dyf + (size_t)t * nb, yk + (size_t)t * ldy + r, ldy);
+        }
+    }
+}
+
+#define SMALL_MATMUL(fn, kind)                                                                     \
+    AVX2 static void fn(size_t n, const void *w, size_t w_stride, size_t n_rows, const void *a,    \
+                        size_t a_stride, size_t n_act, float *y, size_t ldy)                       \
+    {                                                                                              \
+        small_matmul(kind, n, w, w_stride, n_rows, a, a_stride, n_act, y, ldy);                    \
+    }
+SMALL_MATMUL(avx2_matmul_q8_0, SK_Q8_0)
+SMALL_MATMUL(avx2_matmul_q4_0, SK_Q4_0)
+SMALL_MATMUL(avx2_matmul_q5_0, SK_Q5_0)
 
 /* Single rows use the same code with T = 1, so a token's result does not
  * depend on whether it came alone (decode) or in a batch (prefill): same
@@ -417,14 +514,18 @@ AVX2 static float avx2_dot_q4_k(size_t n, const void *w, const void *a)
     return y;
 }
 
-AVX2 static void avx2_multi_q4_k(size_t n, const void *w, const void *a, size_t a_stride,
-                                 size_t n_act, float *y, size_t ldy)
+AVX2 static void avx2_matmul_q4_k(size_t n, const void *w, size_t w_stride, size_t n_rows,
+                                  const void *a, size_t a_stride, size_t n_act, float *y,
+                                  size_t ldy)
 {
-    size_t k = 0;
-    for (; k + 4 <= n_act; k += 4)
-        q4k_tokens(n, w, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy, ldy);
-    for (; k < n_act; k++)
-        q4k_tokens(n, w, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy, ldy);
+    for (size_t r = 0; r < n_rows; r++) {
+        const void *row = (const uint8_t *)w + r * w_stride;
+        size_t k = 0;
+        for (; k + 4 <= n_act; k += 4)
+            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy + r, ldy);
+        for (; k < n_act; k++)
+            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy + r, ldy);
+    }
 }
 
 /* The integer part of one Q6_K block with the unsigned 6-bit quants
@@ -495,12 +596,12 @@ static const struct kern_impl avx2_table = {
             [KS_Q4_K] = avx2_dot_q4_k,
             [KS_Q6_K] = avx2_dot_q6_k,
         },
-    .dot_multi =
+    .matmul =
         {
-            [KS_Q8_0] = avx2_multi_q8_0,
-            [KS_Q4_0] = avx2_multi_q4_0,
-            [KS_Q5_0] = avx2_multi_q5_0,
-            [KS_Q4_K] = avx2_multi_q4_k,
+            [KS_Q8_0] = avx2_matmul_q8_0,
+            [KS_Q4_0] = avx2_matmul_q4_0,
+            [KS_Q5_0] = avx2_matmul_q5_0,
+            [KS_Q4_K] = avx2_matmul_q4_k,
         },
     .quantize_q8_0 = avx2_quantize_q8_0,
     .quantize_q8_k = avx2_quantize_q8_k,

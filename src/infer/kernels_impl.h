@@ -25,10 +25,11 @@ struct kern_impl {
     const char *name;
     /* dot(n, w_row, act) for n elements */
     float (*dot[KS_COUNT])(size_t n, const void *w, const void *a);
-    /* One weight row against n_act activation rows a + k * a_stride,
-     * results to y[k * ldy]. NULL: kern_matmul loops over dot. */
-    void (*dot_multi[KS_COUNT])(size_t n, const void *w, const void *a, size_t a_stride,
-                                size_t n_act, float *y, size_t ldy);
+    /* Rows [0, n_rows) of w (rows w_stride bytes apart) against n_act
+     * activation rows a + k * a_stride, results to y[k * ldy + r]. NULL:
+     * kern_matmul loops over dot. */
+    void (*matmul[KS_COUNT])(size_t n, const void *w, size_t w_stride, size_t n_rows,
+                             const void *a, size_t a_stride, size_t n_act, float *y, size_t ldy);
     void (*quantize_q8_0)(const float *x, void *dst, size_t n);
     void (*quantize_q8_k)(const float *x, void *dst, size_t n);
     void (*f32_to_f16)(const float *x, uint16_t *y, size_t n);
