@@ -46,16 +46,6 @@ AVX2 static inline float hmax_ps(__m256 v)
     return _mm_cvtss_f32(m);
 }
 
-/* Sum over pairs of signed bytes x * y, as 8 int32 (each the sum of 4
- * products). |x| becomes the unsigned operand and x's sign moves to y. */
-AVX2 static inline __m256i dot_i8_epi32(__m256i x, __m256i y)
-{
-    __m256i ax = _mm256_sign_epi8(x, x);
-    __m256i sy = _mm256_sign_epi8(y, x);
-    __m256i p16 = _mm256_maddubs_epi16(ax, sy);
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
 /* 16 bytes of packed nibbles -> 32 bytes: low nibbles first (elements
  * 0..15), then high nibbles (16..31). */
 AVX2 static inline __m256i unpack_nibbles_q4_0(const uint8_t *qs)
