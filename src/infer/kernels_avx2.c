@@ -17,6 +17,11 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #include <string.h>
+/* Decode streams each weight row once from memory; asking for the block
+ * 2 KiB ahead keeps more reads in flight than the hardware prefetcher
+ * alone (Q8_0 decode about +10 % on the 2-core test machine; 512 and 1024
+ * bytes did less). Prefill tiles reuse rows from cache and skip it. */
+#define PF_DIST 2048
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -263,6 +268,8 @@ AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_k
         acc[t] = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK8_0; b++) {
         const uint8_t *blk = wb + b * bsz;
+        if (T == 1)
+            _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
         uint16_t dh;
         memcpy(&dh, blk, 2);
         __m256i q;
