@@ -466,6 +466,8 @@ AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, cons
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK_K; b++) {
+        if (T == 1)
+            _mm_prefetch((const char *)&x[b] + PF_DIST, _MM_HINT_T0);
         uint64_t sc, mn;
         q4k_unpack_scales(x[b].scales, &sc, &mn);
         __m128i sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc));
