@@ -25,7 +25,9 @@
  * (CLOCK_MONOTONIC).
  *
  * Missing is not zero: a sensor that could not be read in a window has
- * sensor_valid[i] == 0 and its joules are not part of any total.
+ * sensor_valid[i] == 0, its sensor_j[i] is NaN, and its joules are not part
+ * of any total; a domain or total that lacks one of its used sensors is
+ * invalid (its bit or flag is 0) and NaN.
  */
 #ifndef JOULEBENCH_H
 #define JOULEBENCH_H
@@ -105,7 +107,8 @@ struct jb_meter_options {
     double cpu_watts;        /* estimator: CPU power at full load; 0 = built-in guess */
     int no_estimate;         /* 1: never add the CPU-time estimator */
     const char *backends;    /* comma-separated backends to try; NULL = all */
-    size_t timeline_max;     /* samples kept before the timeline is thinned; 0 = default */
+    size_t timeline_max;     /* samples kept before the timeline is thinned; 0 = 131072
+                                (44 minutes at 50 Hz) or what fits in 16 MiB */
 };
 void jb_meter_options_init(struct jb_meter_options *opt);
 
@@ -115,7 +118,8 @@ struct jb_meter; /* opaque */
  * (each then says why); fails only on bad options or out of memory. */
 int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt, char *err,
                   size_t err_len);
-/* Starts the sampler thread (no-op if interval_ms < 0). */
+/* Starts the sampler thread (no-op if interval_ms < 0 or already started).
+ * The thread blocks every signal, so SIGINT reaches the caller's threads. */
 int jb_meter_start(struct jb_meter *m);
 /* Stops the sampler, closes every sensor and frees the meter. NULL is fine. */
 void jb_meter_close(struct jb_meter *m);
@@ -124,12 +128,24 @@ size_t jb_meter_sensor_count(const struct jb_meter *m);
 const struct jb_sensor_info *jb_meter_sensor(const struct jb_meter *m, size_t i);
 /* 1 if any used sensor is estimated; 0 if everything used is measured. */
 int jb_meter_any_estimated(const struct jb_meter *m);
+/* Notes from backends that found nothing usable ("powercap: no
+ * /sys/class/powercap ..."), for `joulebench sensors`. Valid until close. */
+size_t jb_meter_note_count(const struct jb_meter *m);
+const char *jb_meter_note(const struct jb_meter *m, size_t i);
+/* 1 and the reason in buf (NUL-terminated, cut to len) if sensor i stopped
+ * answering since the meter opened; 0 if it has not (buf is then ""). */
+int jb_meter_sensor_error(struct jb_meter *m, size_t i, char *buf, size_t len);
+/* CPU seconds the sampler thread has used so far (after close of the
+ * thread: in total), to report the meter's own overhead. 0 without one. */
+double jb_meter_sampler_cpu_s(struct jb_meter *m);
 
 double jb_clock_s(void); /* CLOCK_MONOTONIC in seconds: the timebase of the meter */
 
 /* Flags on a measurement. */
-#define JB_ENERGY_WRAPPED 0x1u     /* a counter wrapped and was corrected */
-#define JB_ENERGY_RESET 0x2u       /* a counter went backwards by more than a wrap: sensor invalid */
+#define JB_ENERGY_WRAPPED 0x1u /* a counter wrapped and was corrected */
+/* A counter stepped back (not a wrap) or jumped past any plausible power:
+ * that sensor is invalid in the interval. */
+#define JB_ENERGY_RESET 0x2u
 #define JB_ENERGY_SENSOR_LOST 0x4u /* a sensor stopped answering during the window */
 #define JB_ENERGY_SHORT 0x8u       /* shorter than a used sensor's update period */
 #define JB_ENERGY_GAP 0x10u        /* the timeline had no sample near an edge (interpolated) */
@@ -138,15 +154,20 @@ double jb_clock_s(void); /* CLOCK_MONOTONIC in seconds: the timebase of the mete
 struct jb_energy {
     double t_begin_s, t_end_s, duration_s;
     size_t n_sensors;
-    double sensor_j[JB_MAX_SENSORS];
-    unsigned char sensor_valid[JB_MAX_SENSORS];
-    double domain_j[JB_DOMAIN_COUNT]; /* sum of used, valid, top-level sensors per domain;
-                                         cores/uncore hold their own sums */
-    unsigned domain_valid;            /* bit (1u << domain): a valid sensor contributed */
-    unsigned domain_estimated;        /* bit (1u << domain): an estimated sensor contributed */
-    double total_j;                   /* top-level domains except system, no double counting;
-                                         the system sensor alone if nothing else */
-    int total_valid;
+    double sensor_j[JB_MAX_SENSORS];            /* NaN where !sensor_valid[i] */
+    unsigned char sensor_valid[JB_MAX_SENSORS]; /* 0 also for sensors not used */
+    /* Per domain, the sum of its used sensors (a sensor inside another of
+     * the same domain, like xe's pkg inside its card, is left out); cores
+     * and uncore hold their own sums; NaN when not valid. */
+    double domain_j[JB_DOMAIN_COUNT];
+    unsigned domain_valid;     /* bit (1u << domain): the domain has used sensors and every
+                                  one of them was valid */
+    unsigned domain_estimated; /* bit (1u << domain): an estimated sensor contributed */
+    double total_j;            /* used top-level sensors (no parent) of every domain but
+                                  cores, uncore and system: no joule counted twice; the
+                                  system sensors alone if there is nothing else; NaN when
+                                  not valid */
+    int total_valid;           /* 1: there were such sensors and every one was valid */
     int total_estimated;
     unsigned flags; /* JB_ENERGY_* */
 };
@@ -161,7 +182,9 @@ int jb_meter_end(struct jb_meter *m, const char *name, struct jb_energy *out);
  * its timestamp in *t_s. Use it to pin phase boundaries exactly. */
 int jb_meter_mark(struct jb_meter *m, double *t_s);
 
-/* Energy between two timestamps, interpolated linearly on the timeline. */
+/* Energy between two timestamps, interpolated linearly on the timeline.
+ * t0_s must not be before the meter opened, nor t1_s in the future
+ * (JB_ERR_USAGE); t1_s after the last sample takes a reading now. */
 int jb_meter_energy_between(struct jb_meter *m, double t0_s, double t1_s, struct jb_energy *out);
 
 /* Mean power over an interval. */
@@ -183,9 +206,12 @@ void jb_energy_to_power(const struct jb_energy *e, struct jb_power *out);
 int jb_meter_baseline(struct jb_meter *m, double seconds, const volatile sig_atomic_t *stop,
                       struct jb_power *out);
 
-/* The timeline: cumulative joules per sensor at each sample. Copies sample i
- * into t_s and joules[0..n_sensors-1] (valid[] as in jb_energy). Returns
- * JB_ERR_NOTFOUND past the end. */
+/* The timeline: cumulative joules per sensor at each sample, counted from
+ * the meter's first reading. Copies sample i into t_s and
+ * joules[0..n_sensors-1] (valid[] as in jb_energy; either array may be
+ * NULL). Returns JB_ERR_NOTFOUND past the end. Past timeline_max samples
+ * the older half is thinned (every other sample that is not a mark or a
+ * window edge goes), so indices move: read it when the work is done. */
 size_t jb_meter_timeline_len(struct jb_meter *m);
 int jb_meter_timeline_get(struct jb_meter *m, size_t i, double *t_s, double *joules,
                           unsigned char *valid);

@@ -6,9 +6,11 @@
 
 #include "common/str.h"
 
-/* The engine table: a plain array, searched by name. */
+/* The engine table: a plain array, searched by name. The built-in engine
+ * joins it (&engine_builtin_ops) when src/engines/builtin.c exists. */
 static const struct engine_ops *const engine_table[] = {
-    NULL,
+    &engine_ollama_ops,
+    &engine_openai_ops,
 };
 
 void engine_result_init(struct engine_result *r)
@@ -44,6 +46,40 @@ int engine_result_push_time(struct engine_result *r, double t_s)
         r->cap_token_t = cap;
     }
     r->token_t_s[r->n_token_t++] = t_s;
+    return 0;
+}
+
+int engine_result_piece(struct engine_result *r, const char *piece, size_t len, double t_s,
+                        int in_response, engine_token_fn on_token, void *user, char *err)
+{
+    if (!len)
+        return 0;
+    if (engine_result_push_time(r, t_s))
+        return err_setf(err, JB_ERR_NOMEM, "out of memory keeping token times");
+    r->pieces++;
+    if (isnan(r->t_first_s))
+        r->t_first_s = t_s;
+    r->t_last_s = t_s;
+    if (in_response && buf_append(&r->response, piece, len))
+        return err_setf(err, JB_ERR_NOMEM, "the answer is longer than %zu MiB; stopped reading it",
+                        r->response.max >> 20);
+    if (on_token && on_token(user, piece, len, t_s))
+        return err_setf(err, JB_ERR_INTERRUPTED, "stopped by the caller after %ld pieces",
+                        r->pieces);
+    return 0;
+}
+
+void engine_model_info_init(struct engine_model_info *m)
+{
+    memset(m, 0, sizeof *m);
+    m->size_bytes = m->context_length = m->vram_bytes = -1;
+}
+
+int engine_available(const char *name)
+{
+    for (size_t i = 0; i < sizeof engine_table / sizeof engine_table[0]; i++)
+        if (engine_table[i] && strcmp(engine_table[i]->name, name) == 0)
+            return 1;
     return 0;
 }
 

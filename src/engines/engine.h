@@ -102,6 +102,14 @@ void engine_result_init(struct engine_result *r);
 void engine_result_free(struct engine_result *r);
 /* Appends a token timestamp (used by the implementations). */
 int engine_result_push_time(struct engine_result *r, double t_s);
+/* Records one streamed piece that arrived at t_s (used by the
+ * implementations): counts it, stamps it, sets t_first_s/t_last_s, appends
+ * it to response when in_response (reasoning/"thinking" pieces are timed and
+ * counted but kept out of the answer), then calls on_token (may be NULL).
+ * Empty pieces are ignored. Returns 0, JB_ERR_NOMEM (response over its cap)
+ * or JB_ERR_INTERRUPTED when on_token asked to stop; err says which. */
+int engine_result_piece(struct engine_result *r, const char *piece, size_t len, double t_s,
+                        int in_response, engine_token_fn on_token, void *user, char *err);
 
 struct engine_model_info {
     char name[128];
@@ -111,6 +119,7 @@ struct engine_model_info {
     char parameter_size[32]; /* "7.6B" */
     int64_t size_bytes;      /* -1 unknown */
     int64_t context_length;  /* -1 unknown */
+    int64_t vram_bytes;      /* running models (list_running): bytes in GPU memory, -1 unknown */
     int synthetic;           /* built-in synthetic model: text is meaningless */
     char path[512];          /* built-in: the GGUF file */
 };
@@ -136,6 +145,10 @@ struct engine_ops {
     /* Server or engine version into buf ("0.5.7"); "" if unknown. */
     int (*version)(struct engine *e, char *buf, size_t size, char *err);
     void (*close)(struct engine *e);
+    /* Lists the models loaded right now (Ollama /api/ps: size and
+     * vram_bytes tell how much sits in GPU memory), or NULL. Heap array,
+     * caller frees. */
+    int (*list_running)(struct engine *e, struct engine_model_info **out, size_t *n, char *err);
 };
 
 struct engine {
@@ -149,6 +162,10 @@ struct engine {
 /* Looks the name up in the engine table and opens it. */
 int engine_open(struct engine **out, const struct engine_config *cfg, char *err);
 void engine_close(struct engine *e);
+/* 1 if the engine table has an engine of that name in this build. */
+int engine_available(const char *name);
+/* Fills the "unknown" values of a model info (-1 sizes, empty strings). */
+void engine_model_info_init(struct engine_model_info *m);
 /* 1 if an Ollama server answers at url (NULL: default) within timeout_s. */
 int engine_ollama_answers(const char *url, double timeout_s);
 

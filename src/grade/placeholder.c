@@ -1,3 +1,0 @@
-/* replaced as the graders land */
-int grade_placeholder(void);
-int grade_placeholder(void) { return 0; }

@@ -1,0 +1,274 @@
+/* The NVML backend against a fake libnvidia-ml built by the tests
+ * (fake_nvml.c): two GPUs, a GPU without the energy counter, a GPU that
+ * cannot be read, a missing required symbol, a library that is absent, a
+ * driver that is not loaded, a GPU lost mid-run. */
+#include <dlfcn.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/timeutil.h"
+#include "sensors/nvml.h"
+
+/* The test's own handle on the fake keeps it loaded (the backend's dlopen
+ * then returns the same instance) and reaches its control functions. */
+static void *fake;
+static void (*set_energy)(unsigned int, unsigned long long);
+static void (*set_status)(unsigned int, int);
+static int (*init_count)(void);
+
+static int setup(void **state)
+{
+    (void)state;
+    fake = dlopen(FAKE_NVML_LIB, RTLD_NOW | RTLD_LOCAL);
+    if (!fake) {
+        fprintf(stderr, "cannot load %s: %s\n", FAKE_NVML_LIB, dlerror());
+        return -1;
+    }
+    void *p;
+    p = dlsym(fake, "fake_nvml_set_energy");
+    memcpy(&set_energy, &p, sizeof p);
+    p = dlsym(fake, "fake_nvml_set_status");
+    memcpy(&set_status, &p, sizeof p);
+    p = dlsym(fake, "fake_nvml_init_count");
+    memcpy(&init_count, &p, sizeof p);
+    return set_energy && set_status && init_count ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    dlclose(fake);
+    return 0;
+}
+
+static int reset_env(void **state)
+{
+    (void)state;
+    unsetenv("FAKE_NVML_INIT");
+    unsetenv("FAKE_NVML_GPUS");
+    unsetenv("FAKE_NVML_DRIVER");
+    return 0;
+}
+
+static void probe_with(const char *lib, struct sensor_set *set)
+{
+    struct sensor_env env = {
+        .sysfs_root = "/nonexistent", .procfs_root = "/nonexistent", .nvml_lib = lib};
+    memset(set, 0, sizeof *set);
+    assert_int_equal(sensor_nvml.probe(&env, set), 0);
+}
+
+static int any_note_has(const struct sensor_set *set, const char *needle)
+{
+    for (size_t i = 0; i < set->n_notes; i++)
+        if (strstr(set->notes[i], needle))
+            return 1;
+    return 0;
+}
+
+static void test_two_gpus(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_DRIVER", "550.54.15", 1);
+    setenv("FAKE_NVML_GPUS",
+           "NVIDIA H100 80GB HBM3|GPU-1f2e3d4c-0000-1111-2222-333344445555|energy|300;"
+           "NVIDIA A100-SXM4-40GB|GPU-9a8b7c6d-6666-7777-8888-999900001111|energy|250",
+           1);
+    struct sensor_set set;
+    probe_with(FAKE_NVML_LIB, &set);
+    assert_int_equal(set.n, 2);
+    assert_int_equal(init_count(), 1);
+
+    struct sensor *g0 = set.items[0], *g1 = set.items[1];
+    assert_string_equal(g0->info.name, "nvml:gpu0");
+    assert_string_equal(g1->info.name, "nvml:gpu1");
+    assert_string_equal(g0->info.backend, "nvml");
+    assert_int_equal(g0->info.domain, JB_DOMAIN_GPU);
+    assert_int_equal(g0->info.kind, JB_SENSOR_ENERGY);
+    assert_int_equal(g0->info.estimated, 0);
+    assert_non_null(strstr(g0->info.device, "NVIDIA H100 80GB HBM3"));
+    assert_non_null(strstr(g0->info.device, "GPU-1f2e3d4c-0000-1111-2222-333344445555"));
+    assert_non_null(strstr(g0->info.device, "driver 550.54.15"));
+    assert_non_null(strstr(g1->info.device, "GPU-9a8b7c6d-6666-7777-8888-999900001111"));
+    assert_true(g0->info.update_period_s > 0.0 && g0->info.update_period_s <= 0.2);
+    assert_true(g0->joules_per_unit == 1e-3);
+
+    assert_int_equal(g0->backend->open(g0), 0);
+    assert_int_equal(g1->backend->open(g1), 0);
+    assert_int_equal(g0->info.readable, 1);
+
+    /* Exact counter values pass through untouched (mJ). */
+    struct sensor_reading a, b;
+    set_energy(0, 123456789012ull);
+    assert_int_equal(g0->backend->read(g0, &a), 0);
+    set_energy(0, 123456791512ull);
+    assert_int_equal(g0->backend->read(g0, &b), 0);
+    assert_true(a.raw == 123456789012ull);
+    assert_true((b.raw - a.raw) * g0->joules_per_unit == 2.5);
+    assert_true(b.t_s >= a.t_s);
+
+    /* A counter advancing at 250 W reads as 250 W over its own timestamps. */
+    assert_int_equal(g1->backend->read(g1, &a), 0);
+    time_sleep_s(0.2, NULL);
+    assert_int_equal(g1->backend->read(g1, &b), 0);
+    double watts = (double)(b.raw - a.raw) * g1->joules_per_unit / (b.t_s - a.t_s);
+    assert_true(fabs(watts - 250.0) < 250.0 * 0.03);
+
+    g0->backend->close(g0);
+    assert_int_equal(init_count(), 1); /* still shared with gpu1 */
+    g1->backend->close(g1);
+    assert_int_equal(init_count(), 0); /* the last close shuts NVML down */
+}
+
+static void test_power_fallback(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "Tesla K80|GPU-0b0b0b0b-1212-3434-5656-787878787878|power|149.5", 1);
+    struct sensor_set set;
+    probe_with(FAKE_NVML_LIB, &set);
+    assert_int_equal(set.n, 1);
+    struct sensor *s = set.items[0];
+    assert_int_equal(s->info.kind, JB_SENSOR_POWER);
+    assert_non_null(strstr(s->info.label, "power"));
+    assert_int_equal(s->backend->open(s), 0);
+    assert_int_equal(s->info.readable, 1);
+    struct sensor_reading r;
+    assert_int_equal(s->backend->read(s, &r), 0);
+    assert_true(r.power_w == 149.5);
+    sensor_set_clear(&set);
+    assert_int_equal(init_count(), 0);
+}
+
+static void test_neither_energy_nor_power(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "Quadro K420|GPU-1|none", 1);
+    struct sensor_set set;
+    probe_with(FAKE_NVML_LIB, &set);
+    assert_int_equal(set.n, 1);
+    struct sensor *s = set.items[0];
+    assert_int_not_equal(s->backend->open(s), 0);
+    assert_int_equal(s->info.readable, 0);
+    assert_non_null(strstr(s->info.reason, "neither an energy counter nor power"));
+    sensor_set_clear(&set);
+}
+
+static void test_no_permission(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA L4|GPU-2|noperm;NVIDIA L4|GPU-3|nohandle", 1);
+    struct sensor_set set;
+    probe_with(FAKE_NVML_LIB, &set);
+    assert_int_equal(set.n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        struct sensor *s = set.items[i];
+        assert_int_not_equal(s->backend->open(s), 0);
+        assert_int_equal(s->info.readable, 0);
+        assert_non_null(strstr(s->info.reason, "permission denied"));
+        assert_non_null(strstr(s->info.fix, "/dev/nvidia"));
+    }
+    assert_string_equal(set.items[1]->info.name, "nvml:gpu1");
+    sensor_set_clear(&set);
+    assert_int_equal(init_count(), 0);
+}
+
+static void test_gpu_lost_mid_run(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 PCIe|GPU-4|energy|200", 1);
+    struct sensor_set set;
+    probe_with(FAKE_NVML_LIB, &set);
+    struct sensor *s = set.items[0];
+    assert_int_equal(s->backend->open(s), 0);
+    struct sensor_reading r;
+    assert_int_equal(s->backend->read(s, &r), 0);
+    set_status(0, 15); /* NVML_ERROR_GPU_IS_LOST */
+    assert_int_equal(s->backend->read(s, &r), JB_ERR_NOTFOUND);
+    assert_non_null(strstr(s->backend->last_error(s), "GPU is lost"));
+    assert_non_null(strstr(s->backend->last_error(s), "nvml:gpu0"));
+    set_status(0, 0);
+    sensor_set_clear(&set);
+}
+
+static void test_required_symbol_missing(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100|GPU-5|energy|300", 1);
+    struct sensor_set set;
+    probe_with(FAKE_NVML_NOCOUNT_LIB, &set);
+    assert_int_equal(set.n, 0);
+    assert_true(any_note_has(&set, "nvmlDeviceGetCount_v2"));
+    assert_true(any_note_has(&set, "update the NVIDIA driver"));
+}
+
+static void test_library_absent(void **state)
+{
+    (void)state;
+    struct sensor_set set;
+    probe_with("/nonexistent/libnvidia-ml.so.1", &set);
+    assert_int_equal(set.n, 0);
+    assert_true(any_note_has(&set, "/nonexistent/libnvidia-ml.so.1"));
+    assert_true(any_note_has(&set, "JOULEBENCH_NVML_LIB"));
+
+    /* The usual sonames: absent on a machine without the NVIDIA driver. */
+    void *real = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (real) {
+        dlclose(real);
+        printf("test_library_absent: libnvidia-ml.so.1 is installed here; the no-driver "
+               "message is not checked\n");
+        skip();
+    }
+    probe_with(NULL, &set);
+    assert_int_equal(set.n, 0);
+    assert_true(any_note_has(&set, "no NVIDIA driver found (libnvidia-ml.so.1"));
+    assert_true(any_note_has(&set, "install the NVIDIA driver"));
+}
+
+static void test_init_fails(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_INIT", "9", 1); /* NVML_ERROR_DRIVER_NOT_LOADED */
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100|GPU-6|energy|300", 1);
+    struct sensor_set set;
+    probe_with(FAKE_NVML_LIB, &set);
+    assert_int_equal(set.n, 0);
+    assert_true(any_note_has(&set, "kernel driver is not loaded"));
+    assert_true(any_note_has(&set, "modprobe nvidia"));
+    assert_int_equal(init_count(), 0);
+}
+
+static void test_no_gpu(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "", 1);
+    struct sensor_set set;
+    probe_with(FAKE_NVML_LIB, &set);
+    assert_int_equal(set.n, 0);
+    assert_true(any_note_has(&set, "reports no GPU"));
+    assert_int_equal(init_count(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_two_gpus, reset_env),
+        cmocka_unit_test_setup(test_power_fallback, reset_env),
+        cmocka_unit_test_setup(test_neither_energy_nor_power, reset_env),
+        cmocka_unit_test_setup(test_no_permission, reset_env),
+        cmocka_unit_test_setup(test_gpu_lost_mid_run, reset_env),
+        cmocka_unit_test_setup(test_required_symbol_missing, reset_env),
+        cmocka_unit_test_setup(test_library_absent, reset_env),
+        cmocka_unit_test_setup(test_init_fails, reset_env),
+        cmocka_unit_test_setup(test_no_gpu, reset_env),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
