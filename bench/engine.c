@@ -6,8 +6,9 @@
  * bytes per token (the roofline). This program measures, in one run and
  * with the same threads: the STREAM-style triad bandwidth (a = b + s * c
  * over arrays far larger than the caches, 24 bytes per element counted as
- * STREAM does, best of several passes), then for each model prefill and
- * decode tokens per second, and decode as a fraction of the roofline.
+ * STREAM does, best of several passes) right before each model, then the
+ * model's prefill and decode tokens per second, and decode as a fraction
+ * of that roofline.
  *
  * Models: synthetic Qwen2.5-0.5B-shaped files from synth's "0.5b" preset
  * in Q8_0 and Q4_K, written once to the cache folder (--dir), or any GGUF
@@ -299,27 +300,31 @@ int main(int argc, char **argv)
         o.n_models = 2;
     }
 
+    /* Other processes on a shared machine change the bandwidth from minute
+     * to minute, so it is measured again right before each model, and each
+     * model's roofline uses the figure taken next to it. */
     int threads = o.threads > 0 ? o.threads : pool_cpu_count();
     struct pool *p = NULL;
-    double bw = 0.0;
-    if ((rc = pool_new(&p, threads, o.wait, err)) || (rc = measure_bandwidth(p, &bw, err))) {
+    if ((rc = pool_new(&p, threads, o.wait, err))) {
         fprintf(stderr, "bench_engine: %s\n", err);
-        pool_free(p);
         return err_exit_code(rc);
     }
-    pool_free(p);
-    if (o.json)
-        printf("{\"bandwidth_gbs\":%.2f,\"threads\":%d}\n", bw / 1e9, threads);
-    else
-        printf("memory bandwidth (STREAM triad, %d threads): %.2f GB/s\n", threads, bw / 1e9);
-    fflush(stdout);
-
-    for (int i = 0; i < o.n_models; i++) {
-        if ((rc = bench_model(o.models[i], &o, bw, err))) {
-            fprintf(stderr, "bench_engine: %s\n", err);
-            return err_exit_code(rc);
-        }
+    for (int i = 0; i < o.n_models && !rc; i++) {
+        double bw = 0.0;
+        if ((rc = measure_bandwidth(p, &bw, err)))
+            break;
+        if (o.json)
+            printf("{\"bandwidth_gbs\":%.2f,\"threads\":%d}\n", bw / 1e9, threads);
+        else
+            printf("memory bandwidth (STREAM triad, %d threads): %.2f GB/s\n", threads, bw / 1e9);
         fflush(stdout);
+        rc = bench_model(o.models[i], &o, bw, err);
+        fflush(stdout);
+    }
+    pool_free(p);
+    if (rc) {
+        fprintf(stderr, "bench_engine: %s\n", err);
+        return err_exit_code(rc);
     }
     return 0;
 }
