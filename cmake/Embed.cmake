@@ -5,10 +5,13 @@
 set(JB_EMBED_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/EmbedRun.cmake)
 function(jb_embed out_c symbol)
   set(files ${ARGN})
+  # A list would be split into separate arguments: pass it joined by '|'.
+  string(REPLACE ";" "|" joined "${files}")
   add_custom_command(
     OUTPUT ${out_c}
-    COMMAND ${CMAKE_COMMAND} -DOUT=${out_c} -DSYMBOL=${symbol} "-DFILES=${files}"
+    COMMAND ${CMAKE_COMMAND} -DOUT=${out_c} -DSYMBOL=${symbol} "-DFILES=${joined}"
             -P ${JB_EMBED_SCRIPT}
     DEPENDS ${files} ${JB_EMBED_SCRIPT}
-    COMMENT "Embedding ${symbol}")
+    COMMENT "Embedding ${symbol}"
+    VERBATIM)
 endfunction()

@@ -11,6 +11,7 @@
 static const struct engine_ops *const engine_table[] = {
     &engine_ollama_ops,
     &engine_openai_ops,
+    &engine_builtin_ops,
 };
 
 void engine_result_init(struct engine_result *r)

@@ -10,6 +10,10 @@
  *     id = sampler_sample(&smp, logits, vocab);
  *     infer_decode(s, id, &logits, err);
  *
+ * Numbers: weights are used in their stored types; activations are
+ * quantised to 8 bits per product for the quantised types (kernels.h); the
+ * KV cache holds F16; norms, RoPE, softmax and residuals are F32.
+ *
  * Ownership: infer_model_load() maps the file and allocates the model;
  * infer_model_free() unmaps and frees it. A session (KV cache, scratch
  * buffers) belongs to one model and must be freed before it. logits point
@@ -44,6 +48,11 @@ struct infer_model_info {
     int synthetic;          /* written by `joulebench synth` (general.joulebench.synthetic) */
     int threads;            /* threads in use */
     enum infer_wait wait;
+    char kernels[16];       /* kernel set chosen at load: "avx2", "neon", "scalar" */
+    char kv_type[8];        /* KV cache element type: "F16" */
+    int prefill_batch;      /* prompt tokens computed together (weights read once per batch) */
+    uint64_t decode_bytes;  /* weight bytes one decoded token reads: every layer matrix,
+                               the output matrix, norms, one embedding row */
 };
 
 struct infer_model;
@@ -57,6 +66,7 @@ const struct tokenizer *infer_model_tokenizer(const struct infer_model *m);
 /* Reads every weight page once so the first request measures no disk I/O. */
 void infer_model_touch(struct infer_model *m);
 
+/* ctx_len <= 0: the training context, at most 4096 (4096 when unknown). */
 int infer_session_new(struct infer_model *m, int ctx_len, struct infer_session **out, char *err);
 void infer_session_free(struct infer_session *s);
 void infer_session_reset(struct infer_session *s); /* empties the KV cache */

@@ -5,9 +5,11 @@
  */
 #include "infer/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -242,5 +244,128 @@ int store_resolve(const char *models_dir, const char *name, char *path, size_t p
         return err_setf(err, JB_ERR_USAGE, "blob path too long for the caller's buffer");
     if (digest && str_lcpy(digest, dg, digest_size) >= digest_size)
         return err_setf(err, JB_ERR_USAGE, "digest too long for the caller's buffer");
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The entries of a folder that are not hidden; *out is a heap array of
+ * heap names. A missing folder is empty. */
+static int list_dir(const char *dir, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    size_t cap = 0;
+    int rc = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **p = realloc(*out, cap * sizeof *p);
+            if (!p) {
+                rc = JB_ERR_NOMEM;
+                break;
+            }
+            *out = p;
+        }
+        if (!((*out)[*n] = str_dup(de->d_name))) {
+            rc = JB_ERR_NOMEM;
+            break;
+        }
+        (*n)++;
+    }
+    closedir(d);
+    return rc;
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int store_list(const char *models_dir, char ***names, size_t *n, char *err)
+{
+    *names = NULL;
+    *n = 0;
+    char root[FS_PATH_MAX], manifests[FS_PATH_MAX];
+    int rc = 0;
+    if (models_dir)
+        str_lcpy(root, models_dir, sizeof root);
+    else if ((rc = default_dir(root, sizeof root, err)))
+        return rc;
+    if (fs_path_join(manifests, sizeof manifests, root, "manifests"))
+        return err_setf(err, JB_ERR_USAGE, "%s: path too long", root);
+    size_t cap = 0;
+    char **hosts = NULL;
+    size_t nh = 0;
+    rc = list_dir(manifests, &hosts, &nh);
+    /* manifests/<host>/<namespace>/<model>/<tag> */
+    for (size_t h = 0; h < nh && !rc; h++) {
+        char p1[FS_PATH_MAX];
+        snprintf(p1, sizeof p1, "%s/%s", manifests, hosts[h]);
+        char **nss = NULL;
+        size_t nn = 0;
+        rc = list_dir(p1, &nss, &nn);
+        for (size_t a = 0; a < nn && !rc; a++) {
+            char p2[FS_PATH_MAX];
+            snprintf(p2, sizeof p2, "%s/%s", p1, nss[a]);
+            char **models = NULL;
+            size_t nm = 0;
+            rc = list_dir(p2, &models, &nm);
+            for (size_t m = 0; m < nm && !rc; m++) {
+                char p3[FS_PATH_MAX];
+                snprintf(p3, sizeof p3, "%s/%s", p2, models[m]);
+                char **tags = NULL;
+                size_t nt = 0;
+                rc = list_dir(p3, &tags, &nt);
+                for (size_t t = 0; t < nt && !rc; t++) {
+                    char name[1024];
+                    if (strcmp(hosts[h], STORE_DEFAULT_HOST) == 0 &&
+                        strcmp(nss[a], STORE_DEFAULT_NAMESPACE) == 0)
+                        snprintf(name, sizeof name, "%s:%s", models[m], tags[t]);
+                    else if (strcmp(hosts[h], STORE_DEFAULT_HOST) == 0)
+                        snprintf(name, sizeof name, "%s/%s:%s", nss[a], models[m], tags[t]);
+                    else
+                        snprintf(name, sizeof name, "%s/%s/%s:%s", hosts[h], nss[a], models[m],
+                                 tags[t]);
+                    if (*n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        char **p = realloc(*names, cap * sizeof *p);
+                        if (!p) {
+                            rc = JB_ERR_NOMEM;
+                            break;
+                        }
+                        *names = p;
+                    }
+                    if (!((*names)[*n] = str_dup(name)))
+                        rc = JB_ERR_NOMEM;
+                    else
+                        (*n)++;
+                }
+                free_list(tags, nt);
+            }
+            free_list(models, nm);
+        }
+        free_list(nss, nn);
+    }
+    free_list(hosts, nh);
+    if (rc) {
+        free_list(*names, *n);
+        *names = NULL;
+        *n = 0;
+        return err_setf(err, rc, "out of memory listing %s", manifests);
+    }
+    if (*n)
+        qsort(*names, *n, sizeof **names, cmp_names);
     return 0;
 }

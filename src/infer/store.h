@@ -21,6 +21,11 @@ int store_manifest_model_digest(const void *buf, size_t len, char *digest, size_
  * be NULL) receives "sha256:<hex>". */
 int store_resolve(const char *models_dir, const char *name, char *path, size_t path_size,
                   char *digest, size_t digest_size, char *err);
+/* Lists the models in the store as the names store_resolve() takes
+ * ("qwen2.5-coder:7b", "user/model:tag", "host/ns/model:tag"), sorted.
+ * *names is a heap array of heap strings: free each, then the array.
+ * A store that does not exist is an empty list, not an error. */
+int store_list(const char *models_dir, char ***names, size_t *n, char *err);
 /* 1 if s looks like a path to a file rather than a model name. */
 int store_is_path(const char *s);
 

@@ -91,6 +91,33 @@ static void test_names(void **state)
     assert_int_equal(store_resolve(dir, "qwen2.5-coder:7b", path, sizeof path, NULL, 0, err), 0);
 }
 
+/* Listing gives every manifest as the name store_resolve() takes, sorted,
+ * and each listed name resolves (or fails as the manifest deserves). */
+static void test_list(void **state)
+{
+    const char *dir = *state;
+    char **names;
+    size_t n;
+    char err[ERR_LEN];
+    assert_int_equal(store_list(dir, &names, &n, err), 0);
+    const char *want[] = {"baddigest:latest", "broken:latest", "localhost:5000/team/m:v1",
+                          "noblob:latest", "nomodel:latest", "notgguf:latest",
+                          "qwen2.5-coder:7b", "qwen2.5-coder:latest", "someone/tiny-model:q8"};
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(names[i], want[i]);
+        free(names[i]);
+    }
+    free(names);
+    expect_blob(dir, "localhost:5000/team/m:v1");
+    /* a store that does not exist is empty */
+    char missing[FS_PATH_MAX];
+    snprintf(missing, sizeof missing, "%s/nothing-here", dir);
+    assert_int_equal(store_list(missing, &names, &n, err), 0);
+    assert_int_equal(n, 0);
+    assert_null(names);
+}
+
 static void expect_error(const char *dir, const char *name, int code, const char *want1,
                          const char *want2)
 {
@@ -202,6 +229,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test(test_manifest_pure),
         cmocka_unit_test(test_is_path),
     };

@@ -1,0 +1,625 @@
+/*
+ * kernels_avx2.c — x86-64 kernels with AVX2, FMA and F16C. Every function
+ * carries the target attribute instead of the file being built with -mavx2,
+ * so the rest of the binary runs on any x86-64 and this table is offered
+ * only when __builtin_cpu_supports() finds the three extensions.
+ *
+ * Integer block products use vpmaddubsw (unsigned byte x signed byte, pairs
+ * summed to int16) then vpmaddwd (int16 pairs to int32). The unsigned
+ * operand is the weight nibble (0..15, 0..63) or |w| with the sign moved
+ * onto the activation; activations stay within [-127, 127], so no int16
+ * pair sum can saturate (at most 2 * 128 * 127).
+ */
+#include "infer/kernels_impl.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <string.h>
+/* Decode streams each weight row once from memory; asking for the block
+ * 2 KiB ahead keeps more reads in flight than the hardware prefetcher
+ * alone (Q8_0 decode about +10 % on the 2-core test machine; 512 and 1024
+ * bytes did less). Prefill tiles reuse rows from cache and skip it. */
+#define PF_DIST 2048
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+
+AVX2 static inline float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline int hsum_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+AVX2 static inline float hmax_ps(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* 16 bytes of packed nibbles -> 32 bytes: low nibbles first (elements
+ * 0..15), then high nibbles (16..31). */
+AVX2 static inline __m256i unpack_nibbles_q4_0(const uint8_t *qs)
+{
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+/* 32 bits -> 32 bytes, 0xFF where the bit is set (byte i for bit i). */
+AVX2 static inline __m256i bits_to_bytes(uint32_t bits)
+{
+    __m256i v = _mm256_set1_epi32((int)bits);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                           0x0101010101010101LL, 0x0000000000000000LL);
+    v = _mm256_shuffle_epi8(v, shuf);
+    v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7FBFDFEFF7FBFDFELL));
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1LL));
+}
+
+/* ---- activations ---- */
+
+/* 8 floats -> 8 int32: x * id rounded to nearest with ties away from zero
+ * (as roundf: truncate after adding the largest float below 0.5 with x's
+ * sign), clamped to [-127, 127] (which also gives NaN a defined value). */
+AVX2 static inline __m256i quant8(const float *x, __m256 id)
+{
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), id);
+    __m256 half = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)),
+                               _mm256_set1_ps(0.49999997f));
+    v = _mm256_round_ps(_mm256_add_ps(v, half), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    /* min/max return their second operand when one is NaN: v goes first */
+    v = _mm256_max_ps(_mm256_min_ps(v, _mm256_set1_ps(127.0f)), _mm256_set1_ps(-127.0f));
+    return _mm256_cvtps_epi32(v);
+}
+
+/* 32 floats -> 32 int8 in element order. */
+AVX2 static inline __m256i quant32(const float *x, __m256 id)
+{
+    /* packs work per 128-bit lane; the permute restores element order */
+    __m256i p01 = _mm256_packs_epi32(quant8(x, id), quant8(x + 8, id));
+    __m256i p23 = _mm256_packs_epi32(quant8(x + 16, id), quant8(x + 24, id));
+    __m256i p = _mm256_packs_epi16(p01, p23);
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* Largest |x| of 32 floats; NaN is ignored as fmaxf does (vmaxps returns
+ * its second operand, the running maximum, when the first is NaN). */
+AVX2 static inline float amax32(const float *x)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < 32; i += 8)
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
+    return hmax_ps(m);
+}
+
+/* Same rule as the scalar quantiser (kernels.c). */
+AVX2 static void avx2_quantize_q8_0(const float *x, void *dst, size_t n)
+{
+    struct quant_block_q8_0 *y = dst;
+    for (size_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        float amax = amax32(x);
+        y[b].d = _cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT);
+        float d = f16_to_f32(y[b].d);
+        float id = d > 0.0f ? 1.0f / d : 0.0f;
+        _mm256_storeu_si256((__m256i *)y[b].qs, quant32(x, _mm256_set1_ps(id)));
+    }
+}
+
+AVX2 static void avx2_quantize_q8_k(const float *x, void *dst, size_t n)
+{
+    struct quant_block_q8_k *y = dst;
+    for (size_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float amax = 0.0f;
+        for (int i = 0; i < QK_K; i += 32) {
+            float m = amax32(x + i);
+            amax = m > amax ? m : amax;
+        }
+        float d = amax / 127.0f;
+        float id = d > 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = d;
+        __m256 vid = _mm256_set1_ps(id);
+        for (int i = 0; i < QK_K; i += 32) {
+            __m256i q = quant32(x + i, vid);
+            _mm256_storeu_si256((__m256i *)(y[b].qs + i), q);
+            /* sums of each 16: bytes to int16 pairs, then 8 pairs to one */
+            __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);
+            __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+            __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
+            lo = _mm_hadd_epi32(lo, hi); /* [a01 a23 b01 b23] */
+            lo = _mm_hadd_epi32(lo, lo); /* [a b a b] */
+            y[b].bsums[i / 16] = (int16_t)_mm_cvtsi128_si32(lo);
+            y[b].bsums[i / 16 + 1] = (int16_t)_mm_extract_epi32(lo, 1);
+        }
+    }
+}
+
+AVX2 static void avx2_f32_to_f16(const float *x, uint16_t *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        y[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+AVX2 static void avx2_axpy_f16(size_t n, float a, const uint16_t *x, float *y)
+{
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, vx, _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; i++)
+        y[i] += a * f16_to_f32(x[i]);
+}
+
+/* ---- float weights ---- */
+
+AVX2 static inline __m256 load_bf16(const uint16_t *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+AVX2 static inline __m256 load_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+AVX2 static float avx2_dot_f32(size_t n, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+AVX2 static float avx2_dot_f16(size_t n, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(load_f16(x + i), _mm256_loadu_ps(y + i), s0);
+        s1 = _mm256_fmadd_ps(load_f16(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+        s2 = _mm256_fmadd_ps(load_f16(x + i + 16), _mm256_loadu_ps(y + i + 16), s2);
+        s3 = _mm256_fmadd_ps(load_f16(x + i + 24), _mm256_loadu_ps(y + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(load_f16(x + i), _mm256_loadu_ps(y + i), s0);
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++)
+        s += f16_to_f32(x[i]) * y[i];
+    return s;
+}
+
+AVX2 static float avx2_dot_bf16(size_t n, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(load_bf16(x + i), _mm256_loadu_ps(y + i), s0);
+        s1 = _mm256_fmadd_ps(load_bf16(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(load_bf16(x + i), _mm256_loadu_ps(y + i), s0);
+    float s = hsum_ps(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) {
+        uint32_t u = (uint32_t)x[i] << 16;
+        float f;
+        memcpy(&f, &u, sizeof(f));
+        s += f * y[i];
+    }
+    return s;
+}
+
+/* ---- 32-element blocks with Q8_0 activations ---- */
+
+/* The 32-element block types against T activation rows at once (T <= 4
+ * after inlining): each weight block is loaded and unpacked to signed bytes
+ * once, with its scale converted once, and used for every token. */
+enum small_kind { SK_Q8_0, SK_Q4_0, SK_Q5_0 };
+
+AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_kind kind, size_t n,
+                                                                    const void *w, const void *a,
+                                                                    size_t a_stride, int T,
+                                                                    float *y, size_t ldy)
+{
+    const uint8_t *wb = w;
+    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
+               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                 : sizeof(struct quant_block_q5_0);
+    __m256 acc[4];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / QK8_0; b++) {
+        const uint8_t *blk = wb + b * bsz;
+        if (T == 1)
+            _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
+        uint16_t dh;
+        memcpy(&dh, blk, 2);
+        __m256i q;
+        if (kind == SK_Q8_0) {
+            q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+        } else if (kind == SK_Q4_0) {
+            q = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 2), _mm256_set1_epi8(8));
+        } else {
+            uint32_t qh;
+            memcpy(&qh, blk + 2, 4);
+            q = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 6),
+                                _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
+        }
+        __m256i aq = _mm256_sign_epi8(q, q);
+        float d = f16_to_f32(dh);
+        for (int t = 0; t < T; t++) {
+            const struct quant_block_q8_0 *yb =
+                (const struct quant_block_q8_0 *)((const uint8_t *)a + (size_t)t * a_stride) + b;
+            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)yb->qs), q);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sy), _mm256_set1_epi16(1));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * f16_to_f32(yb->d)), _mm256_cvtepi32_ps(p),
+                                     acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        y[(size_t)t * ldy] = hsum_ps(acc[t]);
+}
+
+/* Prefill tiles for the 32-element types: R rows (1 or 2) x T tokens (up
+ * to 4), with the tokens' block scales converted to float once per tile
+ * (dyf, T x nb) instead of once per row. Each (row, token) result is the
+ * same sequence of operations as small_tokens() performs for it alone, so
+ * prefill and decode give the same bits. */
+AVX2 static inline __attribute__((always_inline)) void small_tile(enum small_kind kind, size_t n,
+                                                                  const uint8_t *w,
+                                                                  size_t w_stride, int R,
+                                                                  const uint8_t *a,
+                                                                  size_t a_stride, int T,
+                                                                  const float *dyf, float *y,
+                                                                  size_t ldy)
+{
+    size_t nb = n / QK8_0;
+    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
+               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                 : sizeof(struct quant_block_q5_0);
+    __m256 acc[2][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        __m256i q[2], aq[2];
+        __m256 dx[2];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + (size_t)r * w_stride + b * bsz;
+            uint16_t dh;
+            memcpy(&dh, blk, 2);
+            if (kind == SK_Q8_0) {
+                q[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
+            } else if (kind == SK_Q4_0) {
+                q[r] = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 2), _mm256_set1_epi8(8));
+            } else {
+                uint32_t qh;
+                memcpy(&qh, blk + 2, 4);
+                q[r] = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 6),
+                                       _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
+            }
+            aq[r] = _mm256_sign_epi8(q[r], q[r]);
+            dx[r] = _mm256_set1_ps(f16_to_f32(dh));
+        }
+        for (int t = 0; t < T; t++) {
+            const struct quant_block_q8_0 *yb =
+                (const struct quant_block_q8_0 *)(a + (size_t)t * a_stride) + b;
+            __m256i yv = _mm256_loadu_si256((const __m256i *)yb->qs);
+            __m256 dy = _mm256_broadcast_ss(dyf + (size_t)t * nb + b);
+            for (int r = 0; r < R; r++) {
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(yv, q[r])),
+                                              _mm256_set1_epi16(1));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dx[r], dy), _mm256_cvtepi32_ps(p), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++)
+            y[(size_t)t * ldy + (size_t)r] = hsum_ps(acc[r][t]);
+}
+
+#define TILE_MAX_BLOCKS 1024 /* rows up to 32768 elements take the tile path */
+
+AVX2 static inline __attribute__((always_inline)) void small_matmul(enum small_kind kind, size_t n,
+                                                                    const void *w,
+                                                                    size_t w_stride,
+                                                                    size_t n_rows, const void *a,
+                                                                    size_t a_stride,
+                                                                    size_t n_act, float *y,
+                                                                    size_t ldy)
+{
+    size_t nb = n / QK8_0;
+    const uint8_t *wb = w, *ab = a;
+    float dyf[4 * TILE_MAX_BLOCKS];
+    for (size_t k = 0; k < n_act; k += 4) {
+        int T = n_act - k >= 4 ? 4 : (int)(n_act - k);
+        const uint8_t *ak = ab + k * a_stride;
+        float *yk = y + k * ldy;
+        if (nb > TILE_MAX_BLOCKS) {
+            for (size_t r = 0; r < n_rows; r++)
+                for (int t = 0; t < T; t++)
+                    small_tokens(kind, n, wb + r * w_stride, ak + (size_t)t * a_stride, 0, 1,
+                                 yk + (size_t)t * ldy + r, 0);
+            continue;
+        }
+        for (int t = 0; t < T; t++)
+            for (size_t b = 0; b < nb; b++) {
+                const struct quant_block_q8_0 *yb =
+                    (const struct quant_block_q8_0 *)(ak + (size_t)t * a_stride) + b;
+                dyf[(size_t)t * nb + b] = f16_to_f32(yb->d);
+            }
+        size_t r = 0;
+        if (T == 4) {
+            for (; r + 2 <= n_rows; r += 2)
+                small_tile(kind, n, wb + r * w_stride, w_stride, 2, ak, a_stride, 4, dyf, yk + r, ldy);
+            for (; r < n_rows; r++)
+                small_tile(kind, n, wb + r * w_stride, w_stride, 1, ak, a_stride, 4, dyf, yk + r, ldy);
+        } else {
+            for (; r < n_rows; r++)
+                for (int t = 0; t < T; t++)
+                    small_tile(kind, n, wb + r * w_stride, w_stride, 1, ak + (size_t)t * a_stride,
+                               a_stride, 1, dyf + (size_t)t * nb, yk + (size_t)t * ldy + r, ldy);
+        }
+    }
+}
+
+#define SMALL_MATMUL(fn, kind)                                                                     \
+    AVX2 static void fn(size_t n, const void *w, size_t w_stride, size_t n_rows, const void *a,    \
+                        size_t a_stride, size_t n_act, float *y, size_t ldy)                       \
+    {                                                                                              \
+        small_matmul(kind, n, w, w_stride, n_rows, a, a_stride, n_act, y, ldy);                    \
+    }
+SMALL_MATMUL(avx2_matmul_q8_0, SK_Q8_0)
+SMALL_MATMUL(avx2_matmul_q4_0, SK_Q4_0)
+SMALL_MATMUL(avx2_matmul_q5_0, SK_Q5_0)
+
+/* Single rows use the same code with T = 1, so a token's result does not
+ * depend on whether it came alone (decode) or in a batch (prefill): same
+ * operations, same order, same bits. */
+#define SMALL_DOT(fn, kind)                                                                        \
+    AVX2 static float fn(size_t n, const void *w, const void *a)                                  \
+    {                                                                                              \
+        float y;                                                                                   \
+        small_tokens(kind, n, w, a, 0, 1, &y, 0);                                                  \
+        return y;                                                                                  \
+    }
+SMALL_DOT(avx2_dot_q8_0, SK_Q8_0)
+SMALL_DOT(avx2_dot_q4_0, SK_Q4_0)
+SMALL_DOT(avx2_dot_q5_0, SK_Q5_0)
+
+/* ---- K-quants with Q8_K activations ---- */
+
+/* The 12 packed bytes of a Q4_K block as 8 six-bit scales (sc) and 8 mins
+ * (m), each 8 bytes in a u64, with word arithmetic instead of 16 lookups:
+ * bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7;
+ * bytes 4-7 the same for the mins; bytes 8-11 the low 4 bits of scales 4-7
+ * (low nibbles) and mins 4-7 (high nibbles). */
+static inline void q4k_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *m)
+{
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s, 4);
+    memcpy(&w1, s + 4, 4);
+    memcpy(&w2, s + 8, 4);
+    uint32_t sc_lo = w0 & 0x3F3F3F3Fu;
+    uint32_t sc_hi = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+    uint32_t m_lo = w1 & 0x3F3F3F3Fu;
+    uint32_t m_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
+    *m = (uint64_t)m_lo | (uint64_t)m_hi << 32;
+}
+
+/* Q4_K rows against T activation rows at once (T <= 4, a compile-time
+ * constant after inlining): the nibbles and scales of each block are
+ * unpacked once and used for every token, which is what makes prefill
+ * cheaper per token than decode. Per block and token: 8 vpmaddubsw (nibble
+ * x activation), 8 vpmaddwd (times the sub-block scale, broadcast from a
+ * register by vpshufb), then one FMA for d and one for the mins, whose
+ * term needs only the activation's 16-element sums. */
+AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, const void *w, const void *a, size_t a_stride, int T,
+                                   float *y, size_t ldy)
+{
+    const struct quant_block_q4_k *x = w;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    /* vpshufb patterns picking int16 k (bytes 2k, 2k+1) in every slot */
+    __m256i pick[8];
+    for (int k = 0; k < 8; k++)
+        pick[k] = _mm256_set1_epi16((short)(0x0100 * (2 * k + 1) + 2 * k));
+    __m256 acc[4];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / QK_K; b++) {
+        if (T == 1)
+            _mm_prefetch((const char *)&x[b] + PF_DIST, _MM_HINT_T0);
+        uint64_t sc, mn;
+        q4k_unpack_scales(x[b].scales, &sc, &mn);
+        __m128i sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc));
+        __m256i scv = _mm256_broadcastsi128_si256(sc16);
+        __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
+        __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+        __m256i isum[4];
+        for (int t = 0; t < T; t++)
+            isum[t] = _mm256_setzero_si256();
+        for (int j = 0; j < QK_K / 64; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i s0 = _mm256_shuffle_epi8(scv, pick[2 * j]);
+            __m256i s1 = _mm256_shuffle_epi8(scv, pick[2 * j + 1]);
+            for (int t = 0; t < T; t++) {
+                const struct quant_block_q8_k *yb =
+                    (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j)));
+                __m256i p1 =
+                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j + 32)));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0),
+                                                                     _mm256_madd_epi16(p1, s1)));
+            }
+        }
+        float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
+        for (int t = 0; t < T; t++) {
+            const struct quant_block_q8_k *yb =
+                (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
+            __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), mdup);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * yb->d), _mm256_cvtepi32_ps(msum), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        y[(size_t)t * ldy] = hsum_ps(acc[t]);
+}
+
+AVX2 static float avx2_dot_q4_k(size_t n, const void *w, const void *a)
+{
+    float y;
+    q4k_tokens(n, w, a, 0, 1, &y, 0);
+    return y;
+}
+
+AVX2 static void avx2_matmul_q4_k(size_t n, const void *w, size_t w_stride, size_t n_rows,
+                                  const void *a, size_t a_stride, size_t n_act, float *y,
+                                  size_t ldy)
+{
+    for (size_t r = 0; r < n_rows; r++) {
+        const void *row = (const uint8_t *)w + r * w_stride;
+        size_t k = 0;
+        for (; k + 4 <= n_act; k += 4)
+            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy + r, ldy);
+        for (; k < n_act; k++)
+            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy + r, ldy);
+    }
+}
+
+/* The integer part of one Q6_K block with the unsigned 6-bit quants
+ * (0..63); the caller subtracts 32 * sum(scale_g * bsum_g). */
+AVX2 static inline __m256i q6k_block_isum(const struct quant_block_q6_k *x, const int8_t *qa)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i isum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = x->ql + 64 * h;
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+        const int8_t *sc = x->scales + 8 * h;
+        const int8_t *a = qa + 128 * h;
+        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                     _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+        __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                     _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+        __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                     _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+        __m256i q4 = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+            _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xC0)), 2));
+        __m256i p1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)a));
+        __m256i p2 = _mm256_maddubs_epi16(q2, _mm256_loadu_si256((const __m256i *)(a + 32)));
+        __m256i p3 = _mm256_maddubs_epi16(q3, _mm256_loadu_si256((const __m256i *)(a + 64)));
+        __m256i p4 = _mm256_maddubs_epi16(q4, _mm256_loadu_si256((const __m256i *)(a + 96)));
+        /* the low 128-bit lane holds the first 16 elements: scale g, then g+1 */
+        p1 = _mm256_madd_epi16(p1, _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0])));
+        p2 = _mm256_madd_epi16(p2, _mm256_set_m128i(_mm_set1_epi16(sc[3]), _mm_set1_epi16(sc[2])));
+        p3 = _mm256_madd_epi16(p3, _mm256_set_m128i(_mm_set1_epi16(sc[5]), _mm_set1_epi16(sc[4])));
+        p4 = _mm256_madd_epi16(p4, _mm256_set_m128i(_mm_set1_epi16(sc[7]), _mm_set1_epi16(sc[6])));
+        isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_add_epi32(p1, p2),
+                                                       _mm256_add_epi32(p3, p4)));
+    }
+    return isum;
+}
+
+AVX2 static float avx2_dot_q6_k(size_t n, const void *w, const void *a)
+{
+    const struct quant_block_q6_k *x = w;
+    const struct quant_block_q8_k *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / QK_K; b++) {
+        /* 32 * sum_g scale_g * bsum_g: scales widened to int16, one vpmaddwd */
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
+        __m256i bs = _mm256_loadu_si256((const __m256i *)y[b].bsums);
+        int32_t corr = hsum_epi32(_mm256_madd_epi16(sc16, bs));
+        __m256i isum = q6k_block_isum(&x[b], y[b].qs);
+        isum = _mm256_sub_epi32(isum, _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 32 * corr));
+        float d = f16_to_f32(x[b].d) * y[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return hsum_ps(acc);
+}
+
+static const struct kern_impl avx2_table = {
+    .name = "avx2",
+    .dot =
+        {
+            [KS_F32] = avx2_dot_f32,
+            [KS_F16] = avx2_dot_f16,
+            [KS_BF16] = avx2_dot_bf16,
+            [KS_Q8_0] = avx2_dot_q8_0,
+            [KS_Q4_0] = avx2_dot_q4_0,
+            [KS_Q5_0] = avx2_dot_q5_0,
+            [KS_Q4_K] = avx2_dot_q4_k,
+            [KS_Q6_K] = avx2_dot_q6_k,
+        },
+    .matmul =
+        {
+            [KS_Q8_0] = avx2_matmul_q8_0,
+            [KS_Q4_0] = avx2_matmul_q4_0,
+            [KS_Q5_0] = avx2_matmul_q5_0,
+            [KS_Q4_K] = avx2_matmul_q4_k,
+        },
+    .quantize_q8_0 = avx2_quantize_q8_0,
+    .quantize_q8_k = avx2_quantize_q8_k,
+    .f32_to_f16 = avx2_f32_to_f16,
+    .axpy_f16 = avx2_axpy_f16,
+};
+
+/* AVX2 and FMA through __builtin_cpu_supports (which also checks that the
+ * OS saves the YMM registers); F16C from CPUID leaf 1, ECX bit 29, because
+ * not every compiler's __builtin_cpu_supports knows "f16c". */
+const struct kern_impl *kern_impl_avx2(void)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return NULL;
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 29)))
+        return NULL;
+    return &avx2_table;
+}
+
+#endif

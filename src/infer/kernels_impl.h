@@ -1,0 +1,57 @@
+/*
+ * kernels_impl.h — what the kernel implementations (kernels.c scalar,
+ * kernels_avx2.c, kernels_neon.c) share: the block structs of quant.h's
+ * layouts, and the table of functions each implementation fills.
+ * Internal to src/infer/kernels*.c.
+ */
+#ifndef JB_INFER_KERNELS_IMPL_H
+#define JB_INFER_KERNELS_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infer/kernels.h"
+#include "infer/quant.h"
+
+/* The block structs are quant.h's (struct quant_block_q8_0, ...). */
+#define QK8_0 QUANT_QK
+#define QK_K QUANT_QK_K
+
+/* Kernel slots, one per weight type with a kernel. */
+enum kern_slot { KS_F32, KS_F16, KS_BF16, KS_Q8_0, KS_Q4_0, KS_Q5_0, KS_Q4_K, KS_Q6_K, KS_COUNT };
+
+/* Entries left NULL fall back to the scalar ones. */
+struct kern_impl {
+    const char *name;
+    /* dot(n, w_row, act) for n elements */
+    float (*dot[KS_COUNT])(size_t n, const void *w, const void *a);
+    /* Rows [0, n_rows) of w (rows w_stride bytes apart) against n_act
+     * activation rows a + k * a_stride, results to y[k * ldy + r]. NULL:
+     * kern_matmul loops over dot. */
+    void (*matmul[KS_COUNT])(size_t n, const void *w, size_t w_stride, size_t n_rows,
+                             const void *a, size_t a_stride, size_t n_act, float *y, size_t ldy);
+    void (*quantize_q8_0)(const float *x, void *dst, size_t n);
+    void (*quantize_q8_k)(const float *x, void *dst, size_t n);
+    void (*f32_to_f16)(const float *x, uint16_t *y, size_t n);
+    void (*axpy_f16)(size_t n, float a, const uint16_t *x, float *y);
+};
+
+/* The scalar table (always present); the others exist when their build
+ * condition holds and return NULL when the CPU lacks the instructions. */
+extern const struct kern_impl kern_impl_scalar;
+const struct kern_impl *kern_impl_avx2(void);
+const struct kern_impl *kern_impl_neon(void);
+
+/* Six-bit scale and min j (0..7) of a Q4_K block. */
+static inline void kern_q4k_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * kernels_neon.c — AArch64 NEON kernels (Apple silicon, Arm servers).
+ * Deliberately plain: widening byte multiplies (vmull_s8/vmlal_s8, two
+ * products per int16 lane, at most 2 * 128 * 127, so no overflow) summed
+ * across the vector once per block, and the block scales applied in float.
+ * Types without a NEON kernel here (BF16, Q5_0) use the scalar ones, and so
+ * do the activation quantisers.
+ */
+#include "infer/kernels_impl.h"
+
+#if defined(__ARM_NEON) && defined(__aarch64__)
+
+#include <arm_neon.h>
+
+#include "infer/quant.h"
+
+/* Sum of a[i] * b[i] over 16 signed bytes. */
+static inline int32_t dot16(int8x16_t a, int8x16_t b)
+{
+    int16x8_t p = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+    p = vmlal_s8(p, vget_high_s8(a), vget_high_s8(b));
+    return vaddlvq_s16(p);
+}
+
+static inline float f16_to_f32(uint16_t h) { return quant_f16_to_f32(h); }
+
+static float neon_dot_f32(size_t n, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(y + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+static float neon_dot_f16(size_t n, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    float32x4_t s0 = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t vx = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i)));
+        s0 = vfmaq_f32(s0, vx, vld1q_f32(y + i));
+    }
+    float s = vaddvq_f32(s0);
+    for (; i < n; i++)
+        s += f16_to_f32(x[i]) * y[i];
+    return s;
+}
+
+static void neon_f32_to_f16(const float *x, uint16_t *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; i++)
+        y[i] = quant_f32_to_f16(x[i]);
+}
+
+static void neon_axpy_f16(size_t n, float a, const uint16_t *x, float *y)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t vx = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i)));
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vx, a));
+    }
+    for (; i < n; i++)
+        y[i] += a * f16_to_f32(x[i]);
+}
+
+static float neon_dot_q8_0(size_t n, const void *w, const void *a)
+{
+    const struct quant_block_q8_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
+    float s = 0.0f;
+    for (size_t b = 0; b < n / QK8_0; b++) {
+        int32_t is = dot16(vld1q_s8(x[b].qs), vld1q_s8(y[b].qs)) +
+                     dot16(vld1q_s8(x[b].qs + 16), vld1q_s8(y[b].qs + 16));
+        s += f16_to_f32(x[b].d) * f16_to_f32(y[b].d) * (float)is;
+    }
+    return s;
+}
+
+static float neon_dot_q4_0(size_t n, const void *w, const void *a)
+{
+    const struct quant_block_q4_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const int8x16_t eight = vdupq_n_s8(8);
+    float s = 0.0f;
+    for (size_t b = 0; b < n / QK8_0; b++) {
+        uint8x16_t v = vld1q_u8(x[b].qs);
+        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
+        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+        int32_t is = dot16(lo, vld1q_s8(y[b].qs)) + dot16(hi, vld1q_s8(y[b].qs + 16));
+        s += f16_to_f32(x[b].d) * f16_to_f32(y[b].d) * (float)is;
+    }
+    return s;
+}
+
+/* Q4_K: as the scalar kernel, 16 nibbles at a time. */
+static float neon_dot_q4_k(size_t n, const void *w, const void *a)
+{
+    const struct quant_block_q4_k *x = w;
+    const struct quant_block_q8_k *y = a;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float s = 0.0f;
+    for (size_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *q = x[b].qs;
+        const int8_t *qa = y[b].qs;
+        int32_t isum = 0, msum = 0;
+        for (int j = 0; j < QK_K / 64; j++) {
+            uint8_t sc0, m0, sc1, m1;
+            kern_q4k_scale_min(2 * j, x[b].scales, &sc0, &m0);
+            kern_q4k_scale_min(2 * j + 1, x[b].scales, &sc1, &m1);
+            uint8x16_t v0 = vld1q_u8(q), v1 = vld1q_u8(q + 16);
+            int32_t s0 = dot16(vreinterpretq_s8_u8(vandq_u8(v0, m4)), vld1q_s8(qa)) +
+                         dot16(vreinterpretq_s8_u8(vandq_u8(v1, m4)), vld1q_s8(qa + 16));
+            int32_t s1 = dot16(vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)), vld1q_s8(qa + 32)) +
+                         dot16(vreinterpretq_s8_u8(vshrq_n_u8(v1, 4)), vld1q_s8(qa + 48));
+            isum += sc0 * s0 + sc1 * s1;
+            msum += m0 * (y[b].bsums[4 * j] + y[b].bsums[4 * j + 1]) +
+                    m1 * (y[b].bsums[4 * j + 2] + y[b].bsums[4 * j + 3]);
+            q += 32;
+            qa += 64;
+        }
+        s += y[b].d * (f16_to_f32(x[b].d) * (float)isum - f16_to_f32(x[b].dmin) * (float)msum);
+    }
+    return s;
+}
+
+/* Q6_K: as the scalar kernel, 16 elements of each quarter at a time. */
+static float neon_dot_q6_k(size_t n, const void *w, const void *a)
+{
+    const struct quant_block_q6_k *x = w;
+    const struct quant_block_q8_k *y = a;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m2 = vdupq_n_u8(0x03);
+    const int8x16_t off = vdupq_n_s8(32);
+    float s = 0.0f;
+    for (size_t b = 0; b < n / QK_K; b++) {
+        int32_t isum = 0;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[b].ql + 64 * h;
+            const uint8_t *qh = x[b].qh + 32 * h;
+            const int8_t *sc = x[b].scales + 8 * h;
+            const int8_t *qa = y[b].qs + 128 * h;
+            for (int l = 0; l < 32; l += 16) {
+                int g = l / 16;
+                uint8x16_t l0 = vld1q_u8(ql + l), l1 = vld1q_u8(ql + 32 + l);
+                uint8x16_t hb = vld1q_u8(qh + l);
+                uint8x16_t u1 = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(hb, m2), 4));
+                uint8x16_t u2 =
+                    vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m2), 4));
+                uint8x16_t u3 =
+                    vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m2), 4));
+                uint8x16_t u4 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+                int8x16_t q1 = vsubq_s8(vreinterpretq_s8_u8(u1), off);
+                int8x16_t q2 = vsubq_s8(vreinterpretq_s8_u8(u2), off);
+                int8x16_t q3 = vsubq_s8(vreinterpretq_s8_u8(u3), off);
+                int8x16_t q4 = vsubq_s8(vreinterpretq_s8_u8(u4), off);
+                isum += sc[g] * dot16(q1, vld1q_s8(qa + l)) +
+                        sc[g + 2] * dot16(q2, vld1q_s8(qa + 32 + l)) +
+                        sc[g + 4] * dot16(q3, vld1q_s8(qa + 64 + l)) +
+                        sc[g + 6] * dot16(q4, vld1q_s8(qa + 96 + l));
+            }
+        }
+        s += y[b].d * f16_to_f32(x[b].d) * (float)isum;
+    }
+    return s;
+}
+
+static const struct kern_impl neon_table = {
+    .name = "neon",
+    .dot =
+        {
+            [KS_F32] = neon_dot_f32,
+            [KS_F16] = neon_dot_f16,
+            [KS_Q8_0] = neon_dot_q8_0,
+            [KS_Q4_0] = neon_dot_q4_0,
+            [KS_Q4_K] = neon_dot_q4_k,
+            [KS_Q6_K] = neon_dot_q6_k,
+        },
+    .f32_to_f16 = neon_f32_to_f16,
+    .axpy_f16 = neon_axpy_f16,
+};
+
+/* NEON is part of every AArch64 CPU. */
+const struct kern_impl *kern_impl_neon(void) { return &neon_table; }
+
+#else
+/* Keeps the translation unit non-empty where NEON is not built. */
+int kern_neon_unused(void);
+int kern_neon_unused(void) { return 0; }
+#endif

@@ -1,0 +1,122 @@
+/* sampler.c — choosing the next token from logits (infer.h): greedy, or
+ * softmax with temperature and optional top-p, from a seeded generator. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "infer/infer.h"
+
+/* splitmix64: spreads any seed (0 included) over the xorshift state. */
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+void sampler_init(struct sampler *s, double temperature, double top_p, uint64_t seed)
+{
+    s->temperature = temperature;
+    s->top_p = top_p;
+    s->state = splitmix64(seed);
+    if (s->state == 0)
+        s->state = 0x2545F4914F6CDD1Dull;
+}
+
+/* xorshift64*, top 53 bits as a double in [0, 1). */
+static double next_uniform(struct sampler *s)
+{
+    uint64_t x = s->state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->state = x;
+    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* The largest logit, lowest id on ties; NaN never wins. */
+static int argmax(const float *logits, int n)
+{
+    int best = 0;
+    float bv = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (logits[i] > bv) {
+            bv = logits[i];
+            best = i;
+        }
+    return best;
+}
+
+struct cand {
+    double p;
+    int id;
+};
+
+/* Descending probability, then ascending id: a total order, so the same
+ * logits and seed always give the same token. */
+static int cand_cmp(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p > y->p ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Draws from the first k candidates' weights (total `total`). */
+static int draw(struct sampler *s, const struct cand *c, int k, double total)
+{
+    double r = next_uniform(s) * total, acc = 0.0;
+    for (int i = 0; i < k; i++) {
+        acc += c[i].p;
+        if (r < acc)
+            return c[i].id;
+    }
+    return c[k - 1].id; /* rounding left r at the very end */
+}
+
+/* Softmax weights exp((l - max) / T), NaN logits weighing nothing. Top-p
+ * keeps the top token and those with weight >= (1 - top_p) / (n - 1) of
+ * the total: the others cannot be in the nucleus, because at most n - 1 of
+ * them together weigh less than 1 - top_p; only the survivors are sorted. Without top-p the draw
+ * walks the ids in order. Out of memory (a vocabulary-sized array), the
+ * sample falls back to greedy rather than fail a generation. */
+int sampler_sample(struct sampler *s, const float *logits, int n)
+{
+    if (n <= 0)
+        return -1;
+    int top = argmax(logits, n);
+    if (!(s->temperature > 0.0) || n == 1 || !isfinite(logits[top]))
+        return top;
+    struct cand *c = malloc((size_t)n * sizeof(*c));
+    if (!c)
+        return top;
+    double max = logits[top], inv_t = 1.0 / s->temperature, sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        double p = logits[i] == logits[i] ? exp((logits[i] - max) * inv_t) : 0.0;
+        c[i] = (struct cand){p, i};
+        sum += p;
+    }
+    int id;
+    if (s->top_p > 0.0 && s->top_p < 1.0) {
+        double cutoff = (1.0 - s->top_p) / (double)(n - 1) * sum;
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if ((c[i].p >= cutoff && c[i].p > 0.0) || i == top)
+                c[k++] = c[i];
+        qsort(c, (size_t)k, sizeof(*c), cand_cmp);
+        double cum = 0.0, limit = s->top_p * sum;
+        int keep = k;
+        for (int i = 0; i < k; i++) {
+            cum += c[i].p;
+            if (cum > limit) {
+                keep = i + 1;
+                break;
+            }
+        }
+        id = draw(s, c, keep, cum);
+    } else {
+        id = draw(s, c, n, sum);
+    }
+    free(c);
+    return id;
+}

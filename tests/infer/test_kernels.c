@@ -1,0 +1,393 @@
+/*
+ * The kernels against dequantise-then-float reference code (quant.c): for
+ * every weight type, every implementation this CPU can run (scalar always,
+ * AVX2 where present), on random blocks with random payload bytes and on
+ * edge blocks (extreme quants, zero and negative scales, saturating
+ * activations). Integer block sums are exact, so the only allowed
+ * difference is float rounding: |got - ref| <= 2e-5 * sum|w * a| for the
+ * quantised types and 1e-4 * sum|w * a| for the float types (the scalar
+ * float loops sum 1024 terms in order).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "infer/kernels.h"
+#include "infer/quant.h"
+
+#define N 1024 /* elements per row: 4 K-quant blocks, 32 small blocks */
+
+static const enum ggml_type all_types[] = {GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16,
+                                           GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0,
+                                           GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+static float frand(void) { return (float)(rnd() & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f; }
+
+/* Offsets of the f16 scale fields inside one block, so random payload bytes
+ * get finite scales (a random f16 may be NaN). */
+static int scale_offsets(enum ggml_type t, size_t *offs)
+{
+    switch (t) {
+    case GGML_TYPE_Q8_0:
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q5_0: offs[0] = 0; return 1;
+    case GGML_TYPE_Q4_K: offs[0] = 0; offs[1] = 2; return 2;
+    case GGML_TYPE_Q6_K: offs[0] = 208; return 1;
+    default: return 0;
+    }
+}
+
+enum fill { FILL_RANDOM, FILL_QUANTIZED, FILL_MAX, FILL_MIN, FILL_ZERO_SCALE };
+
+/* One weight row of type t. FILL_RANDOM: random payload bytes with random
+ * scales in +-[2^-10, 1]; FILL_QUANTIZED: quant.c's quantiser on random
+ * floats; FILL_MAX / FILL_MIN: every payload byte 0xFF / 0x00 (extreme
+ * quants: 15, 63, -1 / -8, -32, 0) with the largest test scale, negative
+ * for MIN; FILL_ZERO_SCALE: random payload, zero scales. */
+static void make_row(enum ggml_type t, enum fill fill, uint8_t *row)
+{
+    size_t bytes = quant_row_bytes(t, N);
+    const struct quant_traits *tr = quant_traits(t);
+    float f[N];
+    for (int i = 0; i < N; i++)
+        f[i] = frand() * (fill == FILL_MAX ? 4.0f : 1.0f);
+    if (tr->block_elems == 1 || fill == FILL_QUANTIZED) {
+        assert_int_equal(quant_quantize_row(t, f, row, N), 0);
+        return;
+    }
+    for (size_t i = 0; i < bytes; i++)
+        row[i] = fill == FILL_MAX ? 0xFF : fill == FILL_MIN ? 0x00 : (uint8_t)rnd();
+    size_t offs[2];
+    int n_offs = scale_offsets(t, offs);
+    for (size_t b = 0; b < N / tr->block_elems; b++) {
+        for (int k = 0; k < n_offs; k++) {
+            float s = ldexpf(1.0f + frand() * 0.5f, -(int)(rnd() % 11));
+            if (rnd() & 1)
+                s = -s;
+            if (fill == FILL_MAX)
+                s = 1.0f;
+            if (fill == FILL_MIN)
+                s = -1.0f;
+            if (fill == FILL_ZERO_SCALE)
+                s = 0.0f;
+            uint16_t h = quant_f32_to_f16(s);
+            memcpy(row + b * tr->block_bytes + offs[k], &h, sizeof(h));
+        }
+    }
+}
+
+enum act_fill { ACT_RANDOM, ACT_WIDE, ACT_EXTREME, ACT_ZEROS, ACT_TIES };
+
+/* Activations: ACT_RANDOM in [-1, 1]; ACT_WIDE spans magnitudes 1e-3..1e3
+ * with a few exact zeros; ACT_EXTREME is +-max in every element (quants at
+ * +-127, the int16 saturation edge); ACT_ZEROS has zero blocks; ACT_TIES
+ * puts 127 first in every 32 so the scale is exactly 1 and the rest on
+ * exact halves (k + 0.5), where the rounding rule decides. */
+static void make_act(enum act_fill fill, float *x)
+{
+    for (int i = 0; i < N; i++) {
+        switch (fill) {
+        case ACT_RANDOM: x[i] = frand(); break;
+        case ACT_WIDE: x[i] = (i % 37 == 0) ? 0.0f : frand() * powf(10.0f, (float)(rnd() % 7) - 3.0f); break;
+        case ACT_EXTREME: x[i] = (rnd() & 1) ? 3.0f : -3.0f; break;
+        case ACT_ZEROS: x[i] = (i / 256) % 2 ? 0.0f : frand(); break;
+        case ACT_TIES: x[i] = i % 32 == 0 ? 127.0f : (float)((int)(rnd() % 200) - 100) + 0.5f; break;
+        }
+    }
+}
+
+/* The reference: weights and activations both dequantised by quant.c, the
+ * sum in double. *mag gets sum |w * a|, the scale of float rounding. */
+static double reference_dot(enum ggml_type t, const uint8_t *row, const void *act, double *mag)
+{
+    float w[N], a[N];
+    assert_int_equal(quant_dequantize_row(t, row, w, N), 0);
+    assert_int_equal(quant_dequantize_row(kern_act_type(t), act, a, N), 0);
+    double s = 0.0, m = 0.0;
+    for (int i = 0; i < N; i++) {
+        s += (double)w[i] * a[i];
+        m += fabs((double)w[i] * a[i]);
+    }
+    *mag = m;
+    return s;
+}
+
+static int float_type(enum ggml_type t)
+{
+    return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16;
+}
+
+static void check_all_types(const char *impl)
+{
+    static uint8_t row[N * 4];
+    static uint8_t act[N * 4];
+    float x[N];
+    int checked = 0;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        enum ggml_type t = all_types[ti];
+        assert_true(kern_supported(t));
+        for (int fill = FILL_RANDOM; fill <= FILL_ZERO_SCALE; fill++) {
+            for (int af = ACT_RANDOM; af <= ACT_TIES; af++) {
+                for (int rep = 0; rep < 3; rep++) {
+                    make_row(t, (enum fill)fill, row);
+                    make_act((enum act_fill)af, x);
+                    kern_quantize_act(t, x, act, N);
+                    double mag, ref = reference_dot(t, row, act, &mag);
+                    float got = kern_dot(t, N, row, act);
+                    double tol = (float_type(t) ? 1e-4 : 2e-5) * mag + 1e-30;
+                    if (!(fabs(got - ref) <= tol)) {
+                        print_error("%s %s fill %d act %d: got %.9g, reference %.9g (tol %.3g)\n",
+                                    impl, quant_traits(t)->name, fill, af, (double)got, ref, tol);
+                        fail();
+                    }
+                    checked++;
+                }
+            }
+        }
+    }
+    assert_int_equal(checked, (int)N_TYPES * 5 * 5 * 3);
+}
+
+/* Activation quantisation: identical to quant.c's quantiser (ties away
+ * from zero included), within half a step of the input, quants within
+ * [-127, 127], Q8_K block sums right; NaN input still gives quants in
+ * range. */
+static void check_activations(const char *impl)
+{
+    float x[N], back[N];
+    static uint8_t act[N * 4];
+    const enum ggml_type wtypes[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_K};
+    for (int k = 0; k < 2; k++) {
+        enum ggml_type at = kern_act_type(wtypes[k]);
+        size_t be = at == GGML_TYPE_Q8_0 ? 32 : 256;
+        for (int af = ACT_RANDOM; af <= ACT_TIES; af++) {
+            make_act((enum act_fill)af, x);
+            kern_quantize_act(wtypes[k], x, act, N);
+            /* the same rule as quant.c's reference quantiser, bit for bit */
+            static uint8_t ref[N * 2];
+            assert_int_equal(quant_quantize_row(at, x, ref, N), 0);
+            assert_memory_equal(act, ref, kern_act_row_bytes(wtypes[k], N));
+            assert_int_equal(quant_dequantize_row(at, act, back, N), 0);
+            for (size_t b = 0; b < N / be; b++) {
+                float amax = 0.0f;
+                for (size_t i = 0; i < be; i++)
+                    amax = fmaxf(amax, fabsf(x[b * be + i]));
+                /* step d = amax / 127 (Q8_0 stores it as f16: 2^-11 relative) */
+                float step = amax / 127.0f * (1.0f + 1.0f / 1024.0f);
+                for (size_t i = 0; i < be; i++) {
+                    float e = fabsf(back[b * be + i] - x[b * be + i]);
+                    if (!(e <= 0.5f * step + 1e-3f * step + 1e-30f)) {
+                        print_error("%s %s act %d element %zu: %g -> %g\n", impl,
+                                    quant_traits(at)->name, af, b * be + i, (double)x[b * be + i],
+                                    (double)back[b * be + i]);
+                        fail();
+                    }
+                }
+            }
+            if (at == GGML_TYPE_Q8_K) {
+                const struct quant_block_q8_k *q = (const void *)act;
+                for (size_t b = 0; b < N / 256; b++)
+                    for (int g = 0; g < 16; g++) {
+                        int s = 0;
+                        for (int i = 0; i < 16; i++) {
+                            assert_true(q[b].qs[g * 16 + i] >= -127);
+                            s += q[b].qs[g * 16 + i];
+                        }
+                        assert_int_equal(q[b].bsums[g], s);
+                    }
+            } else {
+                const struct quant_block_q8_0 *q = (const void *)act;
+                for (size_t b = 0; b < N / 32; b++)
+                    for (int i = 0; i < 32; i++)
+                        assert_true(q[b].qs[i] >= -127);
+            }
+        }
+        make_act(ACT_RANDOM, x);
+        for (int i = 0; i < N; i += 7)
+            x[i] = NAN;
+        kern_quantize_act(wtypes[k], x, act, N);
+        const int8_t *qs = (const int8_t *)act;
+        for (size_t i = 0; i < kern_act_row_bytes(wtypes[k], N); i++)
+            if (at == GGML_TYPE_Q8_0 ? (i % 34 >= 2) : (i % 292 >= 4 && i % 292 < 260))
+                assert_true(qs[i] >= -127);
+    }
+}
+
+/* kern_matmul over several rows and activation rows equals kern_dot for
+ * each pair (the batched path reads each row once for all tokens). */
+static void check_matmul(const char *impl)
+{
+    enum { ROWS = 7, TOK = 5 };
+    static uint8_t w[ROWS * N * 4];
+    static uint8_t act[TOK * N * 4];
+    float x[N];
+    float y[TOK * (ROWS + 3)];
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        enum ggml_type t = all_types[ti];
+        size_t wrb = quant_row_bytes(t, N), arb = kern_act_row_bytes(t, N);
+        for (int r = 0; r < ROWS; r++)
+            make_row(t, FILL_QUANTIZED, w + r * wrb);
+        for (int k = 0; k < TOK; k++) {
+            make_act(ACT_RANDOM, x);
+            kern_quantize_act(t, x, act + k * arb, N);
+        }
+        for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
+            y[i] = -12345.0f;
+        /* rows 2..6 only, ldy wider than the row count */
+        kern_matmul(t, N, w, wrb, 2, ROWS, act, arb, TOK, y, ROWS + 3);
+        for (int k = 0; k < TOK; k++) {
+            for (int r = 0; r < ROWS + 3; r++) {
+                float got = y[k * (ROWS + 3) + r];
+                if (r < 2 || r >= ROWS) {
+                    assert_true(got == -12345.0f); /* untouched */
+                    continue;
+                }
+                float want = kern_dot(t, N, w + r * wrb, act + k * arb);
+                if (!(fabsf(got - want) <= 1e-5f * (fabsf(want) + 1.0f))) {
+                    print_error("%s %s matmul row %d token %d: %g vs dot %g\n", impl,
+                                quant_traits(t)->name, r, k, (double)got, (double)want);
+                    fail();
+                }
+            }
+        }
+    }
+}
+
+static void check_f16(const char *impl)
+{
+    float x[N], y[N], y2[N];
+    uint16_t h[N];
+    make_act(ACT_WIDE, x);
+    x[3] = 70000.0f; /* overflows to inf in f16 */
+    x[5] = 1e-6f;    /* subnormal in f16 */
+    kern_f32_to_f16(x, h, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(h[i], quant_f32_to_f16(x[i]));
+    x[3] = 1.0f;
+    kern_f32_to_f16(x, h, N);
+    make_act(ACT_RANDOM, y);
+    memcpy(y2, y, sizeof(y));
+    kern_axpy_f16(N - 3, 0.75f, h, y); /* odd length: vector body and tail */
+    for (int i = 0; i < N; i++) {
+        float want = i < N - 3 ? y2[i] + 0.75f * quant_f16_to_f32(h[i]) : y2[i];
+        if (!(fabsf(y[i] - want) <= 1e-6f * (fabsf(want) + 1.0f))) {
+            print_error("%s axpy_f16 element %d: %g vs %g\n", impl, i, (double)y[i], (double)want);
+            fail();
+        }
+    }
+}
+
+static void run_impl(enum kern_impl_id id, const char *name)
+{
+    char err[ERR_LEN] = "";
+    if (!kern_available(id)) {
+        print_message("[  SKIPPED ] %s kernels: this CPU or build cannot run them\n", name);
+        skip();
+    }
+    assert_int_equal(kern_select(id, err), 0);
+    assert_string_equal(kern_name(), name);
+    check_all_types(name);
+    check_activations(name);
+    check_matmul(name);
+    check_f16(name);
+}
+
+static void test_scalar(void **state)
+{
+    (void)state;
+    run_impl(KERN_SCALAR, "scalar");
+}
+
+static void test_avx2(void **state)
+{
+    (void)state;
+    run_impl(KERN_AVX2, "avx2");
+}
+
+static void test_neon(void **state)
+{
+    (void)state;
+    run_impl(KERN_NEON, "neon");
+}
+
+/* The vector quantisers follow the scalar rule exactly (same scale, same
+ * rounding with ties away from zero), so activations are bit-identical across
+ * implementations and a model's outputs differ only by summation order. */
+static void test_activations_identical(void **state)
+{
+    (void)state;
+    char err[ERR_LEN] = "";
+    enum kern_impl_id other = kern_available(KERN_AVX2) ? KERN_AVX2 : KERN_NEON;
+    if (!kern_available(other)) {
+        print_message("[  SKIPPED ] no vector kernels on this CPU to compare with scalar\n");
+        skip();
+    }
+    static uint8_t a1[N * 2], a2[N * 2];
+    float x[N];
+    const enum ggml_type wtypes[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_K};
+    for (int k = 0; k < 2; k++)
+        for (int af = ACT_RANDOM; af <= ACT_TIES; af++) {
+            make_act((enum act_fill)af, x);
+            assert_int_equal(kern_select(KERN_SCALAR, err), 0);
+            kern_quantize_act(wtypes[k], x, a1, N);
+            assert_int_equal(kern_select(other, err), 0);
+            kern_quantize_act(wtypes[k], x, a2, N);
+            assert_memory_equal(a1, a2, kern_act_row_bytes(wtypes[k], N));
+        }
+}
+
+static void test_select(void **state)
+{
+    (void)state;
+    char err[ERR_LEN] = "";
+    assert_false(kern_supported(GGML_TYPE_Q5_K));
+    assert_int_equal(kern_act_type(GGML_TYPE_Q3_K), GGML_TYPE_COUNT);
+    assert_int_equal(kern_act_type(GGML_TYPE_Q5_0), GGML_TYPE_Q8_0);
+    assert_int_equal(kern_act_type(GGML_TYPE_Q6_K), GGML_TYPE_Q8_K);
+    assert_int_equal(kern_act_type(GGML_TYPE_BF16), GGML_TYPE_F32);
+    assert_int_equal(kern_act_row_bytes(GGML_TYPE_Q4_K, 512), 2 * 292);
+    assert_int_equal(kern_block_elems(GGML_TYPE_Q4_0), 32);
+    setenv("JOULEBENCH_KERNELS", "fancy", 1);
+    assert_int_equal(kern_select(KERN_AUTO, err), JB_ERR_USAGE);
+    assert_non_null(strstr(err, "JOULEBENCH_KERNELS=fancy"));
+    setenv("JOULEBENCH_KERNELS", "scalar", 1);
+    assert_int_equal(kern_select(KERN_AUTO, err), 0);
+    assert_string_equal(kern_name(), "scalar");
+    unsetenv("JOULEBENCH_KERNELS");
+    assert_int_equal(kern_select(KERN_AUTO, err), 0);
+#if defined(__x86_64__)
+    if (kern_available(KERN_AVX2))
+        assert_string_equal(kern_name(), "avx2");
+    assert_false(kern_available(KERN_NEON));
+    assert_int_equal(kern_select(KERN_NEON, err), JB_ERR_UNSUPPORTED);
+#endif
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scalar),
+        cmocka_unit_test(test_avx2),
+        cmocka_unit_test(test_neon),
+        cmocka_unit_test(test_activations_identical),
+        cmocka_unit_test(test_select),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
