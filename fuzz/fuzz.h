@@ -81,5 +81,6 @@ int fuzz_grade_extract(const uint8_t *data, size_t size);
 int fuzz_ioreport(const uint8_t *data, size_t size);
 int fuzz_report_load(const uint8_t *data, size_t size);
 int fuzz_report_charts(const uint8_t *data, size_t size);
+int fuzz_suite(const uint8_t *data, size_t size);
 
 #endif

@@ -38,6 +38,7 @@ static const struct target targets[] = {
     {"ioreport", fuzz_ioreport},
     {"report_load", fuzz_report_load},
     {"report_charts", fuzz_report_charts},
+    {"suite", fuzz_suite},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])
 
