@@ -70,6 +70,23 @@ static json_t *ids_json(const int *ids, size_t n)
     return a;
 }
 
+/* Text from outside (an engine's error message, a server's done_reason, a
+ * --prompt argument) as a JSON string. Messages are cut to fixed buffers,
+ * which can split a UTF-8 sequence, and jansson refuses invalid UTF-8:
+ * without this the field would silently be missing, and a failed request
+ * without its "error" reads as a success. Invalid bytes become U+FFFD. */
+static json_t *text_json(const char *s)
+{
+    if (!s)
+        return json_null();
+    struct buf clean = {0};
+    json_t *j = NULL;
+    if (str_utf8_sanitize(s, strlen(s), &clean) == 0)
+        j = json_stringn(buf_str(&clean), clean.len);
+    buf_free(&clean);
+    return j ? j : json_string("?");
+}
+
 static void set_server(json_t *rec, const struct engine_result *r)
 {
     json_t *s = json_object();
@@ -78,7 +95,7 @@ static void set_server(json_t *rec, const struct engine_result *r)
     json_object_set_new(s, "eval_duration_s", num_or_null(r->eval_s));
     json_object_set_new(s, "total_duration_s", num_or_null(r->total_s));
     json_object_set_new(s, "done_reason",
-                        r->done_reason[0] ? json_string(r->done_reason) : json_null());
+                        r->done_reason[0] ? text_json(r->done_reason) : json_null());
     if (r->server_json)
         json_object_set(s, "extra", r->server_json);
     json_object_set_new(rec, "server", s);
@@ -210,8 +227,8 @@ json_t *record_build(const struct record_input *in)
     json_object_set_new(rec, "warmup", json_boolean(in->warmup));
     json_object_set_new(rec, "load", json_boolean(in->load));
     json_object_set_new(rec, "t_start_s", json_real(in->t_start_s - in->t_run0_s));
-    json_object_set_new(rec, "system", in->system ? json_string(in->system) : json_null());
-    json_object_set_new(rec, "prompt", json_string(in->prompt ? in->prompt : ""));
+    json_object_set_new(rec, "system", text_json(in->system));
+    json_object_set_new(rec, "prompt", text_json(in->prompt ? in->prompt : ""));
     /* A response cut inside a UTF-8 sequence (a dropped stream) is not valid
      * JSON text: invalid bytes become U+FFFD. */
     struct buf clean = {0};
@@ -219,7 +236,7 @@ json_t *record_build(const struct record_input *in)
     json_t *resp = json_stringn(buf_str(&clean), clean.len);
     buf_free(&clean);
     json_object_set_new(rec, "response", resp ? resp : json_string(""));
-    json_object_set_new(rec, "error", r->status ? json_string(r->error) : json_null());
+    json_object_set_new(rec, "error", r->status ? text_json(r->error) : json_null());
 
     long out_tokens = r->output_tokens;
     int out_est = r->output_tokens_estimated;
@@ -253,6 +270,10 @@ int record_append(int fd, json_t *rec, char *err)
         return err_setf(err, JB_ERR_NOMEM, "out of memory while writing a record");
     size_t len = strlen(line);
     line[len] = '\n'; /* json_dumps leaves room: we overwrite the NUL */
+    /* Where the line starts (O_APPEND: the end), so that a line cut short
+     * by a full disk or a file-size limit can be taken back: a record is
+     * whole or absent, never a torn line in the middle of a run. */
+    off_t start = lseek(fd, 0, SEEK_END);
     const char *p = line;
     size_t left = len + 1;
     int rc = 0;
@@ -261,8 +282,14 @@ int record_append(int fd, json_t *rec, char *err)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            rc = err_setf(err, fs_errno_code(errno), "cannot append to requests.jsonl: %s",
-                          strerror(errno));
+            int e = errno;
+            rc = err_setf(err, fs_errno_code(e), "cannot append to requests.jsonl: %s",
+                          strerror(e));
+            if (p != line && (start < 0 || ftruncate(fd, start) != 0))
+                err_setf(err, fs_errno_code(e),
+                         "cannot append to requests.jsonl: %s; its last line is torn (the "
+                         "report skips it)",
+                         strerror(e));
             break;
         }
         p += n;
