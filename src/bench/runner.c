@@ -32,6 +32,7 @@ void runner_options_init(struct runner_options *o)
     o->price_kwh = NAN;
     o->judge_reps = 1;
     o->wait_sleep = 1;
+    o->server_wait_s = 60;
 }
 
 /* Formats seconds as "1h02m", "3m05s" or "12s" for the progress line. */
@@ -126,12 +127,14 @@ int runner_run(const struct runner_options *opt, char *out_dir_used, size_t out_
         const struct plan_item *it = &plan[i];
         const struct suite_prompt *p = &suite->prompts[it->prompt];
         rc = session_ensure_loaded(S, it->model, p, err);
-        if (rc == JB_ERR_INTERRUPTED)
+        if (rc == JB_ERR_INTERRUPTED || session_fatal(S, NULL))
             break;
         if (rc) {
             log_error("%s", err);
             failures++;
             rc = 0;
+            if (session_check_server(S, err))
+                break;
             continue;
         }
         pr.index = i + 1;
@@ -143,10 +146,17 @@ int runner_run(const struct runner_options *opt, char *out_dir_used, size_t out_
             failures++;
         pr.elapsed_measured_s += jb_clock_s() - t0;
         pr.done_measured++;
+        if (session_fatal(S, NULL))
+            break;
+        /* A failed request may mean the server died: wait for it rather
+         * than spend every remaining request on a closed port. */
+        if (req_rc && session_check_server(S, err))
+            break;
     }
     log_progress_done();
-    rc = sig_stop ? JB_ERR_INTERRUPTED : (failures ? JB_ERR_NET : 0);
-    if (failures && !sig_stop)
+    int fatal = session_fatal(S, err);
+    rc = sig_stop ? JB_ERR_INTERRUPTED : fatal ? fatal : (failures ? JB_ERR_NET : 0);
+    if (failures && !sig_stop && !fatal)
         err_setf(err, JB_ERR_NET, "%d of %zu requests failed (see 'error' in %s/requests.jsonl)",
                  failures, n_plan, session_dir(S));
 finish : {

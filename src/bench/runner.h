@@ -40,6 +40,8 @@ struct runner_options {
     double interval_ms;       /* meter sampler period */
     double cpu_watts;         /* estimator figure; 0 = built-in */
     double timeout_s;         /* per-request silence limit */
+    double server_wait_s;     /* after a failure, wait this long for a server that
+                                 stopped answering; 0: do not wait */
     double grid_gco2_kwh;     /* NAN: not given */
     double price_kwh;         /* NAN: not given */
     const char *currency;     /* label for price, e.g. "EUR"; NULL: none */

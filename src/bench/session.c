@@ -16,6 +16,7 @@
 #include "common/sig.h"
 #include "common/str.h"
 #include "common/timeutil.h"
+#include "engines/http.h"
 #include "grade/grade.h"
 #include "infer/store.h"
 #include "infer/synth.h"
@@ -71,7 +72,30 @@ struct session {
     int cached_warned;
     int graders; /* measured records that carry a grader */
     int synthetic;
+    /* Set when the run cannot go on (requests.jsonl cannot be written, the
+     * server is gone): the code, and the message for people. */
+    int fatal;
+    char fatal_err[ERR_LEN];
 };
+
+int session_fatal(const struct session *s, char *err)
+{
+    if (s->fatal && err)
+        str_lcpy(err, s->fatal_err, ERR_LEN);
+    return s->fatal;
+}
+
+/* A record that could not be appended ends the run: every later one would
+ * be lost too. The message names the file and says what is kept. */
+static void record_failed(struct session *s, int rc, const char *why)
+{
+    if (s->fatal)
+        return;
+    s->fatal = rc;
+    snprintf(s->fatal_err, sizeof s->fatal_err,
+             "%s (in %s); stopping the run, keeping the %u records written before it", why,
+             s->dir, s->seq - 1);
+}
 
 const char *session_dir(const struct session *s)
 {
@@ -283,6 +307,7 @@ static json_t *options_json(const struct session *s, const char *suite_name)
     json_object_set_new(j, "baseline_s", json_real(o->baseline_s));
     json_object_set_new(j, "interval_ms", json_real(o->interval_ms > 0 ? o->interval_ms : 20));
     json_object_set_new(j, "timeout_s", json_real(o->timeout_s > 0 ? o->timeout_s : 300));
+    json_object_set_new(j, "server_wait_s", json_real(o->server_wait_s));
     json_object_set_new(j, "grid_gco2_kwh",
                         isfinite(o->grid_gco2_kwh) ? json_real(o->grid_gco2_kwh) : json_null());
     json_object_set_new(j, "price_kwh",
@@ -641,7 +666,7 @@ static int do_request(struct session *s, size_t mi, const struct suite_prompt *p
     int wrc = rec ? record_append(s->fd, rec, err)
                   : err_setf(err, JB_ERR_NOMEM, "out of memory building record %s", id);
     if (wrc)
-        log_error("%s", err);
+        record_failed(s, wrc, err);
     else
         fdatasync(s->fd);
     if (rec && !s->opt->quiet && !s->opt->json) {
@@ -710,7 +735,11 @@ int session_ensure_loaded(struct session *s, size_t mi, const struct suite_promp
         in.price_kwh = s->opt->price_kwh;
         json_t *rec = record_build(&in);
         char werr[ERR_LEN];
-        if (rec && record_append(s->fd, rec, werr) == 0)
+        int wrc = rec ? record_append(s->fd, rec, werr)
+                      : err_setf(werr, JB_ERR_NOMEM, "out of memory building record %s", id);
+        if (wrc)
+            record_failed(s, wrc, werr);
+        else
             fdatasync(s->fd);
         if (rec && !s->opt->quiet && !s->opt->json && pe && pe->total_valid)
             log_info("loaded %s in %.2f s: %.2f J%s", m->display, t1 - t0, pe->total_j,
@@ -720,6 +749,8 @@ int session_ensure_loaded(struct session *s, size_t mi, const struct suite_promp
         if (rc)
             err_setf(err, rc, "cannot load %s: %s", m->display, res.error);
         engine_result_free(&res);
+        if (s->fatal)
+            return session_fatal(s, err);
         if (rc)
             return rc;
     } else if (warmups < 1) {
@@ -736,6 +767,67 @@ int session_ensure_loaded(struct session *s, size_t mi, const struct suite_promp
     }
     m->loaded = 1;
     return sig_stop ? JB_ERR_INTERRUPTED : 0;
+}
+
+/* ---- a server that went away ---- */
+
+static int ignore_body(void *user, const char *data, size_t len, double t_s, char *err)
+{
+    (void)user;
+    (void)data;
+    (void)len;
+    (void)t_s;
+    (void)err;
+    return 0;
+}
+
+/* 1 when anything answers HTTP at url within timeout_s: any status counts
+ * (a server that answers 404 to "/" is up); 0 when nothing listens or
+ * nothing answers. */
+static int server_answers(const char *url, double timeout_s)
+{
+    static const volatile sig_atomic_t never;
+    struct http_options ho = {.connect_timeout_s = timeout_s, .idle_timeout_s = timeout_s,
+                              .stop = &never};
+    struct http_client *c;
+    char err[ERR_LEN];
+    if (http_client_open(&c, &ho, err))
+        return 1; /* cannot tell: do not stop the run on it */
+    long status = 0;
+    (void)http_request(c, url, NULL, ignore_body, NULL, &status, NULL, err);
+    http_client_close(c);
+    return status > 0;
+}
+
+int session_check_server(struct session *s, char *err)
+{
+    double wait_s = s->opt->server_wait_s;
+    const char *url = s->engine->url;
+    if (!url[0] || !(wait_s > 0) || s->fatal)
+        return s->fatal;
+    if (server_answers(url, 2.0))
+        return 0;
+    log_warn("%s is not answering; waiting up to %.0f s for it to come back (--server-wait)", url,
+             wait_s);
+    double t0 = jb_clock_s();
+    while (!sig_stop) {
+        double left = wait_s - (jb_clock_s() - t0);
+        if (left <= 0)
+            break;
+        time_sleep_s(left < 0.25 ? left : 0.25, &sig_stop);
+        if (server_answers(url, 1.0)) {
+            log_info("%s answers again after %.1f s; going on", url, jb_clock_s() - t0);
+            return 0;
+        }
+    }
+    if (sig_stop)
+        return JB_ERR_INTERRUPTED;
+    s->fatal = JB_ERR_NET;
+    snprintf(s->fatal_err, sizeof s->fatal_err,
+             "%s has not answered for %.0f s: stopping the run, keeping the %u records written "
+             "(raise --server-wait to wait longer)",
+             url, wait_s, s->seq);
+    return session_fatal(s, err);
 }
 
 /* ---- the end ---- */
@@ -799,7 +891,8 @@ static int write_timeline(struct session *s, char *err)
 
 int session_finish(struct session *s, int rc, char *err)
 {
-    const char *status = (rc == 0 || rc == JB_ERR_NET) ? "complete"
+    const char *status = s->fatal                      ? "failed"
+                         : (rc == 0 || rc == JB_ERR_NET) ? "complete"
                          : rc == JB_ERR_INTERRUPTED    ? "interrupted"
                                                        : "failed";
     if (rc == JB_ERR_INTERRUPTED)

@@ -55,6 +55,17 @@ int session_ensure_loaded(struct session *s, size_t model, const struct suite_pr
  * JB_ERR_INTERRUPTED. The record is on disk when it returns. */
 int session_request(struct session *s, size_t model, const struct suite_prompt *p, int rep,
                     int warmup, FILE *stream);
+/* Non-zero (a JB_ERR_* code, with the message in err, which may be NULL)
+ * once the run cannot go on: a record could not be written (disk full, a
+ * file-size limit), or the server stopped answering for good. The run
+ * should stop; session_finish() then marks it "failed". */
+int session_fatal(const struct session *s, char *err);
+/* After a failed request: 0 when the server still answers (or there is no
+ * server, or --server-wait is 0). When it does not, waits up to
+ * server_wait_s for it to come back (a crashed server being restarted),
+ * polling; returns 0 if it does, JB_ERR_INTERRUPTED on SIGINT/SIGTERM, or
+ * makes the run fatal (session_fatal()) and returns that code. */
+int session_check_server(struct session *s, char *err);
 /* Writes timeline.csv and the final run.json (status from rc), then builds
  * the report and prints the summary (or its JSON) on stdout. */
 int session_finish(struct session *s, int rc, char *err);

@@ -48,6 +48,8 @@ static const char run_usage[] =
     "      --cpu-watts W     full-load CPU power for the estimator, where no\n"
     "                        CPU sensor can be read\n"
     "      --timeout S       give up on a request silent for S seconds (default 300)\n"
+    "      --server-wait S   when the server stops answering, wait S seconds for\n"
+    "                        it to come back, then stop the run (default 60; 0 off)\n"
     "      --grid-gco2-kwh G carbon intensity of your electricity (gCO2e/kWh)\n"
     "      --price-kwh P     price of a kWh (with --currency NAME)\n"
     "grading:\n"
@@ -98,6 +100,7 @@ enum {
     OPT_INTERVAL,
     OPT_CPU_WATTS,
     OPT_TIMEOUT,
+    OPT_SERVER_WAIT,
     OPT_GRID,
     OPT_PRICE,
     OPT_CURRENCY,
@@ -134,6 +137,7 @@ static const struct option long_opts[] = {
     {"interval-ms", required_argument, 0, OPT_INTERVAL},
     {"cpu-watts", required_argument, 0, OPT_CPU_WATTS},
     {"timeout", required_argument, 0, OPT_TIMEOUT},
+    {"server-wait", required_argument, 0, OPT_SERVER_WAIT},
     {"grid-gco2-kwh", required_argument, 0, OPT_GRID},
     {"price-kwh", required_argument, 0, OPT_PRICE},
     {"currency", required_argument, 0, OPT_CURRENCY},
@@ -267,6 +271,10 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
             break;
         case OPT_TIMEOUT:
             if ((rc = cli_double(cmd, "--timeout", optarg, 0.1, 86400, &o->timeout_s)))
+                return rc;
+            break;
+        case OPT_SERVER_WAIT:
+            if ((rc = cli_double(cmd, "--server-wait", optarg, 0, 86400, &o->server_wait_s)))
                 return rc;
             break;
         case OPT_GRID:

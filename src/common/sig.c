@@ -24,6 +24,10 @@ void sig_install(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A write past a file-size limit then fails with EFBIG, which the
+     * writer reports and stops on, keeping what it wrote; by default the
+     * signal would end the program without a word. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 void sig_reset(void)
