@@ -124,6 +124,10 @@ struct fakeserver_proc {
 };
 int fakeserver_spawn(struct fakeserver_proc *p, const char *exe, const char *script_json,
                      char *err);
+/* The same on a given port (0: an ephemeral one), so that a server killed
+ * mid-run can be started again where the client expects it. */
+int fakeserver_spawn_port(struct fakeserver_proc *p, const char *exe, int port,
+                          const char *script_json, char *err);
 /* Stops the child and waits for it; returns its exit status (128+signal
  * when killed by one other than SIGTERM). */
 int fakeserver_proc_stop(struct fakeserver_proc *p);

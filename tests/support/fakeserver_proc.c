@@ -40,6 +40,12 @@ static int read_port(int fd, int *port, char *err)
 
 int fakeserver_spawn(struct fakeserver_proc *p, const char *exe, const char *script_json, char *err)
 {
+    return fakeserver_spawn_port(p, exe, 0, script_json, err);
+}
+
+int fakeserver_spawn_port(struct fakeserver_proc *p, const char *exe, int port,
+                          const char *script_json, char *err)
+{
     memset(p, 0, sizeof *p);
     p->pid = -1;
     p->stdin_fd = -1;
@@ -61,8 +67,11 @@ int fakeserver_spawn(struct fakeserver_proc *p, const char *exe, const char *scr
         close(in[1]);
         close(out[0]);
         close(out[1]);
+        char port_s[16];
+        snprintf(port_s, sizeof port_s, "%d", port);
         char *argv[] = {(char *)exe, "--stdin-eof", "--json",
-                        (char *)(script_json && *script_json ? script_json : "{}"), NULL};
+                        (char *)(script_json && *script_json ? script_json : "{}"), "--port",
+                        port_s, NULL};
         execv(exe, argv);
         fprintf(stderr, "cannot run %s: %s\n", exe, strerror(errno));
         _exit(127);
