@@ -702,19 +702,18 @@ int report_write_charts(const struct report_run *run, const struct report_summar
                   {"intelligence_tax", draw_tax},
                   {"value_for_energy", draw_value},
                   {"power_timeline", draw_timeline}};
-    for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++) {
-        int rc = chart_render(out_dir, charts[i].name, REPORT_CHART_W, REPORT_CHART_H,
-                              charts[i].draw, &x, err);
-        if (rc)
-            return rc;
-    }
+    int rc = 0;
+    for (size_t i = 0; i < sizeof charts / sizeof charts[0] && !rc; i++)
+        rc = chart_render(out_dir, charts[i].name, REPORT_CHART_W, REPORT_CHART_H, charts[i].draw,
+                          &x, err);
 #ifdef JB_SANITIZE
     /* cairo keeps its font faces (and their fontconfig patterns) for the
      * life of the process; the leak checker would call that a leak. Nothing
      * else in joulebench holds cairo objects, so the sanitizer build hands
-     * them back here, and fontconfig's configuration after them. */
+     * them back here, and fontconfig's configuration after them (also
+     * when a chart failed: a full disk is no reason to report a leak). */
     cairo_debug_reset_static_data();
     FcFini();
 #endif
-    return 0;
+    return rc;
 }
