@@ -469,10 +469,15 @@ int cmd_chat(int argc, char **argv)
         p.system = a.opt.system;
         p.tags = no_tags;
         int r = session_request(s, 0, &p, turn - 1, 0, stdout);
-        if (r == JB_ERR_INTERRUPTED)
+        if (session_fatal(s, err)) {
+            /* the answer could not be recorded: the session cannot go on */
+            log_error("%s", err);
+            rc = session_fatal(s, NULL);
+        } else if (r == JB_ERR_INTERRUPTED) {
             rc = r;
-        else if (r)
+        } else if (r) {
             failures++;
+        }
     }
     free(line);
     json_decref(no_tags);

@@ -98,9 +98,10 @@ struct child {
 };
 
 /* Starts joulebench with args (NULL-terminated, without argv[0]), stdout and
- * stderr into files in the rig's folder. fsize_limit > 0 sets RLIMIT_FSIZE
- * (bytes) on the child. */
-static void spawn(struct rig *r, const char *const *args, long fsize_limit, struct child *c)
+ * stderr into files in the rig's folder, stdin from stdin_path (NULL:
+ * /dev/null). fsize_limit > 0 sets RLIMIT_FSIZE (bytes) on the child. */
+static void spawn_in(struct rig *r, const char *const *args, long fsize_limit,
+                     const char *stdin_path, struct child *c)
 {
     char *argv[64];
     int n = 0;
@@ -119,8 +120,10 @@ static void spawn(struct rig *r, const char *const *args, long fsize_limit, stru
     if (c->pid == 0) {
         int fo = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int fe = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0)
+        int fi = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY);
+        if (fo < 0 || fe < 0 || fi < 0)
             _exit(126);
+        dup2(fi, 0);
         dup2(fo, 1);
         dup2(fe, 2);
         if (fsize_limit > 0) {
@@ -135,6 +138,11 @@ static void spawn(struct rig *r, const char *const *args, long fsize_limit, stru
         execv(argv[0], argv);
         _exit(127);
     }
+}
+
+static void spawn(struct rig *r, const char *const *args, long fsize_limit, struct child *c)
+{
+    spawn_in(r, args, fsize_limit, NULL, c);
 }
 
 /* Waits for the child at most timeout_s; returns its exit code, or 128 +
@@ -515,6 +523,47 @@ static void test_file_size_limit(void **state)
     rig_stop(&r);
 }
 
+/* The same for `joulebench chat`: the answer that cannot be recorded ends
+ * the session with the message, instead of chatting on unrecorded. */
+static void test_chat_file_size_limit(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r);
+    struct fakeserver *fs;
+    char err[ERR_LEN];
+    assert_int_equal(
+        fakeserver_start(&fs, "{\"flavour\": \"ollama\", \"tokens\": 20, \"tokens_per_s\": 400}",
+                         err),
+        0);
+    struct buf in = {0};
+    for (int i = 0; i < 100; i++)
+        buf_printf(&in, "question %d\n", i);
+    tu_write(r.dir, "questions.txt", buf_str(&in));
+    buf_free(&in);
+    const char *args[] = {"chat", "-e", "ollama",     "--url", fakeserver_url(fs), "-m",
+                          "fake:latest", "--baseline", "0",   "-o",   r.out,       NULL};
+    struct child c;
+    spawn_in(&r, args, 24 * 1024, file_in(r.dir, "questions.txt"), &c);
+    int rc = wait_child(&c, 60);
+    char *errtext = slurp(c.err_path);
+    if (rc != 1 || !strstr(errtext, "File too large"))
+        fail_msg("exit %d\nstderr: %s", rc, errtext);
+    struct jsonl j;
+    read_jsonl(r.out, 0, &j);
+    size_t failed;
+    size_t n = measured(j.recs, &failed);
+    if (n < 3 || n >= 100)
+        fail_msg("%zu answers kept", n);
+    json_t *run = read_run_json(r.out);
+    assert_string_equal(run_status(run), "failed");
+    json_decref(run);
+    json_decref(j.recs);
+    free(errtext);
+    fakeserver_stop(fs);
+    rig_stop(&r);
+}
+
 /* A record cut short by the limit is taken back (a record is whole or
  * absent): record_append() itself, against a file that can take only part
  * of the line. */
@@ -881,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_record_append_never_tears),
         cmocka_unit_test(test_error_text_cut_in_utf8),
         cmocka_unit_test(test_file_size_limit),
+        cmocka_unit_test(test_chat_file_size_limit),
         cmocka_unit_test(test_sensor_removed),
         cmocka_unit_test(test_server_killed_and_restarted),
         cmocka_unit_test(test_server_gone_for_good),
