@@ -45,19 +45,19 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t size)
  * the file that was being replayed, and the other files still run. */
 #ifdef JB_FUZZ_REPLAY
 _Noreturn void fuzz_replay_fail(const char *file, int line, const char *msg);
-#define fuzz_fail(...)                                                                            \
-    do {                                                                                          \
-        char fuzz_msg_[512];                                                                      \
-        snprintf(fuzz_msg_, sizeof fuzz_msg_, __VA_ARGS__);                                       \
-        fuzz_replay_fail(__FILE__, __LINE__, fuzz_msg_);                                          \
+#define fuzz_fail(...)                                                                             \
+    do {                                                                                           \
+        char fuzz_msg_[512];                                                                       \
+        snprintf(fuzz_msg_, sizeof fuzz_msg_, __VA_ARGS__);                                        \
+        fuzz_replay_fail(__FILE__, __LINE__, fuzz_msg_);                                           \
     } while (0)
 #else
-#define fuzz_fail(...)                                                                            \
-    do {                                                                                          \
-        fprintf(stderr, "fuzz: %s:%d: ", __FILE__, __LINE__);                                     \
-        fprintf(stderr, __VA_ARGS__);                                                             \
-        fputc('\n', stderr);                                                                      \
-        abort();                                                                                  \
+#define fuzz_fail(...)                                                                             \
+    do {                                                                                           \
+        fprintf(stderr, "fuzz: %s:%d: ", __FILE__, __LINE__);                                      \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
+        abort();                                                                                   \
     } while (0)
 #endif
 

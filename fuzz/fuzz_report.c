@@ -113,7 +113,8 @@ static int report_run(const uint8_t *data, size_t size, int charts)
         return rc;
     }
     struct buf md = {0}, metrics = {0}, responses = {0};
-    if (report_write_summary_md(&run, &s, &md, NULL) || report_write_metrics_csv(&run, &s, &metrics) ||
+    if (report_write_summary_md(&run, &s, &md, NULL) ||
+        report_write_metrics_csv(&run, &s, &metrics) ||
         report_write_responses_csv(&run, &responses))
         fuzz_fail("a report writer failed");
     json_t *j = report_json(&run, &s);

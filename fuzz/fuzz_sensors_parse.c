@@ -14,13 +14,13 @@ int fuzz_sensors_parse(const uint8_t *data, size_t size)
     const char *buf = (const char *)data;
     int worst = 0;
     int rc;
-#define TAKE(r)                                                                                   \
-    do {                                                                                          \
-        rc = (r);                                                                                 \
-        if (!fuzz_rc_known(rc))                                                                   \
-            fuzz_fail("unknown result %d", rc);                                                   \
-        if (rc < worst)                                                                           \
-            worst = rc;                                                                           \
+#define TAKE(r)                                                                                    \
+    do {                                                                                           \
+        rc = (r);                                                                                  \
+        if (!fuzz_rc_known(rc))                                                                    \
+            fuzz_fail("unknown result %d", rc);                                                    \
+        if (rc < worst)                                                                            \
+            worst = rc;                                                                            \
     } while (0)
 
     struct parse_term terms[8];
@@ -43,8 +43,8 @@ int fuzz_sensors_parse(const uint8_t *data, size_t size)
         uint64_t config = 0;
         uint64_t value = size ? data[0] : 0;
         rc = parse_perf_place(&config, lo, hi, value);
-        if (rc == 0 && ((config >> lo) & (hi - lo == 63 ? ~0ull : ((1ull << (hi - lo + 1)) - 1))) !=
-                           value)
+        if (rc == 0 &&
+            ((config >> lo) & (hi - lo == 63 ? ~0ull : ((1ull << (hi - lo + 1)) - 1))) != value)
             fuzz_fail("parse_perf_place: %llu in bits %u..%u reads back otherwise",
                       (unsigned long long)value, lo, hi);
     }

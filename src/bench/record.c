@@ -283,8 +283,8 @@ int record_append(int fd, json_t *rec, char *err)
             if (errno == EINTR)
                 continue;
             int e = errno;
-            rc = err_setf(err, fs_errno_code(e), "cannot append to requests.jsonl: %s",
-                          strerror(e));
+            rc =
+                err_setf(err, fs_errno_code(e), "cannot append to requests.jsonl: %s", strerror(e));
             if (p != line && (start < 0 || ftruncate(fd, start) != 0))
                 err_setf(err, fs_errno_code(e),
                          "cannot append to requests.jsonl: %s; its last line is torn (the "

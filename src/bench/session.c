@@ -93,8 +93,8 @@ static void record_failed(struct session *s, int rc, const char *why)
         return;
     s->fatal = rc;
     snprintf(s->fatal_err, sizeof s->fatal_err,
-             "%s (in %s); stopping the run, keeping the %u records written before it", why,
-             s->dir, s->seq - 1);
+             "%s (in %s); stopping the run, keeping the %u records written before it", why, s->dir,
+             s->seq - 1);
 }
 
 const char *session_dir(const struct session *s)
@@ -787,8 +787,8 @@ static int ignore_body(void *user, const char *data, size_t len, double t_s, cha
 static int server_answers(const char *url, double timeout_s)
 {
     static const volatile sig_atomic_t never;
-    struct http_options ho = {.connect_timeout_s = timeout_s, .idle_timeout_s = timeout_s,
-                              .stop = &never};
+    struct http_options ho = {
+        .connect_timeout_s = timeout_s, .idle_timeout_s = timeout_s, .stop = &never};
     struct http_client *c;
     char err[ERR_LEN];
     if (http_client_open(&c, &ho, err))
@@ -891,10 +891,10 @@ static int write_timeline(struct session *s, char *err)
 
 int session_finish(struct session *s, int rc, char *err)
 {
-    const char *status = s->fatal                      ? "failed"
+    const char *status = s->fatal                        ? "failed"
                          : (rc == 0 || rc == JB_ERR_NET) ? "complete"
-                         : rc == JB_ERR_INTERRUPTED    ? "interrupted"
-                                                       : "failed";
+                         : rc == JB_ERR_INTERRUPTED      ? "interrupted"
+                                                         : "failed";
     if (rc == JB_ERR_INTERRUPTED)
         log_warn("interrupted: keeping what was measured in %s", s->dir);
     char terr[ERR_LEN];

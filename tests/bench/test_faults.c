@@ -66,8 +66,7 @@ static void rig_start(struct rig *r)
     r->dir = tu_tmpdir("faults");
     snprintf(r->out, sizeof r->out, "%s/run", r->dir);
     snprintf(r->env_sys, sizeof r->env_sys, "JOULEBENCH_SYSFS_ROOT=%s", fx_sysfs_root(r->fx));
-    snprintf(r->env_proc, sizeof r->env_proc, "JOULEBENCH_PROCFS_ROOT=%s",
-             fx_procfs_root(r->fx));
+    snprintf(r->env_proc, sizeof r->env_proc, "JOULEBENCH_PROCFS_ROOT=%s", fx_procfs_root(r->fx));
     snprintf(r->env_cache, sizeof r->env_cache, "XDG_CACHE_HOME=%s", r->dir);
 }
 
@@ -212,8 +211,8 @@ static void read_jsonl(const char *dir, int allow_torn, struct jsonl *out)
         json_error_t je;
         json_t *rec = json_loadb(p, (size_t)(nl - p), 0, &je);
         if (!json_is_object(rec))
-            fail_msg("requests.jsonl line %zu is not a JSON object (%s): '%.80s'",
-                     out->n_lines + 1, je.text, p);
+            fail_msg("requests.jsonl line %zu is not a JSON object (%s): '%.80s'", out->n_lines + 1,
+                     je.text, p);
         json_array_append_new(out->recs, rec);
         out->n_lines++;
         p = nl + 1;
@@ -295,9 +294,9 @@ static void test_server_killed_and_restarted(void **state)
     int port = srv.port;
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-    const char *args[] = {"run",      "-e",     "ollama",  "--url",      url, "-m", "fake:latest",
-                          "--prompt", "a",      "--reps",  "8",          "--warmup",
-                          "0",        "--baseline", "0",   "-o",         r.out, "-q", NULL};
+    const char *args[] = {"run",      "-e", "ollama", "--url", url,        "-m", "fake:latest",
+                          "--prompt", "a",  "--reps", "8",     "--warmup", "0",  "--baseline",
+                          "0",        "-o", r.out,    "-q",    NULL};
     struct child c;
     spawn(&r, args, 0, &c);
     /* The load and two requests are on disk; the third streams (0.3 s). */
@@ -325,8 +324,8 @@ static void test_server_killed_and_restarted(void **state)
     /* Every planned request has its record; only the one in flight (and at
      * most one more that met the closed port) failed. */
     if (n != 8 || failed < 1 || failed > 2)
-        fail_msg("%zu measured, %zu failed (killed after %d lines)\nstderr: %s", n, failed,
-                 before, errtext);
+        fail_msg("%zu measured, %zu failed (killed after %d lines)\nstderr: %s", n, failed, before,
+                 errtext);
     json_t *cut = json_array_get(j.recs, (size_t)before);
     assert_false(json_is_null(json_object_get(cut, "error")));
     /* what it received before the kill is kept and measured */
@@ -359,10 +358,10 @@ static void test_server_gone_for_good(void **state)
     struct fakeserver_proc srv;
     char err[ERR_LEN];
     assert_int_equal(fakeserver_spawn_port(&srv, FAKESERVER, 0, script, err), 0);
-    const char *args[] = {"run",        "-e",   "ollama",       "--url",  srv.url, "-m",
-                          "fake:latest", "--prompt", "a",       "--reps", "200",   "--warmup",
-                          "0",           "--baseline", "0",     "--server-wait", "1", "-o",
-                          r.out,         "-q",  NULL};
+    const char *args[] = {
+        "run",    "-e",  "ollama",   "--url", srv.url,      "-m", "fake:latest",   "--prompt", "a",
+        "--reps", "200", "--warmup", "0",     "--baseline", "0",  "--server-wait", "1",        "-o",
+        r.out,    "-q",  NULL};
     struct child c;
     spawn(&r, args, 0, &c);
     double end = jb_clock_s() + 20;
@@ -387,8 +386,7 @@ static void test_server_gone_for_good(void **state)
     size_t failed;
     size_t n = measured(j.recs, &failed);
     if (n >= 200 || failed > 2)
-        fail_msg("%zu measured, %zu failed: the dead server cost more than one request", n,
-                 failed);
+        fail_msg("%zu measured, %zu failed: the dead server cost more than one request", n, failed);
     json_t *run = read_run_json(r.out);
     assert_string_equal(run_status(run), "failed");
     assert_true(fs_exists(file_in(r.out, "summary.md")));
@@ -414,10 +412,27 @@ static void test_sensor_removed(void **state)
         fakeserver_start(&fs, "{\"flavour\": \"ollama\", \"tokens\": 20, \"tokens_per_s\": 100}",
                          err),
         0);
-    const char *args[] = {"run",   "-e",       "ollama", "--url",      fakeserver_url(fs),
-                          "-m",    "fake:latest", "--prompt", "a",     "--reps",
-                          "6",     "--warmup", "0",      "--baseline", "0",
-                          "--interval-ms", "10", "-o",   r.out,        "-q", NULL};
+    const char *args[] = {"run",
+                          "-e",
+                          "ollama",
+                          "--url",
+                          fakeserver_url(fs),
+                          "-m",
+                          "fake:latest",
+                          "--prompt",
+                          "a",
+                          "--reps",
+                          "6",
+                          "--warmup",
+                          "0",
+                          "--baseline",
+                          "0",
+                          "--interval-ms",
+                          "10",
+                          "-o",
+                          r.out,
+                          "-q",
+                          NULL};
     struct child c;
     spawn(&r, args, 0, &c);
     double end = jb_clock_s() + 20;
@@ -456,8 +471,8 @@ static void test_sensor_removed(void **state)
             json_t *flags = json_object_get(rec, "flags");
             size_t k;
             json_t *f;
-            json_array_foreach(flags, k, f) if (strcmp(json_string_value(f), "sensor_lost") ==
-                                                0) lost_seen = 1;
+            json_array_foreach(flags, k, f) if (strcmp(json_string_value(f), "sensor_lost") == 0)
+                lost_seen = 1;
         }
     }
     assert_true(lost_seen);
@@ -487,10 +502,10 @@ static void test_file_size_limit(void **state)
         fakeserver_start(&fs, "{\"flavour\": \"ollama\", \"tokens\": 20, \"tokens_per_s\": 400}",
                          err),
         0);
-    const char *args[] = {"run",   "-e",          "ollama",   "--url",  fakeserver_url(fs),
-                          "-m",    "fake:latest", "--prompt", "a",      "--reps",
-                          "100",   "--warmup",    "0",        "--baseline", "0",
-                          "-o",    r.out,         "-q",       NULL};
+    const char *args[] = {"run", "-e",          "ollama",   "--url",      fakeserver_url(fs),
+                          "-m",  "fake:latest", "--prompt", "a",          "--reps",
+                          "100", "--warmup",    "0",        "--baseline", "0",
+                          "-o",  r.out,         "-q",       NULL};
     struct child c;
     /* run.json (a few KiB) fits; requests.jsonl outgrows it after a few
      * records. */
@@ -541,8 +556,9 @@ static void test_chat_file_size_limit(void **state)
         buf_printf(&in, "question %d\n", i);
     tu_write(r.dir, "questions.txt", buf_str(&in));
     buf_free(&in);
-    const char *args[] = {"chat", "-e", "ollama",     "--url", fakeserver_url(fs), "-m",
-                          "fake:latest", "--baseline", "0",   "-o",   r.out,       NULL};
+    const char *args[] = {"chat", "-e",          "ollama",     "--url", fakeserver_url(fs),
+                          "-m",   "fake:latest", "--baseline", "0",     "-o",
+                          r.out,  NULL};
     struct child c;
     spawn_in(&r, args, 24 * 1024, file_in(r.dir, "questions.txt"), &c);
     int rc = wait_child(&c, 60);
@@ -573,8 +589,8 @@ static void test_record_append_never_tears(void **state)
     char *dir = tu_tmpdir("append");
     char path[4200];
     snprintf(path, sizeof path, "%s/requests.jsonl", dir);
-    json_t *rec = json_pack("{s:s, s:s}", "id", "r0001", "pad",
-                            "0123456789012345678901234567890123456789");
+    json_t *rec =
+        json_pack("{s:s, s:s}", "id", "r0001", "pad", "0123456789012345678901234567890123456789");
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -621,10 +637,10 @@ static void test_stop_signals_at_random_points(void **state)
     for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) {
         char out[4300];
         snprintf(out, sizeof out, "%s/stop-%zu", r.dir, k);
-        const char *args[] = {"run",   "-e",          "ollama",   "--url",   fakeserver_url(fs),
-                              "-m",    "fake:latest", "--prompt", "a",       "--reps",
-                              "10",    "--warmup",    "1",        "--baseline", "0.3",
-                              "-o",    out,           "-q",       NULL};
+        const char *args[] = {"run", "-e",          "ollama",   "--url",      fakeserver_url(fs),
+                              "-m",  "fake:latest", "--prompt", "a",          "--reps",
+                              "10",  "--warmup",    "1",        "--baseline", "0.3",
+                              "-o",  out,           "-q",       NULL};
         struct child c;
         spawn(&r, args, 0, &c);
         double delay = 1.6 * (double)rand_r(&seed) / RAND_MAX;
@@ -680,10 +696,10 @@ static void test_sigkill_at_random_points(void **state)
     for (int k = 0; k < 4; k++) {
         char out[4300];
         snprintf(out, sizeof out, "%s/kill-%d", r.dir, k);
-        const char *args[] = {"run",   "-e",          "ollama",   "--url",   fakeserver_url(fs),
-                              "-m",    "fake:latest", "--prompt", "a",       "--reps",
-                              "10",    "--warmup",    "1",        "--baseline", "0.3",
-                              "-o",    out,           "-q",       NULL};
+        const char *args[] = {"run", "-e",          "ollama",   "--url",      fakeserver_url(fs),
+                              "-m",  "fake:latest", "--prompt", "a",          "--reps",
+                              "10",  "--warmup",    "1",        "--baseline", "0.3",
+                              "-o",  out,           "-q",       NULL};
         struct child c;
         spawn(&r, args, 0, &c);
         double delay = 0.2 + 1.4 * (double)rand_r(&seed) / RAND_MAX;
@@ -729,10 +745,10 @@ static void test_sigkill_at_random_points(void **state)
      * last record cut in the middle (what a kill inside write() leaves). */
     char out[4300];
     snprintf(out, sizeof out, "%s/torn", r.dir);
-    const char *args[] = {"run",      "-e",          "ollama",   "--url",   fakeserver_url(fs),
-                          "-m",       "fake:latest", "--prompt", "a",       "--reps",
-                          "3",        "--warmup",    "0",        "--baseline", "0",
-                          "-o",       out,           "-q",       NULL};
+    const char *args[] = {"run", "-e",          "ollama",   "--url",      fakeserver_url(fs),
+                          "-m",  "fake:latest", "--prompt", "a",          "--reps",
+                          "3",   "--warmup",    "0",        "--baseline", "0",
+                          "-o",  out,           "-q",       NULL};
     struct child c;
     spawn(&r, args, 0, &c);
     assert_int_equal(wait_child(&c, 30), 0);
@@ -825,10 +841,10 @@ static void test_other_versions(void **state)
     for (size_t k = 0; k < 2; k++) {
         char out[4300];
         snprintf(out, sizeof out, "%s/%s", r.dir, names[k]);
-        const char *args[] = {"run",     "-e",          "ollama",  "--url",  fakeserver_url(fs),
-                              "-m",      "fake:latest", "--suite", suite,    "--reps",
-                              "2",       "--warmup",    "0",       "--baseline", "0",
-                              "-o",      out,           "-q",      NULL};
+        const char *args[] = {"run", "-e",          "ollama",  "--url",      fakeserver_url(fs),
+                              "-m",  "fake:latest", "--suite", suite,        "--reps",
+                              "2",   "--warmup",    "0",       "--baseline", "0",
+                              "-o",  out,           "-q",      NULL};
         struct child c;
         spawn(&r, args, 0, &c);
         assert_int_equal(wait_child(&c, 30), 0);
@@ -902,10 +918,10 @@ static void test_error_text_cut_in_utf8(void **state)
     struct fakeserver *fs;
     char err[ERR_LEN];
     assert_int_equal(fakeserver_start(&fs, buf_str(&script), err), 0);
-    const char *args[] = {"run",    "-e",         "ollama",   "--url",  fakeserver_url(fs),
-                          "-m",     "fake:latest", "--prompt", "a",     "--reps",
-                          "2",      "--warmup",   "0",        "--baseline", "0",
-                          "-o",     r.out,        "-q",       NULL};
+    const char *args[] = {"run", "-e",          "ollama",   "--url",      fakeserver_url(fs),
+                          "-m",  "fake:latest", "--prompt", "a",          "--reps",
+                          "2",   "--warmup",    "0",        "--baseline", "0",
+                          "-o",  r.out,         "-q",       NULL};
     struct child c;
     spawn(&r, args, 0, &c);
     assert_int_equal(wait_child(&c, 30), 1);

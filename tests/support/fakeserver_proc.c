@@ -69,9 +69,10 @@ int fakeserver_spawn_port(struct fakeserver_proc *p, const char *exe, int port,
         close(out[1]);
         char port_s[16];
         snprintf(port_s, sizeof port_s, "%d", port);
-        char *argv[] = {(char *)exe, "--stdin-eof", "--json",
-                        (char *)(script_json && *script_json ? script_json : "{}"), "--port",
-                        port_s, NULL};
+        char *argv[] = {(char *)exe, "--stdin-eof",
+                        "--json",    (char *)(script_json && *script_json ? script_json : "{}"),
+                        "--port",    port_s,
+                        NULL};
         execv(exe, argv);
         fprintf(stderr, "cannot run %s: %s\n", exe, strerror(errno));
         _exit(127);
