@@ -337,15 +337,18 @@ int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, 
     return 0;
 }
 
+/* The check and the thread's creation happen under one hold of the lock,
+ * so two threads starting the meter at once start one sampler (the new
+ * thread waits for the lock before its first tick). */
 int jb_meter_start(struct jb_meter *m)
 {
     if (!m)
         return JB_ERR_USAGE;
     pthread_mutex_lock(&m->lock);
-    int skip = m->running || m->interval_s < 0;
-    pthread_mutex_unlock(&m->lock);
-    if (skip)
+    if (m->running || m->interval_s < 0) {
+        pthread_mutex_unlock(&m->lock);
         return 0;
+    }
     /* The sampler blocks every signal: a SIGINT meant for the program must
      * not interrupt it, nor be swallowed by it. */
     sigset_t all, old;
@@ -353,12 +356,10 @@ int jb_meter_start(struct jb_meter *m)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&m->thread, NULL, sampler_main, m);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc)
-        return JB_ERR_NOMEM;
-    pthread_mutex_lock(&m->lock);
-    m->running = 1;
+    if (rc == 0)
+        m->running = 1;
     pthread_mutex_unlock(&m->lock);
-    return 0;
+    return rc ? JB_ERR_NOMEM : 0;
 }
 
 void jb_meter_close(struct jb_meter *m)

@@ -629,6 +629,56 @@ static void test_threads(void **state)
     fx_free(fx);
 }
 
+static pthread_barrier_t start_barrier;
+
+static void *start_thread(void *p)
+{
+    pthread_barrier_wait(&start_barrier);
+    return (void *)(intptr_t)jb_meter_start(p);
+}
+
+/* Eight threads start one meter at the same moment: exactly one sampler
+ * runs (a second one would double the timeline's rate, and close() would
+ * join only one of them). */
+static void test_concurrent_start(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("m-start");
+    fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    struct jb_meter_options opt;
+    jb_meter_options_init(&opt);
+    opt.sysfs_root = fx_sysfs_root(fx);
+    opt.procfs_root = fx_procfs_root(fx);
+    opt.interval_ms = 10;
+    opt.no_estimate = 1;
+    struct jb_meter *m;
+    char err[256];
+    assert_int_equal(jb_meter_open(&m, &opt, err, sizeof err), 0);
+    pthread_t th[8];
+    assert_int_equal(pthread_barrier_init(&start_barrier, NULL, 8), 0);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, start_thread, m), 0);
+    for (int i = 0; i < 8; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        assert_int_equal((int)(intptr_t)rc, 0);
+    }
+    pthread_barrier_destroy(&start_barrier);
+    double t0 = jb_clock_s();
+    time_sleep_s(0.2, NULL);
+    size_t len = jb_meter_timeline_len(m);
+    double elapsed = jb_clock_s() - t0;
+    /* One sampler: the first reading plus at most one per 10 ms (it skips
+     * the ticks it misses rather than catching up), and some slack. */
+    size_t most = 1 + (size_t)(elapsed / 0.010) + 1 + 3;
+    if (len > most)
+        fail_msg("%zu samples in %.3f s at 10 ms: more than one sampler runs (at most %zu)", len,
+                 elapsed, most);
+    assert_true(len >= 2); /* and one does run */
+    jb_meter_close(m);
+    fx_free(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_power_sensor),      cmocka_unit_test(test_timeline_thinning),
         cmocka_unit_test(test_estimator),         cmocka_unit_test(test_no_sensors),
         cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_concurrent_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
