@@ -20,6 +20,7 @@
 #include "common/timeutil.h"
 #include "fixture_sysfs.h"
 #include "joulebench/joulebench.h"
+#include "meter/meter_int.h"
 
 /* Real-time checks allow for the writer's lag at each edge on a busy
  * machine: 3 % of the truth plus 10 ms of the counter's power. */
@@ -510,6 +511,47 @@ static void test_timeline_thinning(void **state)
     fx_free(fx);
 }
 
+/* Thinning on the timeline itself, with hand-made samples one second
+ * apart: past the cap the older half gets coarser, while the newer half
+ * (the request in progress) keeps every sample, and pinned samples stay. */
+static void test_thinning_keeps_recent(void **state)
+{
+    (void)state;
+    struct meter_timeline tl;
+    assert_int_equal(timeline_init(&tl, 1, 64), 0);
+    struct meter_point p;
+    memset(&p, 0, sizeof p);
+    p.v[0] = 1;
+    for (int i = 0; i < 1000; i++) {
+        p.t_s = i;
+        p.j[0] = 2.0 * i;
+        assert_int_equal(timeline_append(&tl, &p, i == 100 || i == 990), 0);
+        assert_true(tl.len <= 64);
+    }
+    assert_true(tl.len >= 32);
+    assert_true(tl.t[0] == 0);
+    assert_true(tl.t[tl.len - 1] == 999);
+    /* The newest quarter of the cap is at the full rate. */
+    for (size_t k = tl.len - 16; k < tl.len; k++)
+        if (tl.t[k] - tl.t[k - 1] != 1.0)
+            fail_msg("sample %zu at %.0f s follows one at %.0f s: recent samples were thinned", k,
+                     tl.t[k], tl.t[k - 1]);
+    int saw100 = 0, saw990 = 0;
+    for (size_t k = 0; k < tl.len; k++) {
+        if (k)
+            assert_true(tl.t[k] > tl.t[k - 1]);
+        assert_true(tl.j[k] == 2.0 * tl.t[k]);
+        saw100 |= tl.t[k] == 100;
+        saw990 |= tl.t[k] == 990;
+    }
+    assert_true(saw100 && saw990);
+    /* Between samples, thinned or not, the joules are interpolated. */
+    struct meter_point q;
+    assert_int_equal(timeline_at(&tl, 501.5, 2.5, &q), 0);
+    assert_true(fabs(q.j[0] - 1003.0) < 1e-9);
+    timeline_free(&tl);
+}
+
 /* CPU-time estimate on a fixture /proc/stat, through the meter. */
 static void test_estimator(void **state)
 {
@@ -690,7 +732,7 @@ int main(void)
         cmocka_unit_test(test_power_sensor),      cmocka_unit_test(test_timeline_thinning),
         cmocka_unit_test(test_estimator),         cmocka_unit_test(test_no_sensors),
         cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_concurrent_start),
+        cmocka_unit_test(test_concurrent_start),  cmocka_unit_test(test_thinning_keeps_recent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
