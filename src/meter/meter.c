@@ -32,6 +32,10 @@
 #define METER_PLAUSIBLE_W 20000.0
 #define METER_EVENTS 16 /* resets and wraps remembered per sensor */
 #define METER_MAX_WINDOWS 4096
+/* Consecutive failed reads after which a sensor is lost for good. A single
+ * failure (a busy driver, an interrupted read) only leaves a gap: the next
+ * good reading of a cumulative counter accounts for the joules in between. */
+#define METER_LOST_AFTER_FAILS 3
 
 struct span {
     double t0_s, t1_s;
@@ -46,6 +50,7 @@ struct msensor {
     double prev_power_w;
     double prev_t_s;
     double cum_j;
+    int fails; /* consecutive failed reads */
     int lost;
     double lost_after_s; /* time of the last good reading */
     char lost_reason[JB_TEXT_LEN];
@@ -149,8 +154,11 @@ static void sweep(struct jb_meter *m, struct meter_point *p, int record, int pin
             continue;
         if (ms->s->backend->read(ms->s, &r[i]) == 0) {
             ok[i] = 1;
+            ms->fails = 0;
             continue;
         }
+        if (++ms->fails < METER_LOST_AFTER_FAILS)
+            continue;
         ms->lost = 1;
         ms->lost_after_s = ms->have_prev ? ms->prev_t_s : m->t_open_s;
         str_lcpy(ms->lost_reason, ms->s->backend->last_error(ms->s), sizeof ms->lost_reason);

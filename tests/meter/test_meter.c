@@ -338,6 +338,41 @@ static void test_garbage_midrun(void **state)
     fx_free(fx);
 }
 
+/* One failed read is a gap, not a loss: the next good reading of the
+ * counter accounts for the joules in between. Three in a row lose it. */
+static void test_transient_read_error(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("m-transient");
+    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    struct jb_meter *m = open_meter(fx, -1, 1);
+    double t;
+    fx_set_raw(fx, pkg, "1000000\n");
+    assert_int_equal(jb_meter_begin(m, "w"), 0);
+    fx_set_raw(fx, pkg, "12ab\n");
+    assert_int_equal(jb_meter_mark(m, &t), 0); /* one failed read */
+    fx_set_raw(fx, pkg, "3000000\n");
+    struct jb_energy e;
+    assert_int_equal(jb_meter_end(m, "w", &e), 0);
+    assert_true(e.sensor_valid[0]);
+    assert_false(e.flags & JB_ENERGY_SENSOR_LOST);
+    assert_true(fabs(e.sensor_j[0] - 2.0) < 1e-9);
+    char why[256];
+    assert_int_equal(jb_meter_sensor_error(m, 0, why, sizeof why), 0);
+
+    assert_int_equal(jb_meter_begin(m, "w2"), 0);
+    fx_set_raw(fx, pkg, "12ab\n");
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(jb_meter_mark(m, &t), 0);
+    fx_set_raw(fx, pkg, "4000000\n");
+    assert_int_equal(jb_meter_end(m, "w2", &e), 0);
+    assert_false(e.sensor_valid[0]); /* lost for good after three */
+    assert_true(e.flags & JB_ENERGY_SENSOR_LOST);
+    assert_int_equal(jb_meter_sensor_error(m, 0, why, sizeof why), 1);
+    jb_meter_close(m);
+    fx_free(fx);
+}
+
 static void test_windows(void **state)
 {
     (void)state;
@@ -727,7 +762,8 @@ int main(void)
         cmocka_unit_test(test_known_watts),       cmocka_unit_test(test_wrap_in_window),
         cmocka_unit_test(test_two_sockets),       cmocka_unit_test(test_exact_arithmetic),
         cmocka_unit_test(test_counter_reset),     cmocka_unit_test(test_zone_disappears),
-        cmocka_unit_test(test_garbage_midrun),    cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_garbage_midrun),    cmocka_unit_test(test_transient_read_error),
+        cmocka_unit_test(test_windows),
         cmocka_unit_test(test_marks_and_between), cmocka_unit_test(test_baseline),
         cmocka_unit_test(test_power_sensor),      cmocka_unit_test(test_timeline_thinning),
         cmocka_unit_test(test_estimator),         cmocka_unit_test(test_no_sensors),
