@@ -187,9 +187,12 @@ static void set_energy(json_t *rec, const struct record_input *in, long out_toke
     double total = total_of(e);
     json_object_set_new(rec, "j_per_token",
                         num_or_null(out_tokens > 0 ? total / (double)out_tokens : NAN));
+    /* Decode runs from the first token to the last: it makes every token
+     * but the first (which prefill made), so its joules are shared by
+     * output_tokens - 1, the count tokens_per_s uses over the same time. */
     json_object_set_new(
         rec, "decode_j_per_token",
-        num_or_null(out_tokens > 0 ? total_of(in->decode) / (double)out_tokens : NAN));
+        num_or_null(out_tokens > 1 ? total_of(in->decode) / (double)(out_tokens - 1) : NAN));
     json_object_set_new(
         rec, "prefill_j_per_prompt_token",
         num_or_null(prompt_tokens > 0 ? total_of(in->prefill) / (double)prompt_tokens : NAN));

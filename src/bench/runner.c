@@ -130,7 +130,8 @@ int runner_run(const struct runner_options *opt, char *out_dir_used, size_t out_
         if (rc == JB_ERR_INTERRUPTED || session_fatal(S, NULL))
             break;
         if (rc) {
-            log_error("%s", err);
+            if (err[0]) /* a model that failed to load is reported once */
+                log_error("%s", err);
             failures++;
             rc = 0;
             if (session_check_server(S, err))

@@ -37,6 +37,7 @@ struct session_model {
     struct engine_model_info info;
     int have_info;
     int loaded;
+    int failed; /* its load or warm-up failed: its requests are skipped */
     int reload_warned;
 };
 
@@ -692,11 +693,28 @@ int session_request(struct session *s, size_t model, const struct suite_prompt *
     return do_request(s, model, p, rep, warmup, 0, stream);
 }
 
+static int session_load(struct session *s, size_t mi, const struct suite_prompt *p, char *err);
+
 int session_ensure_loaded(struct session *s, size_t mi, const struct suite_prompt *p, char *err)
 {
     struct session_model *m = &s->models[mi];
     if (m->loaded)
         return 0;
+    if (m->failed) { /* said once already: skip quietly */
+        err[0] = '\0';
+        return JB_ERR_STATE;
+    }
+    int rc = session_load(s, mi, p, err);
+    if (rc && rc != JB_ERR_INTERRUPTED)
+        m->failed = 1;
+    return rc;
+}
+
+/* Loads model mi in a window of its own (the cold-start cost), then runs
+ * its warm-ups with prompt p. */
+static int session_load(struct session *s, size_t mi, const struct suite_prompt *p, char *err)
+{
+    struct session_model *m = &s->models[mi];
     int rc = 0;
     int warmups = s->opt->warmup;
     if (s->engine->ops->load) {

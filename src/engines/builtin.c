@@ -129,14 +129,30 @@ static void fill_info(const struct builtin_model *m, struct engine_model_info *o
     str_lcpy(out->path, m->path, sizeof out->path);
 }
 
+/* Frees the most recently loaded model (the last slot). */
+static void drop_last(struct builtin *b)
+{
+    struct builtin_model *m = &b->models[--b->n];
+    infer_session_free(m->session);
+    infer_model_free(m->model);
+    memset(m, 0, sizeof *m);
+}
+
+/* Describes a model. One that is not loaded yet is loaded for the look and
+ * freed again, so that its real load happens later in load(), inside the
+ * runner's load window, where its cost is measured. */
 static int builtin_model_info(struct engine *e, const char *model, struct engine_model_info *out,
                               char *err)
 {
+    struct builtin *b = e->impl;
+    size_t before = b->n;
     struct builtin_model *m;
     int rc = get_model(e, model, &m, err);
     if (rc)
         return rc;
     fill_info(m, out);
+    if (b->n > before)
+        drop_last(b);
     return 0;
 }
 

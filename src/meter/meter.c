@@ -33,6 +33,10 @@
 #define METER_PLAUSIBLE_W 20000.0
 #define METER_EVENTS 16 /* resets and wraps remembered per sensor */
 #define METER_MAX_WINDOWS 4096
+/* Consecutive failed reads after which a sensor is lost for good. A single
+ * failure (a busy driver, an interrupted read) only leaves a gap: the next
+ * good reading of a cumulative counter accounts for the joules in between. */
+#define METER_LOST_AFTER_FAILS 3
 
 struct span {
     double t0_s, t1_s;
@@ -47,6 +51,7 @@ struct msensor {
     double prev_power_w;
     double prev_t_s;
     double cum_j;
+    int fails; /* consecutive failed reads */
     int lost;
     double lost_after_s; /* time of the last good reading */
     char lost_reason[JB_TEXT_LEN];
@@ -150,8 +155,11 @@ static void sweep(struct jb_meter *m, struct meter_point *p, int record, int pin
             continue;
         if (ms->s->backend->read(ms->s, &r[i]) == 0) {
             ok[i] = 1;
+            ms->fails = 0;
             continue;
         }
+        if (++ms->fails < METER_LOST_AFTER_FAILS)
+            continue;
         ms->lost = 1;
         ms->lost_after_s = ms->have_prev ? ms->prev_t_s : m->t_open_s;
         str_lcpy(ms->lost_reason, ms->s->backend->last_error(ms->s), sizeof ms->lost_reason);
@@ -345,15 +353,18 @@ int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, 
     return 0;
 }
 
+/* The check and the thread's creation happen under one hold of the lock,
+ * so two threads starting the meter at once start one sampler (the new
+ * thread waits for the lock before its first tick). */
 int jb_meter_start(struct jb_meter *m)
 {
     if (!m)
         return JB_ERR_USAGE;
     pthread_mutex_lock(&m->lock);
-    int skip = m->running || m->interval_s < 0;
-    pthread_mutex_unlock(&m->lock);
-    if (skip)
+    if (m->running || m->interval_s < 0) {
+        pthread_mutex_unlock(&m->lock);
         return 0;
+    }
     /* The sampler blocks every signal: a SIGINT meant for the program must
      * not interrupt it, nor be swallowed by it. */
     sigset_t all, old;
@@ -361,12 +372,10 @@ int jb_meter_start(struct jb_meter *m)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&m->thread, NULL, sampler_main, m);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc)
-        return JB_ERR_NOMEM;
-    pthread_mutex_lock(&m->lock);
-    m->running = 1;
+    if (rc == 0)
+        m->running = 1;
     pthread_mutex_unlock(&m->lock);
-    return 0;
+    return rc ? JB_ERR_NOMEM : 0;
 }
 
 void jb_meter_close(struct jb_meter *m)

@@ -44,15 +44,18 @@ static int grow(struct meter_timeline *tl, size_t cap)
     return 0;
 }
 
-/* Drops every other sample that is neither pinned nor the first or the
- * last, keeping the rest in order. Returns how many went. */
+/* Drops every other sample of the older half that is neither pinned nor
+ * the first, keeping the rest in order: the newer half, where the work in
+ * progress lies, keeps the sampler's full rate, and the past gets coarser
+ * with each pass. Returns how many went. */
 static size_t thin(struct meter_timeline *tl)
 {
-    size_t n = tl->n, w = 0, drop = 0;
+    size_t n = tl->n, w = 0, drop = 0, half = tl->len / 2;
     int skip = 0;
     for (size_t r = 0; r < tl->len; r++) {
-        int keep = r == 0 || r + 1 == tl->len || tl->pin[r] || !skip;
-        if (!tl->pin[r] && r != 0 && r + 1 != tl->len)
+        int may_go = r != 0 && r < half && !tl->pin[r];
+        int keep = !may_go || !skip;
+        if (may_go)
             skip = !skip;
         if (!keep) {
             drop++;
@@ -76,8 +79,10 @@ int timeline_append(struct meter_timeline *tl, const struct meter_point *p, int 
         size_t want = tl->cap ? tl->cap * 2 : TIMELINE_FIRST_CAP;
         if (tl->cap >= tl->max) {
             /* Full: thin, and grow (best effort) only when marks and
-             * window edges hold most of it. */
-            if (thin(tl) < tl->len / 4)
+             * window edges hold most of the older half (thinning frees
+             * a quarter when nothing there is pinned). */
+            size_t before = tl->len;
+            if (thin(tl) < before / 8)
                 (void)grow(tl, tl->cap * 2);
         } else {
             if (want > tl->max)

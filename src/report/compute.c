@@ -215,14 +215,16 @@ static int compute_model(const struct report_run *run, struct report_model_stats
             continue;
         }
         m->n_graded += isfinite(r->score);
-        m->n_short += !!(r->flags & REPORT_FLAG_SHORT);
-        m->n_wrap += !!(r->flags & REPORT_FLAG_WRAP);
-        m->n_lost += !!(r->flags & REPORT_FLAG_LOST);
-        m->n_reset += !!(r->flags & REPORT_FLAG_RESET);
         if (r->error) {
             m->n_failed++;
             continue;
         }
+        /* Flags qualify joules that enter the statistics: a failed
+         * request's do not. */
+        m->n_short += !!(r->flags & REPORT_FLAG_SHORT);
+        m->n_wrap += !!(r->flags & REPORT_FLAG_WRAP);
+        m->n_lost += !!(r->flags & REPORT_FLAG_LOST);
+        m->n_reset += !!(r->flags & REPORT_FLAG_RESET);
         m->n_measured++;
         m->domains |= r->domains;
         m->estimated_domains |= r->estimated_domains;

@@ -248,7 +248,8 @@ static void energy_detail(struct md *b, const struct report_summary *s, int has_
     }
     md_printf(b,
               "\nNet figures subtract the idle baseline's power × the request's "
-              "duration%s%s. Decode J/token: decode-phase joules / output tokens; prefill "
+              "duration%s%s. Decode J/token: decode-phase joules / the output tokens after the "
+              "first (prefill makes the first); prefill "
               "J/prompt token: prefill-phase joules / prompt tokens (requests whose prompt "
               "was cached are left out).\n",
               has_baseline ? "" : " (this run had no baseline, so they are n/a)",

@@ -176,7 +176,8 @@ static void test_record(void **state)
     assert_non_null(rec);
     assert_true(fabs(json_real_value(json_object_get(rec, "total_j")) - 25.0) < 1e-9);
     assert_true(fabs(json_real_value(json_object_get(rec, "j_per_token")) - 5.0) < 1e-9);
-    assert_true(fabs(json_real_value(json_object_get(rec, "decode_j_per_token")) - 19.0 / 5) <
+    /* decode (t_first -> t_last) made 4 of the 5 tokens: 19 J / 4 */
+    assert_true(fabs(json_real_value(json_object_get(rec, "decode_j_per_token")) - 19.0 / 4) <
                 1e-9);
     assert_true(fabs(json_real_value(json_object_get(rec, "prefill_j_per_prompt_token")) -
                      5.0 / 20) < 1e-9);

@@ -229,7 +229,8 @@ static void test_phases_match_truth(void **state)
         assert_int_equal(json_integer_value(json_object_get(rec, "output_tokens")), 30);
         assert_int_equal(json_integer_value(json_object_get(rec, "prompt_tokens")), 12);
         assert_near(num(rec, "j_per_token"), num(rec, "total_j") / 30.0, 1e-9, "J/token");
-        assert_near(num(rec, "decode_j_per_token"), num(ph, "decode") / 30.0, 1e-9,
+        /* the 29 tokens after the first share the decode phase */
+        assert_near(num(rec, "decode_j_per_token"), num(ph, "decode") / 29.0, 1e-9,
                     "decode J/token");
         assert_int_equal(json_array_size(json_object_get(rec, "estimated_domains")), 0);
         assert_int_equal(json_array_size(json_object_get(rec, "itl_ms")), 29);
@@ -445,8 +446,15 @@ static void test_builtin_synthetic(void **state)
     json_t *recs = load_records(out_dir(&r));
     json_t *first_ids = NULL, *rec;
     size_t i, measured = 0;
+    int loads = 0;
     json_array_foreach(recs, i, rec)
     {
+        if (json_is_true(json_object_get(rec, "load"))) {
+            /* the model is loaded inside its own window, once */
+            loads++;
+            assert_true(json_is_number(json_object_get(json_object_get(rec, "phases"), "load")));
+            assert_true(num(rec, "duration_s") > 0);
+        }
         if (json_is_true(json_object_get(rec, "warmup")))
             continue;
         measured++;
@@ -459,13 +467,16 @@ static void test_builtin_synthetic(void **state)
                          (long)json_integer_value(json_object_get(rec, "output_tokens")));
         assert_false(json_is_true(json_object_get(rec, "output_tokens_estimated")));
         assert_int_equal(json_array_size(json_object_get(rec, "estimated_domains")), 0);
-        assert_true(num(rec, "total_j") > 0);
+        /* measured (not estimated, not missing); a request of a few
+         * milliseconds may see no counter step, so 0 J is possible */
+        assert_true(num(rec, "total_j") >= 0);
         if (!first_ids)
             first_ids = oids;
         else
             assert_true(json_equal(first_ids, oids)); /* greedy: the same tokens again */
     }
     assert_int_equal(measured, 2);
+    assert_int_equal(loads, 1);
     json_t *run = load_json(out_dir(&r), "run.json");
     json_t *m = json_array_get(json_object_get(run, "models"), 0);
     assert_true(json_is_true(json_object_get(m, "synthetic")));

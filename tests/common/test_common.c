@@ -121,6 +121,17 @@ static void test_stats(void **state)
     assert_true(isnan(stats_sd(y + 1, 1)));
     double t[] = {0, 1, 2, 3}, p[] = {10, 12, 14, 16};
     assert_true(fabs(stats_slope(t, p, 4) - 2.0) < 1e-12);
+    /* Student's t, 97.5 % quantile, past the table: the true values
+     * (numerical integration of the density) to 0.002. */
+    const struct {
+        size_t df;
+        double t;
+    } tq[] = {{30, 2.0423}, {31, 2.0395}, {35, 2.0301},  {40, 2.0211},  {45, 2.0141},
+              {50, 2.0086}, {80, 1.9901}, {121, 1.9798}, {200, 1.9719}, {1000, 1.9623}};
+    for (size_t i = 0; i < sizeof tq / sizeof tq[0]; i++)
+        if (fabs(stats_t975(tq[i].df) - tq[i].t) > 0.002)
+            fail_msg("t975(%zu) = %.4f, want %.4f", tq[i].df, stats_t975(tq[i].df), tq[i].t);
+    assert_true(stats_t975(1000000) > 1.959 && stats_t975(1000000) < 1.961);
 }
 
 static void test_atomic_write(void **state)

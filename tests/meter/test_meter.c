@@ -20,6 +20,7 @@
 #include "common/timeutil.h"
 #include "fixture_sysfs.h"
 #include "joulebench/joulebench.h"
+#include "meter/meter_int.h"
 
 /* Real-time checks allow for the writer's lag at each edge on a busy
  * machine: 3 % of the truth plus 10 ms of the counter's power. */
@@ -337,6 +338,41 @@ static void test_garbage_midrun(void **state)
     fx_free(fx);
 }
 
+/* One failed read is a gap, not a loss: the next good reading of the
+ * counter accounts for the joules in between. Three in a row lose it. */
+static void test_transient_read_error(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("m-transient");
+    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    struct jb_meter *m = open_meter(fx, -1, 1);
+    double t;
+    fx_set_raw(fx, pkg, "1000000\n");
+    assert_int_equal(jb_meter_begin(m, "w"), 0);
+    fx_set_raw(fx, pkg, "12ab\n");
+    assert_int_equal(jb_meter_mark(m, &t), 0); /* one failed read */
+    fx_set_raw(fx, pkg, "3000000\n");
+    struct jb_energy e;
+    assert_int_equal(jb_meter_end(m, "w", &e), 0);
+    assert_true(e.sensor_valid[0]);
+    assert_false(e.flags & JB_ENERGY_SENSOR_LOST);
+    assert_true(fabs(e.sensor_j[0] - 2.0) < 1e-9);
+    char why[256];
+    assert_int_equal(jb_meter_sensor_error(m, 0, why, sizeof why), 0);
+
+    assert_int_equal(jb_meter_begin(m, "w2"), 0);
+    fx_set_raw(fx, pkg, "12ab\n");
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(jb_meter_mark(m, &t), 0);
+    fx_set_raw(fx, pkg, "4000000\n");
+    assert_int_equal(jb_meter_end(m, "w2", &e), 0);
+    assert_false(e.sensor_valid[0]); /* lost for good after three */
+    assert_true(e.flags & JB_ENERGY_SENSOR_LOST);
+    assert_int_equal(jb_meter_sensor_error(m, 0, why, sizeof why), 1);
+    jb_meter_close(m);
+    fx_free(fx);
+}
+
 static void test_windows(void **state)
 {
     (void)state;
@@ -510,6 +546,47 @@ static void test_timeline_thinning(void **state)
     fx_free(fx);
 }
 
+/* Thinning on the timeline itself, with hand-made samples one second
+ * apart: past the cap the older half gets coarser, while the newer half
+ * (the request in progress) keeps every sample, and pinned samples stay. */
+static void test_thinning_keeps_recent(void **state)
+{
+    (void)state;
+    struct meter_timeline tl;
+    assert_int_equal(timeline_init(&tl, 1, 64), 0);
+    struct meter_point p;
+    memset(&p, 0, sizeof p);
+    p.v[0] = 1;
+    for (int i = 0; i < 1000; i++) {
+        p.t_s = i;
+        p.j[0] = 2.0 * i;
+        assert_int_equal(timeline_append(&tl, &p, i == 100 || i == 990), 0);
+        assert_true(tl.len <= 64);
+    }
+    assert_true(tl.len >= 32);
+    assert_true(tl.t[0] == 0);
+    assert_true(tl.t[tl.len - 1] == 999);
+    /* The newest quarter of the cap is at the full rate. */
+    for (size_t k = tl.len - 16; k < tl.len; k++)
+        if (tl.t[k] - tl.t[k - 1] != 1.0)
+            fail_msg("sample %zu at %.0f s follows one at %.0f s: recent samples were thinned", k,
+                     tl.t[k], tl.t[k - 1]);
+    int saw100 = 0, saw990 = 0;
+    for (size_t k = 0; k < tl.len; k++) {
+        if (k)
+            assert_true(tl.t[k] > tl.t[k - 1]);
+        assert_true(tl.j[k] == 2.0 * tl.t[k]);
+        saw100 |= tl.t[k] == 100;
+        saw990 |= tl.t[k] == 990;
+    }
+    assert_true(saw100 && saw990);
+    /* Between samples, thinned or not, the joules are interpolated. */
+    struct meter_point q;
+    assert_int_equal(timeline_at(&tl, 501.5, 2.5, &q), 0);
+    assert_true(fabs(q.j[0] - 1003.0) < 1e-9);
+    timeline_free(&tl);
+}
+
 /* CPU-time estimate on a fixture /proc/stat, through the meter. */
 static void test_estimator(void **state)
 {
@@ -629,17 +706,69 @@ static void test_threads(void **state)
     fx_free(fx);
 }
 
+static pthread_barrier_t start_barrier;
+
+static void *start_thread(void *p)
+{
+    pthread_barrier_wait(&start_barrier);
+    return (void *)(intptr_t)jb_meter_start(p);
+}
+
+/* Eight threads start one meter at the same moment: exactly one sampler
+ * runs (a second one would double the timeline's rate, and close() would
+ * join only one of them). */
+static void test_concurrent_start(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("m-start");
+    fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    struct jb_meter_options opt;
+    jb_meter_options_init(&opt);
+    opt.sysfs_root = fx_sysfs_root(fx);
+    opt.procfs_root = fx_procfs_root(fx);
+    opt.interval_ms = 10;
+    opt.no_estimate = 1;
+    struct jb_meter *m;
+    char err[256];
+    assert_int_equal(jb_meter_open(&m, &opt, err, sizeof err), 0);
+    pthread_t th[8];
+    assert_int_equal(pthread_barrier_init(&start_barrier, NULL, 8), 0);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, start_thread, m), 0);
+    for (int i = 0; i < 8; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        assert_int_equal((int)(intptr_t)rc, 0);
+    }
+    pthread_barrier_destroy(&start_barrier);
+    double t0 = jb_clock_s();
+    time_sleep_s(0.2, NULL);
+    size_t len = jb_meter_timeline_len(m);
+    double elapsed = jb_clock_s() - t0;
+    /* One sampler: the first reading plus at most one per 10 ms (it skips
+     * the ticks it misses rather than catching up), and some slack. */
+    size_t most = 1 + (size_t)(elapsed / 0.010) + 1 + 3;
+    if (len > most)
+        fail_msg("%zu samples in %.3f s at 10 ms: more than one sampler runs (at most %zu)", len,
+                 elapsed, most);
+    assert_true(len >= 2); /* and one does run */
+    jb_meter_close(m);
+    fx_free(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_watts),       cmocka_unit_test(test_wrap_in_window),
         cmocka_unit_test(test_two_sockets),       cmocka_unit_test(test_exact_arithmetic),
         cmocka_unit_test(test_counter_reset),     cmocka_unit_test(test_zone_disappears),
-        cmocka_unit_test(test_garbage_midrun),    cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_garbage_midrun),    cmocka_unit_test(test_transient_read_error),
+        cmocka_unit_test(test_windows),
         cmocka_unit_test(test_marks_and_between), cmocka_unit_test(test_baseline),
         cmocka_unit_test(test_power_sensor),      cmocka_unit_test(test_timeline_thinning),
         cmocka_unit_test(test_estimator),         cmocka_unit_test(test_no_sensors),
         cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_concurrent_start),  cmocka_unit_test(test_thinning_keeps_recent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -372,7 +372,10 @@ static void test_stats_small(void **state)
         "{\"id\":\"c\",\"model\":\"m\",\"prompt_id\":\"q\",\"rep\":0,\"itl_ms\":[60],"
         "\"ttft_s\":0.3,\"duration_s\":1,\"energy_j\":{\"cpu\":6},\"total_j\":6,"
         "\"output_tokens\":2,\"j_per_token\":3,\"prefill_j_per_prompt_token\":1.5,"
-        "\"flags\":[\"counter_wrap\",\"sensor_lost\",\"future_flag\"]}\n",
+        "\"flags\":[\"counter_wrap\",\"sensor_lost\",\"future_flag\"]}\n"
+        "{\"id\":\"d\",\"model\":\"m\",\"prompt_id\":\"q\",\"rep\":1,\"error\":\"cut\","
+        "\"total_j\":1,\"output_tokens\":1,\"j_per_token\":1,"
+        "\"flags\":[\"short_window\",\"sensor_lost\",\"counter_reset\"]}\n",
         NULL);
     struct report_run run;
     struct report_summary s;
@@ -399,7 +402,12 @@ static void test_stats_small(void **state)
     assert_true(m->tokens_estimated);
     assert_false(m->energy_estimated);
     assert_int_equal(m->n_wrap, 1);
+    /* The failed request's flags qualify joules no statistic uses. */
     assert_int_equal(m->n_lost, 1);
+    assert_int_equal(m->n_reset, 0);
+    assert_int_equal(m->n_short, 0);
+    assert_int_equal(m->n_failed, 1);
+    assert_false(has_warning(s.warnings, "short_window"));
     assert_true(isnan(m->score.mean));
     assert_true(isnan(m->net_j_per_token.mean)); /* no baseline: n/a, not 0 */
     assert_true(isnan(m->co2_g_per_request));    /* no grid intensity given */
