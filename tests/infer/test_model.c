@@ -125,7 +125,7 @@ static void ref_load(const char *path, struct ref_model *r)
     for (int i = 0; i < r->head_dim / 2; i++)
         r->inv_freq[i] = pow(base, -2.0 * i / r->head_dim) / (ff ? ff[i] : 1.0);
     free(ff);
-    int n_in, n_out;
+    int n_in = 0, n_out = 0;
     r->embd = deq("token_embd.weight", &n_in, &n_out, NULL);
     r->vocab = n_out;
     r->out_norm = deq("output_norm.weight", NULL, NULL, NULL);
