@@ -609,7 +609,9 @@ static int do_request(struct session *s, size_t mi, const struct suite_prompt *p
         pd = &decode;
     const char *phase_pre = warmup ? "warmup" : "prefill";
     const char *phase_dec = warmup ? "warmup" : "decode";
-    add_mark(s, res.t_sent_s, res.t_first_s, phase_pre, id);
+    /* A request that ended before its first token spent all its time
+     * waiting for it: the timeline shows that as prefill, not idle. */
+    add_mark(s, res.t_sent_s, isfinite(res.t_first_s) ? res.t_first_s : res.t_end_s, phase_pre, id);
     add_mark(s, res.t_first_s, isfinite(res.t_last_s) ? res.t_last_s : res.t_end_s, phase_dec, id);
 
     /* A measured request that included a model load (Ollama reports it) is

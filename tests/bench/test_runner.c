@@ -311,6 +311,47 @@ static void test_stream_drops(void **state)
     rig_stop(&r);
 }
 
+/* A request cut before its first token spent its time waiting for it: the
+ * timeline shows that stretch as its prefill, not as idle time. */
+static void test_drop_before_first_token(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, "{\"flavour\": \"ollama\", \"tokens\": 20, \"tokens_per_s\": 50, "
+                  "\"ttft_s\": 0.4, \"drop_after\": 0}");
+    const char *args[] = {"run", "-e",          "ollama",   "--url",      fakeserver_url(r.fs),
+                          "-m",  "fake:latest", "--prompt", "a",          "--reps",
+                          "1",   "--warmup",    "0",        "--baseline", "0",
+                          "-o",  out_dir(&r),   NULL};
+    struct buf out = {0}, err = {0};
+    assert_int_equal(run_tool(&r, args, &out, &err), 1);
+    json_t *recs = load_records(out_dir(&r));
+    size_t i, failed = 0;
+    json_t *rec;
+    const char *id = NULL;
+    json_array_foreach(recs, i, rec)
+    {
+        if (json_is_true(json_object_get(rec, "warmup")))
+            continue;
+        assert_non_null(json_string_value(json_object_get(rec, "error")));
+        id = json_string_value(json_object_get(rec, "id"));
+        failed++;
+    }
+    assert_int_equal(failed, 1);
+    char path[4200], needle[64];
+    snprintf(path, sizeof path, "%s/timeline.csv", out_dir(&r));
+    struct buf tl = {0};
+    assert_int_equal(fs_read_file(path, 0, &tl, NULL), 0);
+    snprintf(needle, sizeof needle, ",prefill,%s,", id);
+    if (!strstr(buf_str(&tl), needle))
+        fail_msg("timeline.csv has no row '%s' for the request cut before its first token", needle);
+    buf_free(&tl);
+    json_decref(recs);
+    buf_free(&out);
+    buf_free(&err);
+    rig_stop(&r);
+}
+
 static void test_sigint_keeps_partial_run(void **state)
 {
     (void)state;
@@ -499,8 +540,11 @@ static void test_builtin_synthetic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_phases_match_truth),       cmocka_unit_test(test_stream_drops),
-        cmocka_unit_test(test_sigint_keeps_partial_run), cmocka_unit_test(test_usage_and_bad_input),
+        cmocka_unit_test(test_phases_match_truth),
+        cmocka_unit_test(test_stream_drops),
+        cmocka_unit_test(test_drop_before_first_token),
+        cmocka_unit_test(test_sigint_keeps_partial_run),
+        cmocka_unit_test(test_usage_and_bad_input),
         cmocka_unit_test(test_builtin_synthetic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
