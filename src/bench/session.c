@@ -806,9 +806,8 @@ static int ignore_body(void *user, const char *data, size_t len, double t_s, cha
  * nothing answers. */
 static int server_answers(const char *url, double timeout_s)
 {
-    static const volatile sig_atomic_t never;
     struct http_options ho = {
-        .connect_timeout_s = timeout_s, .idle_timeout_s = timeout_s, .stop = &never};
+        .connect_timeout_s = timeout_s, .idle_timeout_s = timeout_s, .stop = &sig_stop};
     struct http_client *c;
     char err[ERR_LEN];
     if (http_client_open(&c, &ho, err))
@@ -827,6 +826,8 @@ int session_check_server(struct session *s, char *err)
         return s->fatal;
     if (server_answers(url, 2.0))
         return 0;
+    if (sig_stop)
+        return JB_ERR_INTERRUPTED;
     log_warn("%s is not answering; waiting up to %.0f s for it to come back (--server-wait)", url,
              wait_s);
     double t0 = jb_clock_s();
@@ -837,6 +838,13 @@ int session_check_server(struct session *s, char *err)
         time_sleep_s(left < 0.25 ? left : 0.25, &sig_stop);
         if (server_answers(url, 1.0)) {
             log_info("%s answers again after %.1f s; going on", url, jb_clock_s() - t0);
+            /* A restarted server has no model loaded: each is loaded (and
+             * warmed up) again before its next measured request, and one
+             * whose load or warm-up died with the server gets another try. */
+            for (size_t i = 0; i < s->n_models; i++) {
+                s->models[i].loaded = 0;
+                s->models[i].failed = 0;
+            }
             return 0;
         }
     }
