@@ -98,6 +98,23 @@ static void record_failed(struct session *s, int rc, const char *why)
              s->seq - 1);
 }
 
+/* Appends rec (may be NULL: out of memory) to requests.jsonl and syncs it
+ * to the disk. Returns 0, or the error that made the run fatal: a record
+ * that is not on the disk must not be counted as kept. */
+static int keep_record(struct session *s, json_t *rec, const char *id)
+{
+    char err[ERR_LEN];
+    int rc = rec ? record_append(s->fd, rec, err)
+                 : err_setf(err, JB_ERR_NOMEM, "out of memory building record %s", id);
+    if (!rc && fdatasync(s->fd) != 0 && errno != EINVAL && errno != EROFS)
+        rc = err_setf(err, fs_errno_code(errno),
+                      "cannot sync record %s of requests.jsonl to the disk: %s", id,
+                      strerror(errno));
+    if (rc)
+        record_failed(s, rc, err);
+    return rc;
+}
+
 const char *session_dir(const struct session *s)
 {
     return s->dir;
@@ -665,14 +682,8 @@ static int do_request(struct session *s, size_t mi, const struct suite_prompt *p
         s->graders++;
     if (pt)
         s->estimated_mask |= pt->domain_estimated & pt->domain_valid;
-    char err[ERR_LEN];
-    int wrc = rec ? record_append(s->fd, rec, err)
-                  : err_setf(err, JB_ERR_NOMEM, "out of memory building record %s", id);
-    if (wrc)
-        record_failed(s, wrc, err);
-    else
-        fdatasync(s->fd);
-    if (rec && !s->opt->quiet && !s->opt->json) {
+    int wrc = keep_record(s, rec, id);
+    if (rec && !wrc && !s->opt->quiet && !s->opt->json) {
         log_progress_done();
         if (stream)
             fputc('\n', stream);
@@ -754,14 +765,8 @@ static int session_load(struct session *s, size_t mi, const struct suite_prompt 
         in.grid_gco2_kwh = s->opt->grid_gco2_kwh;
         in.price_kwh = s->opt->price_kwh;
         json_t *rec = record_build(&in);
-        char werr[ERR_LEN];
-        int wrc = rec ? record_append(s->fd, rec, werr)
-                      : err_setf(werr, JB_ERR_NOMEM, "out of memory building record %s", id);
-        if (wrc)
-            record_failed(s, wrc, werr);
-        else
-            fdatasync(s->fd);
-        if (rec && !s->opt->quiet && !s->opt->json && pe && pe->total_valid)
+        int wrc = keep_record(s, rec, id);
+        if (rec && !wrc && !s->opt->quiet && !s->opt->json && pe && pe->total_valid)
             log_info("loaded %s in %.2f s: %.2f J%s", m->display, t1 - t0, pe->total_j,
                      pe->total_estimated ? " (estimated)" : "");
         if (rec)
@@ -942,7 +947,7 @@ int session_finish(struct session *s, int rc, char *err)
 
     /* Grading runs generated code and asks a judge: it happens after the last
      * measured request, so it never heats the machine between two of them. */
-    if (s->graders && !s->opt->no_grade && rc != JB_ERR_INTERRUPTED) {
+    if (s->graders && !s->opt->no_grade && rc != JB_ERR_INTERRUPTED && !s->fatal) {
         struct grade_options go = {0};
         go.judge = s->have_judge ? &s->judge : NULL;
         struct grade_run_summary gs = {0};
@@ -954,8 +959,10 @@ int session_finish(struct session *s, int rc, char *err)
             log_info("%d answer%s left ungraded (see 'skipped' in requests.jsonl)%s", gs.skipped,
                      gs.skipped == 1 ? "" : "s",
                      s->have_judge ? "" : "; judge-graded prompts need --judge MODEL");
-    } else if (s->graders && rc == JB_ERR_INTERRUPTED) {
-        log_info("not graded (interrupted): grade with 'joulebench grade %s'", s->dir);
+    } else if (s->graders && (rc == JB_ERR_INTERRUPTED || s->fatal)) {
+        /* a disk that is full or a server that is gone would fail it too */
+        log_info("not graded (%s): grade with 'joulebench grade %s'",
+                 s->fatal ? "the run failed" : "interrupted", s->dir);
     }
 
     struct report_options ro;
