@@ -10,7 +10,9 @@
 # test_fuzz_replay replays them too in every normal and ASan build. A
 # crash or hang leaves its input in build-fuzz/artifacts/<target>/ and the
 # script exits 1 after the other targets have run. JOBS (default 2) sets
-# the build's parallelism; FUZZ_CC the compiler (default clang).
+# the build's parallelism; FUZZ_CC the compiler (default clang);
+# FUZZ_BUILD_DIR the build folder (default build-fuzz); FUZZ_NO_BUILD=1 runs
+# what that folder already holds (the CMake target fuzz-run does that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +25,12 @@ cc=${FUZZ_CC:-clang}
 command -v "$cc" >/dev/null || {
   echo "fuzz.sh: clang is needed (Debian: apt-get install clang libclang-rt-dev)" >&2; exit 1; }
 
-b=build-fuzz
-CC=$cc cmake -S . -B "$b" -DJB_FUZZ=ON -DJB_BUILD_TESTS=OFF -DJB_BUILD_BENCH=OFF \
-  -DJB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$b" -j "${JOBS:-2}" --target fuzz >/dev/null
+b=${FUZZ_BUILD_DIR:-build-fuzz}
+if [ "${FUZZ_NO_BUILD:-0}" != 1 ]; then
+  CC=$cc cmake -S . -B "$b" -DJB_FUZZ=ON -DJB_BUILD_TESTS=OFF -DJB_BUILD_BENCH=OFF \
+    -DJB_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$b" -j "${JOBS:-2}" --target fuzz >/dev/null
+fi
 
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < "$b/fuzz/targets.txt"; fi
 
