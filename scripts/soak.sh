@@ -25,6 +25,11 @@ sample_s=${SAMPLE_S:-60}
 tps=${TOKENS_PER_S:-100}
 tokens=${TOKENS:-200}
 interval_ms=${INTERVAL_MS:-20}
+for v in "SAMPLE_S=$sample_s" "TOKENS_PER_S=$tps" "TOKENS=$tokens" "INTERVAL_MS=$interval_ms"; do
+  case "${v#*=}" in
+    ''|*[!0-9]*|0) echo "soak.sh: ${v%%=*} must be a whole number above 0, got '${v#*=}'" >&2; exit 2 ;;
+  esac
+done
 [ "$(uname -s)" = Linux ] || { echo "soak.sh: reads /proc; Linux only" >&2; exit 1; }
 for exe in joulebench jb-fakeserver jb-fixture; do
   [ -x "$build/$exe" ] || { echo "soak.sh: no $build/$exe; build first (cmake --build $build)" >&2; exit 1; }
@@ -33,9 +38,15 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/jb-soak-XXXXXX")
 pids=()
 cleanup() {
+  local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "${KEEP:-0}" = 1 ]; then echo "soak.sh: run directory kept in $work/run" >&2; else rm -rf "$work"; fi
+  # a failed soak keeps its evidence
+  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+    echo "soak.sh: kept $work (run directory, samples, the programs' output)" >&2
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 
@@ -62,7 +73,7 @@ JOULEBENCH_SYSFS_ROOT=$sysfs JOULEBENCH_PROCFS_ROOT=$procfs XDG_CACHE_HOME=$work
   "$build/joulebench" run -e ollama --url "http://127.0.0.1:$port" -m fake:latest \
   --prompt "Write a long story about energy." --reps "$reps" --warmup 1 --baseline 2 \
   --max-tokens "$tokens" --interval-ms "$interval_ms" --no-grade -q -o "$work/run" \
-  >"$work/stdout" 2>"$work/stderr" &
+  >"$work/stdout" 2>"$work/stderr" 3>&- &
 jb=$!
 pids+=($jb)
 
@@ -108,7 +119,8 @@ rc=0; wait "$jb" || rc=$?
 # samples, then thinned), three more for each request's window and mark:
 # that much growth is expected. Per sample: the time, and per sensor the
 # joules and a valid byte (src/meter).
-nsens=$(head -1 "$work/run/timeline.csv" | awk -F, '{ print NF - 3 }')
+nsens=$(head -1 "$work/run/timeline.csv" 2>/dev/null | awk -F, '{ print NF - 3 }') || true
+[ -n "$nsens" ] || { echo "soak.sh: joulebench wrote no $work/run/timeline.csv:" >&2; tail -5 "$work/stderr" >&2; exit 1; }
 awk -v ms="$interval_ms" -v n="$nsens" '
   { t[NR] = $1; rss[NR] = $2; cpu[NR] = $3; m[NR] = $4; q[NR] = $5 }
   END {
