@@ -125,6 +125,9 @@ static void spawn_in(struct rig *r, const char *const *args, long fsize_limit,
         dup2(fi, 0);
         dup2(fo, 1);
         dup2(fe, 2);
+        close(fi);
+        close(fo);
+        close(fe);
         if (fsize_limit > 0) {
             struct rlimit rl = {(rlim_t)fsize_limit, (rlim_t)fsize_limit};
             if (setrlimit(RLIMIT_FSIZE, &rl))

@@ -1,5 +1,7 @@
 /* Starting and stopping jb-fakeserver as a child process. */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,17 +51,25 @@ int fakeserver_spawn_port(struct fakeserver_proc *p, const char *exe, int port,
     memset(p, 0, sizeof *p);
     p->pid = -1;
     p->stdin_fd = -1;
+    /* close-on-exec: a joulebench the test starts later must not hold the
+     * server's stdin open (the server ends when it closes) */
     int in[2], out[2];
-    if (pipe(in))
+    if (pipe2(in, O_CLOEXEC))
         return err_setf(err, JB_ERR_IO, "pipe: %s", strerror(errno));
-    if (pipe(out)) {
+    if (pipe2(out, O_CLOEXEC)) {
         close(in[0]);
         close(in[1]);
         return err_setf(err, JB_ERR_IO, "pipe: %s", strerror(errno));
     }
     pid_t pid = fork();
-    if (pid < 0)
-        return err_setf(err, JB_ERR_IO, "fork: %s", strerror(errno));
+    if (pid < 0) {
+        int e = errno;
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        return err_setf(err, JB_ERR_IO, "fork: %s", strerror(e));
+    }
     if (pid == 0) {
         dup2(in[0], 0);
         dup2(out[1], 1);
