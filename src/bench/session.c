@@ -676,8 +676,9 @@ static int do_request(struct session *s, size_t mi, const struct suite_prompt *p
         log_progress_done();
         if (stream)
             fputc('\n', stream);
-        record_print(stream ? stderr : stdout, rec);
-        fflush(stream ? stderr : stdout);
+        FILE *lines = stream || s->opt->lines_to_stderr ? stderr : stdout;
+        record_print(lines, rec);
+        fflush(lines);
     }
     if (rec)
         json_decref(rec);

@@ -407,6 +407,7 @@ int cmd_chat(int argc, char **argv)
     runner_options_init(&a.opt);
     a.opt.baseline_s = 0;
     a.opt.warmup = 0;
+    a.opt.lines_to_stderr = 1; /* a warm-up's line must not land among the answers */
     a.opt.has_seed = 1;
     a.opt.seed = 42;
     int rc = parse_args("chat", chat_usage, argc, argv, &a);
