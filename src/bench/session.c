@@ -486,7 +486,7 @@ int session_baseline(struct session *s, char *err)
 {
     if (!(s->opt->baseline_s > 0))
         return 0;
-    log_info("measuring idle power for %.0f s (leave the machine idle)...", s->opt->baseline_s);
+    log_info("measuring idle power for %g s (leave the machine idle)...", s->opt->baseline_s);
     double t0 = jb_clock_s();
     int rc = jb_meter_baseline(s->meter, s->opt->baseline_s, &sig_stop, &s->baseline);
     add_mark(s, t0, jb_clock_s(), "baseline", NULL);

@@ -93,10 +93,33 @@ static void test_chat_stdout_holds_answers_only(void **state)
     rig_stop(&r);
 }
 
+/* The progress lines say what the options asked for: a baseline of 0.3 s
+ * is announced as 0.3 s (not "0 s"), one request as "1 request". */
+static void test_run_progress_says_what_was_asked(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, "{\"flavour\": \"ollama\", \"tokens\": 4}");
+    struct buf out = {0}, err = {0};
+    const char *args[] = {"run", "-e",          "ollama",   "--url",      fakeserver_url(r.fs),
+                          "-m",  "fake:latest", "--prompt", "hi",         "--reps",
+                          "1",   "--warmup",    "0",        "--baseline", "0.3",
+                          "-o",  r.out,         NULL};
+    int rc = run_tool(&r, args, NULL, &out, &err);
+    if (rc != 0)
+        fail_msg("exit %d\nstderr: %s", rc, buf_str(&err));
+    if (!strstr(buf_str(&err), "measuring idle power for 0.3 s"))
+        fail_msg("the baseline's length is not the one asked for:\n%s", buf_str(&err));
+    buf_free(&out);
+    buf_free(&err);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chat_stdout_holds_answers_only),
+        cmocka_unit_test(test_run_progress_says_what_was_asked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
