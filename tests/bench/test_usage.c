@@ -110,6 +110,8 @@ static void test_run_progress_says_what_was_asked(void **state)
         fail_msg("exit %d\nstderr: %s", rc, buf_str(&err));
     if (!strstr(buf_str(&err), "measuring idle power for 0.3 s"))
         fail_msg("the baseline's length is not the one asked for:\n%s", buf_str(&err));
+    if (!strstr(buf_str(&err), "x 1 repetition = 1 request ->"))
+        fail_msg("one request is not announced as one:\n%s", buf_str(&err));
     buf_free(&out);
     buf_free(&err);
     rig_stop(&r);
