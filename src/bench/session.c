@@ -763,8 +763,9 @@ static int session_load(struct session *s, size_t mi, const struct suite_prompt 
         else
             fdatasync(s->fd);
         if (rec && !s->opt->quiet && !s->opt->json && pe && pe->total_valid)
-            log_info("loaded %s in %.2f s: %.2f J%s", m->display, t1 - t0, pe->total_j,
-                     pe->total_estimated ? " (estimated)" : "");
+            log_info("loaded %s in %.2f s: %.2f J%s%s%s", m->display, t1 - t0, pe->total_j,
+                     pe->total_estimated ? " (estimated)" : "", record_short_window(rec) ? " " : "",
+                     record_short_window(rec) ? RECORD_SHORT_NOTE : "");
         if (rec)
             json_decref(rec);
         if (rc)
