@@ -818,7 +818,8 @@ static void test_charts_ungraded_partial(void **state)
     tu_rmtree_free(out);
 }
 
-/* A run with no timeline and no measured request still gets every file. */
+/* A run with no timeline and no measured request still gets every file,
+ * and its summary says that nothing was measured. */
 static void test_charts_empty_run(void **state)
 {
     (void)state;
@@ -829,6 +830,10 @@ static void test_charts_empty_run(void **state)
     assert_charts(out);
     char *md = slurp(out, "summary.md");
     assert_non_null(strstr(md, "m: no measured request"));
+    /* with no figure at all, the note on estimates must not claim that
+     * "all figures are measured" */
+    if (strstr(md, "All figures are measured") || !strstr(md, "No energy was measured"))
+        fail_msg("summary.md of a run with no figure:\n%s", md);
     free(md);
     tu_rmtree_free(out);
     tu_rmtree_free(dir);
