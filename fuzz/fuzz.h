@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "joulebench/joulebench.h"
+
 /* The input as a NUL-terminated string (it may hold NULs before the end;
  * the parsers that take C strings then see the part before the first). */
 static inline char *fuzz_cstr(const uint8_t *data, size_t size)
@@ -64,7 +66,7 @@ _Noreturn void fuzz_replay_fail(const char *file, int line, const char *msg);
 /* A parser result must be 0 or one of the JB_ERR_* codes. */
 static inline int fuzz_rc_known(int rc)
 {
-    return rc <= 0 && rc >= -11;
+    return rc <= 0 && rc >= JB_ERR_UNSUPPORTED;
 }
 
 /* The targets, by name (fuzz_main.c calls the one named by

@@ -18,7 +18,7 @@ static void round_trip(const struct csv_row *row)
         abort();
     struct csv_row back = {0};
     size_t pos = 0, line = 1;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     int rc = csv_next_row(out.data, out.len, &pos, &line, &back, err);
     if (rc != 1)
         fuzz_fail("the writer's row does not read back (%d: %s)", rc, rc < 0 ? err : "");
@@ -39,7 +39,7 @@ int fuzz_csv(const uint8_t *data, size_t size)
     const char *buf = (const char *)data;
     struct csv_row row = {0};
     size_t pos = 0, line = 1;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     int rc;
     size_t rows = 0;
     while ((rc = csv_next_row(buf, size, &pos, &line, &row, err)) == 1) {

@@ -37,7 +37,7 @@ static void walk_value(const struct gguf_value *v)
 int fuzz_gguf(const uint8_t *data, size_t size)
 {
     struct gguf_file f;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     int rc = gguf_parse(data, size, &f, err);
     if (rc) {
         if (!err[0])

@@ -40,7 +40,7 @@ static void load_specs(void)
     if (entry)
         return;
     json_error_t je;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         spec_json[i] = json_loads(specs[i], 0, &je);
         if (!spec_json[i] || grade_spec_check(spec_json[i], err))
@@ -85,7 +85,7 @@ int fuzz_grade_extract(const uint8_t *data, size_t size)
         worst = rc;
 
     struct grade_options opt = {0};
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         struct grade_result r;
         grade_result_init(&r);

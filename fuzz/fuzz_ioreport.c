@@ -41,7 +41,7 @@ int fuzz_ioreport(const uint8_t *data, size_t size)
             fuzz_fail("ioreport_unit_nj: %d", rc);
     }
     static struct ioreport_plan plan;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     int rc = ioreport_plan_build(ch, n, &plan, err);
     if (rc == 0) {
         if (plan.n_channels != n || plan.n_rails > IOREPORT_MAX_RAILS)

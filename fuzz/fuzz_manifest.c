@@ -8,7 +8,7 @@
 
 int fuzz_manifest(const uint8_t *data, size_t size)
 {
-    char digest[80], err[ERR_LEN];
+    char digest[80] = "", err[ERR_LEN] = "";
     int rc = store_manifest_model_digest(data, size, digest, sizeof digest, err);
     if (!fuzz_rc_known(rc))
         fuzz_fail("unknown result %d", rc);

@@ -98,7 +98,7 @@ static int report_run(const uint8_t *data, size_t size, int charts)
     put("timeline.csv", part[2], len[2]);
 
     struct report_run run;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     int rc = report_load(dir, 1, &run, err);
     if (rc) {
         if (!err[0])

@@ -48,7 +48,7 @@ static int run(const uint8_t *data, size_t size, size_t step, struct buf *events
 int fuzz_sse(const uint8_t *data, size_t size)
 {
     struct buf whole = {0}, split = {0};
-    char err[ERR_LEN], err2[ERR_LEN];
+    char err[ERR_LEN] = "", err2[ERR_LEN] = "";
     int rc = run(data, size, size ? size : 1, &whole, err);
     if (!fuzz_rc_known(rc))
         fuzz_fail("unknown result %d", rc);

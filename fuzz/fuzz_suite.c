@@ -14,7 +14,7 @@
 int fuzz_suite(const uint8_t *data, size_t size)
 {
     struct suite *s = NULL;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     int rc = suite_parse((const char *)data, size, "fuzz.json", &s, err);
     if (rc) {
         if (s)

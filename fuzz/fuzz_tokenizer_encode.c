@@ -29,7 +29,7 @@ static struct tokenizer *load_vocab(void)
         return vocab;
     struct fs_map map;
     struct gguf_file f;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     if (gguf_open(JB_FUZZ_VOCAB, &map, &f, err))
         fuzz_fail("%s", err);
     if (tokenizer_from_gguf(&f, &vocab, err))
@@ -49,7 +49,7 @@ int fuzz_tokenizer_encode(const uint8_t *data, size_t size)
     size_t len = size - 1;
     int *ids = NULL;
     size_t n = 0;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     int rc = tokenizer_encode(t, text, len, special, &ids, &n, err);
     if (rc) {
         free(ids);

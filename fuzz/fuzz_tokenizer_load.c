@@ -14,7 +14,7 @@ static const char sample[] = "Hello, world! <|im_start|>user\n  x = 3.14;\xe4\xb
 int fuzz_tokenizer_load(const uint8_t *data, size_t size)
 {
     struct gguf_file f;
-    char err[ERR_LEN];
+    char err[ERR_LEN] = "";
     int rc = gguf_parse(data, size, &f, err);
     if (rc) {
         gguf_free(&f);

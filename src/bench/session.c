@@ -98,6 +98,23 @@ static void record_failed(struct session *s, int rc, const char *why)
              s->seq - 1);
 }
 
+/* Appends rec (may be NULL: out of memory) to requests.jsonl and syncs it
+ * to the disk. Returns 0, or the error that made the run fatal: a record
+ * that is not on the disk must not be counted as kept. */
+static int keep_record(struct session *s, json_t *rec, const char *id)
+{
+    char err[ERR_LEN];
+    int rc = rec ? record_append(s->fd, rec, err)
+                 : err_setf(err, JB_ERR_NOMEM, "out of memory building record %s", id);
+    if (!rc && fdatasync(s->fd) != 0 && errno != EINVAL && errno != EROFS)
+        rc = err_setf(err, fs_errno_code(errno),
+                      "cannot sync record %s of requests.jsonl to the disk: %s", id,
+                      strerror(errno));
+    if (rc)
+        record_failed(s, rc, err);
+    return rc;
+}
+
 const char *session_dir(const struct session *s)
 {
     return s->dir;
@@ -665,14 +682,8 @@ static int do_request(struct session *s, size_t mi, const struct suite_prompt *p
         s->graders++;
     if (pt)
         s->estimated_mask |= pt->domain_estimated & pt->domain_valid;
-    char err[ERR_LEN];
-    int wrc = rec ? record_append(s->fd, rec, err)
-                  : err_setf(err, JB_ERR_NOMEM, "out of memory building record %s", id);
-    if (wrc)
-        record_failed(s, wrc, err);
-    else
-        fdatasync(s->fd);
-    if (rec && !s->opt->quiet && !s->opt->json) {
+    int wrc = keep_record(s, rec, id);
+    if (rec && !wrc && !s->opt->quiet && !s->opt->json) {
         log_progress_done();
         if (stream)
             fputc('\n', stream);
@@ -755,14 +766,8 @@ static int session_load(struct session *s, size_t mi, const struct suite_prompt 
         in.grid_gco2_kwh = s->opt->grid_gco2_kwh;
         in.price_kwh = s->opt->price_kwh;
         json_t *rec = record_build(&in);
-        char werr[ERR_LEN];
-        int wrc = rec ? record_append(s->fd, rec, werr)
-                      : err_setf(werr, JB_ERR_NOMEM, "out of memory building record %s", id);
-        if (wrc)
-            record_failed(s, wrc, werr);
-        else
-            fdatasync(s->fd);
-        if (rec && !s->opt->quiet && !s->opt->json && pe && pe->total_valid)
+        int wrc = keep_record(s, rec, id);
+        if (rec && !wrc && !s->opt->quiet && !s->opt->json && pe && pe->total_valid)
             log_info("loaded %s in %.2f s: %.2f J%s%s%s", m->display, t1 - t0, pe->total_j,
                      pe->total_estimated ? " (estimated)" : "", record_short_window(rec) ? " " : "",
                      record_short_window(rec) ? RECORD_SHORT_NOTE : "");
@@ -808,9 +813,8 @@ static int ignore_body(void *user, const char *data, size_t len, double t_s, cha
  * nothing answers. */
 static int server_answers(const char *url, double timeout_s)
 {
-    static const volatile sig_atomic_t never;
     struct http_options ho = {
-        .connect_timeout_s = timeout_s, .idle_timeout_s = timeout_s, .stop = &never};
+        .connect_timeout_s = timeout_s, .idle_timeout_s = timeout_s, .stop = &sig_stop};
     struct http_client *c;
     char err[ERR_LEN];
     if (http_client_open(&c, &ho, err))
@@ -829,6 +833,8 @@ int session_check_server(struct session *s, char *err)
         return s->fatal;
     if (server_answers(url, 2.0))
         return 0;
+    if (sig_stop)
+        return JB_ERR_INTERRUPTED;
     log_warn("%s is not answering; waiting up to %.0f s for it to come back (--server-wait)", url,
              wait_s);
     double t0 = jb_clock_s();
@@ -839,6 +845,13 @@ int session_check_server(struct session *s, char *err)
         time_sleep_s(left < 0.25 ? left : 0.25, &sig_stop);
         if (server_answers(url, 1.0)) {
             log_info("%s answers again after %.1f s; going on", url, jb_clock_s() - t0);
+            /* A restarted server has no model loaded: each is loaded (and
+             * warmed up) again before its next measured request, and one
+             * whose load or warm-up died with the server gets another try. */
+            for (size_t i = 0; i < s->n_models; i++) {
+                s->models[i].loaded = 0;
+                s->models[i].failed = 0;
+            }
             return 0;
         }
     }
@@ -936,7 +949,7 @@ int session_finish(struct session *s, int rc, char *err)
 
     /* Grading runs generated code and asks a judge: it happens after the last
      * measured request, so it never heats the machine between two of them. */
-    if (s->graders && !s->opt->no_grade && rc != JB_ERR_INTERRUPTED) {
+    if (s->graders && !s->opt->no_grade && rc != JB_ERR_INTERRUPTED && !s->fatal) {
         struct grade_options go = {0};
         go.judge = s->have_judge ? &s->judge : NULL;
         struct grade_run_summary gs = {0};
@@ -948,8 +961,10 @@ int session_finish(struct session *s, int rc, char *err)
             log_info("%d answer%s left ungraded (see 'skipped' in requests.jsonl)%s", gs.skipped,
                      gs.skipped == 1 ? "" : "s",
                      s->have_judge ? "" : "; judge-graded prompts need --judge MODEL");
-    } else if (s->graders && rc == JB_ERR_INTERRUPTED) {
-        log_info("not graded (interrupted): grade with 'joulebench grade %s'", s->dir);
+    } else if (s->graders && (rc == JB_ERR_INTERRUPTED || s->fatal)) {
+        /* a disk that is full or a server that is gone would fail it too */
+        log_info("not graded (%s): grade with 'joulebench grade %s'",
+                 s->fatal ? "the run failed" : "interrupted", s->dir);
     }
 
     struct report_options ro;
