@@ -14,6 +14,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/fs.h"
 #include "fakeserver.h"
 #include "fixture_sysfs.h"
 #include "testutil.h"
@@ -117,11 +118,56 @@ static void test_run_progress_says_what_was_asked(void **state)
     rig_stop(&r);
 }
 
+/* The help says what the options do. --warmup 0 on the openai engine
+ * still sends one request (it has no load call: the first warm-up loads
+ * the model), and -q keeps stdout quiet too, not only stderr. */
+static void test_help_matches_behaviour(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_start(&r, "{\"flavour\": \"openai\", \"tokens\": 4}");
+    struct buf out = {0}, err = {0};
+    const char *args[] = {"run", "-e",          "openai",   "--url",      fakeserver_url(r.fs),
+                          "-m",  "fake:latest", "--prompt", "hi",         "--reps",
+                          "1",   "--warmup",    "0",        "--baseline", "0",
+                          "-o",  r.out,         "-q",       NULL};
+    int rc = run_tool(&r, args, NULL, &out, &err);
+    if (rc != 0)
+        fail_msg("exit %d\nstderr: %s", rc, buf_str(&err));
+    assert_string_equal(buf_str(&out), "");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/requests.jsonl", r.out);
+    struct buf recs = {0};
+    assert_int_equal(fs_read_file(path, 0, &recs, NULL), 0);
+    size_t lines = 0;
+    for (const char *p = buf_str(&recs); *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 2); /* the loading warm-up and the request */
+    buf_free(&recs);
+
+    buf_reset(&out);
+    const char *help[] = {"run", "--help", NULL};
+    assert_int_equal(run_tool(&r, help, NULL, &out, &err), 0);
+    if (!strstr(buf_str(&out), "openai has no load call"))
+        fail_msg("run --help does not say that openai always warms up once:\n%s", buf_str(&out));
+    if (strstr(buf_str(&out), "only errors on stderr"))
+        fail_msg("run --help says -q quiets stderr only, but stdout is quiet too");
+    buf_reset(&out);
+    const char *top[] = {"--help", NULL};
+    assert_int_equal(run_tool(&r, top, NULL, &out, &err), 0);
+    if (!strstr(buf_str(&out), "130 interrupted"))
+        fail_msg("joulebench --help leaves out exit status 130:\n%s", buf_str(&out));
+    buf_free(&out);
+    buf_free(&err);
+    rig_stop(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chat_stdout_holds_answers_only),
         cmocka_unit_test(test_run_progress_says_what_was_asked),
+        cmocka_unit_test(test_help_matches_behaviour),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
