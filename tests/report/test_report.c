@@ -344,6 +344,9 @@ static void test_stats_two_models(void **state)
     assert_true(has_warning(s.warnings, "r0008"));
     assert_true(has_warning(s.warnings, M32 ", prompt lru-cache: J/token varies by 18 %"));
     assert_true(has_warning(s.warnings, M32 ": decode power fell"));
+    /* relative to the mean, as measured: a trend can exceed 100 % of it,
+     * and "fell by 215 %" alone reads as nonsense */
+    assert_true(has_warning(s.warnings, "% of its mean from its first to its last request"));
     assert_false(has_warning(s.warnings, M7 ": decode power"));
     assert_true(has_warning(s.warnings, "short_window"));
     assert_true(has_warning(s.warnings, "No space left on device")); /* run.json's own */
