@@ -308,6 +308,20 @@ static double get_num(json_t *o, const char *key)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
+/* A window shorter than a sensor's update period may read 0 J: the lines
+ * for people say it is coarse rather than show the 0 as measured. */
+int record_short_window(json_t *rec)
+{
+    size_t k;
+    json_t *flag;
+    json_array_foreach(json_object_get(rec, "flags"), k, flag)
+    {
+        if (json_is_string(flag) && strcmp(json_string_value(flag), "short_window") == 0)
+            return 1;
+    }
+    return 0;
+}
+
 void record_print(FILE *f, json_t *rec)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
@@ -341,6 +355,8 @@ void record_print(FILE *f, json_t *rec)
         fprintf(f, "  total %.2f J", v);
     if (isfinite(v = get_num(rec, "j_per_token")))
         fprintf(f, "  %.4f J/tok%s", v, any_est ? " (estimated)" : "");
+    if (record_short_window(rec))
+        fprintf(f, "  %s", RECORD_SHORT_NOTE);
     json_t *grade = json_object_get(rec, "grade");
     if (json_is_object(grade) && json_is_number(json_object_get(grade, "score")))
         fprintf(f, "  score %.1f/10", json_number_value(json_object_get(grade, "score")));

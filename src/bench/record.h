@@ -52,7 +52,11 @@ json_t *record_estimated_json(unsigned valid_mask, unsigned estimated_mask);
  * kernel, so a crash loses at most the request in flight. */
 int record_append(int fd, json_t *rec, char *err);
 /* One line for people: tokens, time, TTFT, tokens/s, joules per domain,
- * J/token, with estimated figures marked. */
+ * J/token, with estimated figures marked and a window shorter than a
+ * sensor's update period (flag short_window) said to be coarse. */
 void record_print(FILE *f, json_t *rec);
+/* 1 when the record carries the flag short_window. */
+int record_short_window(json_t *rec);
+#define RECORD_SHORT_NOTE "(shorter than a sensor's update period: joules coarse)"
 
 #endif

@@ -111,10 +111,10 @@ int runner_run(const struct runner_options *opt, char *out_dir_used, size_t out_
                  session_model_count(S), suite->n_prompts, opt->reps);
         goto out;
     }
-    log_info("run: %zu model%s x %zu prompt%s x %d repetition%s = %zu requests -> %s",
+    log_info("run: %zu model%s x %zu prompt%s x %d repetition%s = %zu request%s -> %s",
              session_model_count(S), session_model_count(S) == 1 ? "" : "s", suite->n_prompts,
              suite->n_prompts == 1 ? "" : "s", opt->reps, opt->reps == 1 ? "" : "s", n_plan,
-             session_dir(S));
+             n_plan == 1 ? "" : "s", session_dir(S));
 
     rc = session_baseline(S, err);
     if (rc)

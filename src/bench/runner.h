@@ -37,6 +37,8 @@ struct runner_options {
     const char *out_dir; /* NULL: results/<timestamp> */
     int json;            /* summary as JSON on stdout */
     int quiet;
+    int lines_to_stderr;      /* the per-request lines go to stderr (chat: stdout
+                                 holds the answers and the summary only) */
     double interval_ms;       /* meter sampler period */
     double cpu_watts;         /* estimator figure; 0 = built-in */
     double timeout_s;         /* per-request silence limit */

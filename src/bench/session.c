@@ -503,7 +503,7 @@ int session_baseline(struct session *s, char *err)
 {
     if (!(s->opt->baseline_s > 0))
         return 0;
-    log_info("measuring idle power for %.0f s (leave the machine idle)...", s->opt->baseline_s);
+    log_info("measuring idle power for %g s (leave the machine idle)...", s->opt->baseline_s);
     double t0 = jb_clock_s();
     int rc = jb_meter_baseline(s->meter, s->opt->baseline_s, &sig_stop, &s->baseline);
     add_mark(s, t0, jb_clock_s(), "baseline", NULL);
@@ -687,8 +687,9 @@ static int do_request(struct session *s, size_t mi, const struct suite_prompt *p
         log_progress_done();
         if (stream)
             fputc('\n', stream);
-        record_print(stream ? stderr : stdout, rec);
-        fflush(stream ? stderr : stdout);
+        FILE *lines = stream || s->opt->lines_to_stderr ? stderr : stdout;
+        record_print(lines, rec);
+        fflush(lines);
     }
     if (rec)
         json_decref(rec);
@@ -767,8 +768,9 @@ static int session_load(struct session *s, size_t mi, const struct suite_prompt 
         json_t *rec = record_build(&in);
         int wrc = keep_record(s, rec, id);
         if (rec && !wrc && !s->opt->quiet && !s->opt->json && pe && pe->total_valid)
-            log_info("loaded %s in %.2f s: %.2f J%s", m->display, t1 - t0, pe->total_j,
-                     pe->total_estimated ? " (estimated)" : "");
+            log_info("loaded %s in %.2f s: %.2f J%s%s%s", m->display, t1 - t0, pe->total_j,
+                     pe->total_estimated ? " (estimated)" : "", record_short_window(rec) ? " " : "",
+                     record_short_window(rec) ? RECORD_SHORT_NOTE : "");
         if (rec)
             json_decref(rec);
         if (rc)

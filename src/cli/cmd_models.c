@@ -3,8 +3,8 @@
  *
  * Lists what an engine offers: name, size, quantization, family, parameter
  * count and digest, as far as the engine tells. With no -e, Ollama is used
- * when it answers at its address, otherwise the built-in engine (once it is
- * part of the build; see pick_engine()).
+ * when it answers at its address, otherwise the built-in engine, which
+ * lists the models of Ollama's store it can run (see pick_engine()).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -16,7 +16,9 @@
 #include "cli/cli.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/fs.h"
 #include "engines/engine.h"
+#include "infer/store.h"
 
 static const char *const models_usage =
     "usage: joulebench models [-e ENGINE] [--url URL] [--json] [--running] [--timeout S]\n"
@@ -24,7 +26,9 @@ static const char *const models_usage =
     "Lists the models an engine offers, with size, quantization, family and digest\n"
     "where the engine tells.\n"
     "\n"
-    "  -e, --engine ENGINE  ollama or openai (default: ollama when it answers at its URL)\n"
+    "  -e, --engine ENGINE  ollama, openai or builtin (default: ollama when it answers at\n"
+    "                       its URL, else builtin: the models of Ollama's store,\n"
+    "                       $OLLAMA_MODELS or ~/.ollama/models, that it can run)\n"
     "  --url URL            the server (ollama: " ENGINE_DEFAULT_OLLAMA_URL ",\n"
     "                       openai: " ENGINE_DEFAULT_OPENAI_URL ")\n"
     "  --json               one JSON object on stdout: {\"engine\", \"url\", \"models\": [...]}\n"
@@ -89,15 +93,14 @@ static int parse(int argc, char **argv, struct models_opts *o, int *done)
         if (strcmp(o->engine, "builtin") == 0)
             return cli_usage_error("models", "the built-in engine is not part of this build yet; "
                                              "use -e ollama or -e openai");
-        return cli_usage_error("models", "unknown engine '%s' (choose ollama or openai)",
+        return cli_usage_error("models", "unknown engine '%s' (choose ollama, openai or builtin)",
                                o->engine);
     }
     return 0;
 }
 
-/* The default engine: Ollama when it answers. HOOK(builtin): when the
- * built-in engine is in the engine table, engine_available("builtin")
- * turns true and the fallback below lists its models instead of failing. */
+/* The default engine: Ollama when it answers, else the built-in engine
+ * (unless a --url says a server was meant). */
 static const char *pick_engine(const struct models_opts *o)
 {
     if (engine_ollama_answers(o->url, 2.0))
@@ -203,6 +206,19 @@ static int print_json(const char *engine, const char *url, const struct engine_m
     return rc;
 }
 
+/* The built-in engine lists Ollama's store: when it is empty, name the
+ * folder looked in and the other way to run the engine. */
+static void builtin_empty_note(void)
+{
+    char dir[FS_PATH_MAX], err[ERR_LEN];
+    if (store_default_dir(dir, sizeof dir, err))
+        str_lcpy(dir, "Ollama's store", sizeof dir);
+    log_info("no models in %s (set OLLAMA_MODELS to another store, or 'ollama pull NAME'); "
+             "the built-in engine also runs any GGUF file: joulebench run -e builtin -m "
+             "FILE.gguf (or a synthetic model: joulebench synth)",
+             dir);
+}
+
 int cmd_models(int argc, char **argv)
 {
     struct models_opts o = {.timeout_s = 30};
@@ -257,6 +273,8 @@ int cmd_models(int argc, char **argv)
             log_info("Ollama at %s has no models yet; get one with 'ollama pull NAME' "
                      "(e.g. 'ollama pull qwen2.5:7b')",
                      or_dash(url));
+        else if (strcmp(engine, "builtin") == 0)
+            builtin_empty_note();
         else
             log_info("the %s engine at %s lists no models", engine, or_dash(url));
     } else {

@@ -35,7 +35,8 @@ static const char run_usage[] =
     "      --raw             send prompts without the chat template\n"
     "repetitions and sampling:\n"
     "      --reps N          repetitions of each prompt per model (default 3)\n"
-    "      --warmup N        unmeasured requests per model after its load (default 1)\n"
+    "      --warmup N        unmeasured requests per model after its load (default 1;\n"
+    "                        openai has no load call: its first warm-up loads, so >= 1)\n"
     "      --order O         interleaved (default) | sequential\n"
     "      --max-tokens N    output limit (default: the prompt's, else 512;\n"
     "                        128 on a synthetic model)\n"
@@ -68,7 +69,8 @@ static const char run_usage[] =
     "output:\n"
     "  -o, --output DIR      run directory (default results/<timestamp>)\n"
     "      --json            print the summary as JSON on stdout\n"
-    "  -q, --quiet           only errors on stderr\n"
+    "  -q, --quiet           print only errors (no request lines, no table; the run\n"
+    "                        directory holds everything)\n"
     "\n"
     "Exit status: 0 all requests succeeded, 1 some failed, 2 bad usage or input,\n"
     "130 interrupted (what was measured is kept and reported).\n";
@@ -407,6 +409,7 @@ int cmd_chat(int argc, char **argv)
     runner_options_init(&a.opt);
     a.opt.baseline_s = 0;
     a.opt.warmup = 0;
+    a.opt.lines_to_stderr = 1; /* a warm-up's line must not land among the answers */
     a.opt.has_seed = 1;
     a.opt.seed = 42;
     int rc = parse_args("chat", chat_usage, argc, argv, &a);

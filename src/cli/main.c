@@ -36,7 +36,7 @@ static void usage(FILE *f)
     for (const struct command *c = commands; c->name; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
     fprintf(f, "\n'joulebench <command> --help' shows a command's options.\n"
-               "Exit status: 0 ok, 1 failure, 2 bad usage or input.\n");
+               "Exit status: 0 ok, 1 failure, 2 bad usage or input, 130 interrupted.\n");
 }
 
 int main(int argc, char **argv)

@@ -396,6 +396,13 @@ int http_request(struct http_client *c, const char *url, const char *json_body, 
 #undef ADD_HEADER
 
     curl_easy_setopt(h, CURLOPT_URL, url);
+    /* Model servers speak HTTP: any other scheme libcurl knows (ftp://,
+     * file://) is a bad URL, said at once, not a connection attempt. */
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "joulebench/" JB_VERSION);

@@ -156,7 +156,7 @@ static int parse_name(const char *name, struct model_name *mn, char *err)
     return 0;
 }
 
-static int default_dir(char *dst, size_t size, char *err)
+int store_default_dir(char *dst, size_t size, char *err)
 {
     const char *env = fs_env_or("OLLAMA_MODELS", NULL);
     if (env) {
@@ -206,7 +206,7 @@ int store_resolve(const char *models_dir, const char *name, char *path, size_t p
     if (models_dir) {
         if (str_lcpy(dir, models_dir, sizeof dir) >= sizeof dir)
             return err_setf(err, JB_ERR_USAGE, "models folder path too long");
-    } else if ((rc = default_dir(dir, sizeof dir, err))) {
+    } else if ((rc = store_default_dir(dir, sizeof dir, err))) {
         return rc;
     }
     char manifest[FS_PATH_MAX];
@@ -301,7 +301,7 @@ int store_list(const char *models_dir, char ***names, size_t *n, char *err)
     int rc = 0;
     if (models_dir)
         str_lcpy(root, models_dir, sizeof root);
-    else if ((rc = default_dir(root, sizeof root, err)))
+    else if ((rc = store_default_dir(root, sizeof root, err)))
         return rc;
     if (fs_path_join(manifests, sizeof manifests, root, "manifests"))
         return err_setf(err, JB_ERR_USAGE, "%s: path too long", root);

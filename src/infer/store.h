@@ -26,6 +26,8 @@ int store_resolve(const char *models_dir, const char *name, char *path, size_t p
  * *names is a heap array of heap strings: free each, then the array.
  * A store that does not exist is an empty list, not an error. */
 int store_list(const char *models_dir, char ***names, size_t *n, char *err);
+/* The store's folder: $OLLAMA_MODELS, else ~/.ollama/models (into dst). */
+int store_default_dir(char *dst, size_t size, char *err);
 /* 1 if s looks like a path to a file rather than a model name. */
 int store_is_path(const char *s);
 

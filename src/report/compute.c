@@ -330,8 +330,8 @@ static void model_warnings(const struct report_run *run, struct report_summary *
     }
     if (isfinite(m->decode_power_drift) && fabs(m->decode_power_drift) > REPORT_DRIFT_WARN)
         warn(s,
-             "%s: decode power %s by %.0f %% from its first to its last request (least-squares "
-             "trend; threshold %.0f %%)%s",
+             "%s: decode power %s by %.0f %% of its mean from its first to its last request "
+             "(least-squares trend; threshold %.0f %%)%s",
              m->name, m->decode_power_drift < 0 ? "fell" : "rose",
              fabs(m->decode_power_drift) * 100, REPORT_DRIFT_WARN * 100,
              m->decode_power_drift < 0 ? ": thermal throttling is likely; let the machine cool "

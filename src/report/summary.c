@@ -164,7 +164,14 @@ static void estimated_note(struct md *b, const struct report_run *run,
                            const struct report_summary *s)
 {
     if (!s->estimated_domains && !s->any_tokens_estimated) {
-        md_puts(b, "All figures are measured; none is estimated.\n");
+        /* nothing measured (a run stopped in its baseline, every request
+         * failed): there is no figure to call measured */
+        if (!s->domains &&
+            !json_object_size(json_object_get(json_object_get(run->run, "baseline"), "power_w")))
+            md_puts(b, "No energy was measured in this run: no request finished "
+                       "with an energy figure.\n");
+        else
+            md_puts(b, "All figures are measured; none is estimated.\n");
         return;
     }
     md_puts(b, "**~ marks an estimated figure (est.).**");

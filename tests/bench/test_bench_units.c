@@ -214,12 +214,43 @@ static void test_record(void **state)
     engine_result_free(&r);
 }
 
+/* The line printed per request: a window shorter than a sensor's update
+ * period (flag short_window) may read 0.00 J; the line must say that its
+ * joules are coarse rather than show the 0 as if it were measured. */
+static void test_record_print_short_window(void **state)
+{
+    (void)state;
+    const char *base = "{\"id\": \"r0002\", \"model\": \"m\", \"prompt_id\": \"p1\", "
+                       "\"warmup\": false, \"output_tokens\": 6, \"duration_s\": 0.004, "
+                       "\"energy_j\": {\"cpu\": 0.0}, \"estimated_domains\": [], "
+                       "\"total_j\": 0.0, \"j_per_token\": 0.0}";
+    for (int short_window = 1; short_window >= 0; short_window--) {
+        json_t *rec = json_loads(base, 0, NULL);
+        assert_non_null(rec);
+        json_t *flags = json_array();
+        if (short_window)
+            json_array_append_new(flags, json_string("short_window"));
+        json_object_set_new(rec, "flags", flags);
+        char *line = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&line, &len);
+        assert_non_null(f);
+        record_print(f, rec);
+        fclose(f);
+        int said = strstr(line, "shorter than a sensor's update period") != NULL;
+        if (said != short_window)
+            fail_msg("short_window %d printed: %s", short_window, line);
+        free(line);
+        json_decref(rec);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_suite_ok),    cmocka_unit_test(test_suite_errors),
         cmocka_unit_test(test_suite_texts), cmocka_unit_test(test_plan),
-        cmocka_unit_test(test_record),
+        cmocka_unit_test(test_record),      cmocka_unit_test(test_record_print_short_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,12 +205,45 @@ static void test_bad_usage(void **state)
     run_free(&r);
 }
 
+/* The built-in engine lists Ollama's store. An empty store is not an
+ * error, but the message names the store it looked in and how to run the
+ * built-in engine anyway (a .gguf file); the help names the engine too. */
+static void test_builtin_empty_store(void **state)
+{
+    (void)state;
+    char *store = tu_tmpdir("store");
+    char env_store[4200];
+    snprintf(env_store, sizeof env_store, "OLLAMA_MODELS=%s", store);
+    char *argv[] = {JB_TOOL, "models", "-e", "builtin", NULL};
+    char *env[] = {"NO_COLOR=1", env_store, NULL};
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.status = tu_run(argv, env, &r.out, &r.err);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(buf_str(&r.out), "");
+    if (!strstr(buf_str(&r.err), store) || !strstr(buf_str(&r.err), ".gguf") ||
+        strstr(buf_str(&r.err), " at -"))
+        fail_msg("the message does not name the store and the fix:\n%s", buf_str(&r.err));
+    run_free(&r);
+    run_models(&r, "--help", NULL, NULL, NULL, NULL);
+    assert_non_null(strstr(buf_str(&r.out), "builtin"));
+    run_free(&r);
+    run_models(&r, "-e", "nosuch", NULL, NULL, NULL);
+    assert_non_null(strstr(buf_str(&r.err), "builtin"));
+    run_free(&r);
+    tu_rmtree_free(store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),           cmocka_unit_test(test_json),
-        cmocka_unit_test(test_running),         cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_nothing_answers), cmocka_unit_test(test_bad_usage),
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_running),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_nothing_answers),
+        cmocka_unit_test(test_bad_usage),
+        cmocka_unit_test(test_builtin_empty_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

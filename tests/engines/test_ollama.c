@@ -628,6 +628,15 @@ static void test_bad_requests(void **state)
     assert_non_null(strstr(res.error, "bad URL"));
     engine_result_free(&res);
     engine_close(e);
+    /* a scheme libcurl speaks but a model server does not (ftp://) is a
+     * bad URL too, not a connection attempt that times out */
+    cfg.url = "ftp://127.0.0.1:1";
+    assert_int_equal(engine_open(&e, &cfg, err), 0);
+    engine_result_init(&res);
+    assert_int_equal(e->ops->generate(e, &req, NULL, NULL, &res), JB_ERR_USAGE);
+    assert_non_null(strstr(res.error, "bad URL"));
+    engine_result_free(&res);
+    engine_close(e);
     cfg.name = "nosuch";
     assert_int_equal(engine_open(&e, &cfg, err), JB_ERR_USAGE);
     assert_non_null(strstr(err, "unknown engine 'nosuch'"));

@@ -344,6 +344,9 @@ static void test_stats_two_models(void **state)
     assert_true(has_warning(s.warnings, "r0008"));
     assert_true(has_warning(s.warnings, M32 ", prompt lru-cache: J/token varies by 18 %"));
     assert_true(has_warning(s.warnings, M32 ": decode power fell"));
+    /* relative to the mean, as measured: a trend can exceed 100 % of it,
+     * and "fell by 215 %" alone reads as nonsense */
+    assert_true(has_warning(s.warnings, "% of its mean from its first to its last request"));
     assert_false(has_warning(s.warnings, M7 ": decode power"));
     assert_true(has_warning(s.warnings, "short_window"));
     assert_true(has_warning(s.warnings, "No space left on device")); /* run.json's own */
@@ -818,7 +821,8 @@ static void test_charts_ungraded_partial(void **state)
     tu_rmtree_free(out);
 }
 
-/* A run with no timeline and no measured request still gets every file. */
+/* A run with no timeline and no measured request still gets every file,
+ * and its summary says that nothing was measured. */
 static void test_charts_empty_run(void **state)
 {
     (void)state;
@@ -829,6 +833,10 @@ static void test_charts_empty_run(void **state)
     assert_charts(out);
     char *md = slurp(out, "summary.md");
     assert_non_null(strstr(md, "m: no measured request"));
+    /* with no figure at all, the note on estimates must not claim that
+     * "all figures are measured" */
+    if (strstr(md, "All figures are measured") || !strstr(md, "No energy was measured"))
+        fail_msg("summary.md of a run with no figure:\n%s", md);
     free(md);
     tu_rmtree_free(out);
     tu_rmtree_free(dir);

@@ -89,6 +89,12 @@ void tu_symlink(const char *dir, const char *rel, const char *target)
 
 int tu_run(char *const argv[], char *const env[], struct buf *out, struct buf *err_out)
 {
+    return tu_run_in(argv, env, NULL, out, err_out);
+}
+
+int tu_run_in(char *const argv[], char *const env[], const char *stdin_path, struct buf *out,
+              struct buf *err_out)
+{
     int po[2], pe[2];
     if (pipe(po) || pipe(pe))
         abort();
@@ -96,6 +102,12 @@ int tu_run(char *const argv[], char *const env[], struct buf *out, struct buf *e
     if (pid < 0)
         abort();
     if (pid == 0) {
+        if (stdin_path) {
+            int in = open(stdin_path, O_RDONLY);
+            if (in < 0 || dup2(in, 0) < 0)
+                _exit(126);
+            close(in);
+        }
         dup2(po[1], 1);
         dup2(pe[1], 2);
         close(po[0]);

@@ -22,5 +22,9 @@ void tu_symlink(const char *dir, const char *rel, const char *target);
  * terminated, may be NULL), captures stdout and stderr, returns the exit
  * status (128+signal if killed). */
 int tu_run(char *const argv[], char *const env[], struct buf *out, struct buf *err_out);
+/* The same with standard input read from the file at stdin_path (NULL:
+ * inherited, as tu_run does), as a user pipes text into a command. */
+int tu_run_in(char *const argv[], char *const env[], const char *stdin_path, struct buf *out,
+              struct buf *err_out);
 
 #endif
