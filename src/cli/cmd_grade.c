@@ -35,7 +35,8 @@ static const char grade_usage[] =
     "\n"
     "  --judge MODEL       grade judge prompts with this model (without it they stay\n"
     "                      ungraded, marked \"no judge\")\n"
-    "  --judge-engine E    ollama or openai (default: the run's engine, else ollama)\n"
+    "  --judge-engine E    ollama, openai or builtin (default: the run's engine, else\n"
+    "                      ollama)\n"
     "  --judge-url URL     the judge's server (default: the run's, when the engine is\n"
     "                      the same, else the engine's default address)\n"
     "  --judge-reps N      ask the judge N times per answer; the score is the mean and\n"
@@ -207,6 +208,10 @@ int cmd_grade(int argc, char **argv)
     log_info("graded %d answer%s; %d left ungraded (see each record's grade.skipped)%s", sum.graded,
              sum.graded == 1 ? "" : "s", sum.skipped,
              sum.bad_lines ? "; some lines were not JSON (warnings above)" : "");
+    if (sum.kept)
+        log_warn("%d answer%s could not be graded again and kept the score %s had (is the judge "
+                 "reachable? see the warnings above)",
+                 sum.kept, sum.kept == 1 ? "" : "s", sum.kept == 1 ? "it" : "they");
     if (o.no_report)
         return 0;
 

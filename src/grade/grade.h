@@ -115,6 +115,8 @@ struct grade_run_summary {
     int records;   /* request records read (warm-ups included) */
     int graded;    /* records that got a score */
     int skipped;   /* records with a grader that stayed ungraded */
+    int kept;      /* records whose grading failed this time (a judge that did not
+                    * answer) and that keep the score they had */
     int bad_lines; /* lines that were not JSON (kept, or the torn last one dropped) */
 };
 

@@ -147,6 +147,10 @@ int grade_run_dir(const char *dir, const struct grade_options *opt, int only_ung
             if (sig_stop) {
                 /* Cut short: what it has is not a grade; the old one stays. */
                 interrupted = 1;
+            } else if (!g.graded && has_score) {
+                /* A regrade that could not grade (the judge did not answer)
+                 * does not wipe out the score the answer already has. */
+                sum->kept++;
             } else {
                 if (g.graded)
                     sum->graded++;

@@ -218,11 +218,16 @@ static void test_grade_with_judge(void **state)
     assert_non_null(
         strstr(json_string_value(json_object_get(grade_of(recs, "r0007"), "skipped")), "no judge"));
     json_decref(recs);
+    /* A full regrade without the judge (or with one that does not answer)
+     * cannot grade the judge prompts again: their scores are kept, and
+     * that is said. */
     char *argv3[] = {JB_TOOL, "grade", dir, "--no-report", NULL};
     rc = run_tool(argv3, &out, &errb);
     assert_int_equal(rc, 0);
     recs = records(dir);
-    assert_true(isnan(score_of(recs, "r0005")));
+    assert_true(score_of(recs, "r0005") == 9);
+    assert_true(score_of(recs, "r0006") == 2);
+    assert_non_null(strstr(buf_str(&errb), "kept the score"));
     assert_true(score_of(recs, "r0003") == 10);
     json_decref(recs);
     buf_free(&out);
