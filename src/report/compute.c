@@ -205,6 +205,8 @@ static double decode_drift(const struct report_run *run, const char *model, doub
 static int compute_model(const struct report_run *run, struct report_model_stats *m,
                          const struct report_summary *s, double *v, double *v2)
 {
+    double load_s = 0, load_j = 0;
+    size_t n_load_s = 0, n_load_j = 0;
     for (size_t i = 0; i < run->n_rec; i++) {
         const struct report_record *r = &run->rec[i];
         if (strcmp(r->model, m->name) != 0)
@@ -212,6 +214,18 @@ static int compute_model(const struct report_run *run, struct report_model_stats
         m->n_requests++;
         if (r->warmup) {
             m->n_warmup++;
+            if (r->load && !r->error) {
+                m->n_loads++;
+                if (isfinite(r->duration_s)) {
+                    load_s += r->duration_s;
+                    n_load_s++;
+                }
+                if (isfinite(r->total_j)) {
+                    load_j += r->total_j;
+                    n_load_j++;
+                    m->load_estimated |= r->estimated_domains != 0;
+                }
+            }
             continue;
         }
         m->n_graded += isfinite(r->score);
@@ -230,6 +244,8 @@ static int compute_model(const struct report_run *run, struct report_model_stats
         m->estimated_domains |= r->estimated_domains;
         m->tokens_estimated |= r->output_tokens_estimated;
     }
+    m->load_s = n_load_s ? load_s / (double)n_load_s : NAN;
+    m->load_j = n_load_j ? load_j / (double)n_load_j : NAN;
     m->energy_estimated = m->estimated_domains != 0;
     summarize(run, m->name, NULL, 0, F_JPT, v, &m->j_per_token);
     summarize(run, m->name, NULL, 0, F_NET_JPT, v, &m->net_j_per_token);

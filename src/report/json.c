@@ -73,6 +73,16 @@ static json_t *model_json(const struct report_model_stats *m, const struct repor
     json_object_set_new(o, "total_j", stat(&m->total_j, 0));
     json_object_set_new(o, "net_total_j", stat(&m->net_total_j, 0));
     json_object_set_new(o, "output_tokens", stat(&m->output_tokens, 0));
+    if (m->n_loads) {
+        json_t *l = json_object();
+        json_object_set_new(l, "n", json_integer((json_int_t)m->n_loads));
+        json_object_set_new(l, "duration_s", num(m->load_s));
+        json_object_set_new(l, "energy_j", num(m->load_j));
+        json_object_set_new(l, "estimated", json_boolean(m->load_estimated));
+        json_object_set_new(o, "load", l);
+    } else {
+        json_object_set_new(o, "load", json_null());
+    }
     json_object_set_new(o, "score", stat(&m->score, 0));
     json_t *v = json_object();
     json_object_set_new(v, "value", num(m->score_per_kj));

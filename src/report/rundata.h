@@ -153,6 +153,12 @@ struct report_model_stats {
     double score_per_kj, score_per_kj_ci95; /* mean score / mean kJ; CI propagated */
     double decode_power_drift; /* relative change over the run (-0.15 = fell 15 %); NaN */
     size_t n_short, n_wrap, n_lost, n_reset;
+    /* Model loads (warm-up records marked load: the cold-start cost, kept
+     * out of the figures above): how many, and their mean seconds and
+     * joules (NaN when none was measured). */
+    size_t n_loads;
+    double load_s, load_j;
+    int load_estimated;
     struct report_prompt_stats *prompts;
     size_t n_prompts;
     double co2_g_per_request, co2_g_per_mtok; /* NaN unless grid_gco2_kwh is set */

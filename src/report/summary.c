@@ -312,6 +312,36 @@ static void latency(struct md *b, const struct report_summary *s)
     }
 }
 
+/* The cold-start cost per model: what loading it took before its first
+ * measured request (and again after a server restart). */
+static void loads(struct md *b, const struct report_summary *s)
+{
+    int any = 0;
+    for (size_t i = 0; i < s->n_models; i++)
+        any |= s->models[i].n_loads > 0;
+    if (!any)
+        return;
+    md_puts(b, "\n## Model load\n\n"
+               "| Model | Loads | Load time (s) | Load energy (J) |\n"
+               "| :--- | :---: | :---: | :---: |\n");
+    char c[128];
+    for (size_t i = 0; i < s->n_models; i++) {
+        const struct report_model_stats *m = &s->models[i];
+        md_puts(b, "|");
+        model_label(c, sizeof c, m);
+        md_cell(b, c);
+        snprintf(c, sizeof c, "%zu", m->n_loads);
+        md_cell(b, c);
+        fmt_val(c, sizeof c, m->load_s, 0);
+        md_cell(b, c);
+        fmt_val(c, sizeof c, m->load_j, m->load_estimated);
+        md_cell(b, c);
+        md_puts(b, "\n");
+    }
+    md_puts(b, "\nThe cold-start cost, measured in a window of its own before the model's first "
+               "request (mean over its loads); it is not in the per-request figures above.\n");
+}
+
 /* One row per model and prompt, with the spread between repetitions. */
 static void per_prompt(struct md *b, const struct report_summary *s)
 {
@@ -633,6 +663,7 @@ int report_write_summary_md(const struct report_run *run, const struct report_su
     const json_t *base = json_object_get(run->run, "baseline");
     energy_detail(b, s, json_is_object(base));
     latency(b, s);
+    loads(b, s);
     per_prompt(b, s);
     baseline(b, run);
     carbon_cost(b, s);

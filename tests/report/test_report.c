@@ -287,6 +287,11 @@ static void test_stats_two_models(void **state)
     assert_int_equal(a->n_measured, 5);
     assert_int_equal(a->n_failed, 1);
     assert_int_equal(a->n_warmup, 1);
+    /* the warm-up r0001 was the load: 7.285 s, 108 J, CPU estimated */
+    assert_int_equal(a->n_loads, 1);
+    assert_true(fabs(a->load_s - 7.285) < 1e-9);
+    assert_true(fabs(a->load_j - 108.0) < 1e-9);
+    assert_true(a->load_estimated);
     assert_int_equal(a->j_per_token.n, 5);
     assert_near(a->j_per_token.mean, 0.46, 1e-9);
     assert_near(a->j_per_token.sd, 0.0583095, 1e-6);
@@ -553,6 +558,10 @@ static void test_summary_md_two_models(void **state)
     assert_non_null(strstr(md, "Engine: ollama 0.5.7 at http://127.0.0.1:11434"));
     assert_non_null(strstr(md, "requests.jsonl line 14"));
     assert_non_null(strstr(md, "| " M7 " | 5 (1, 1) |"));
+    /* The cold-start cost of each model, in its own section. */
+    assert_non_null(strstr(md, "## Model load"));
+    assert_non_null(strstr(md, "| " M7 " | 1 | 7.29 | ~108 |"));
+    assert_non_null(strstr(md, "| " M32 " | 1 | 27.4 | ~480 |"));
     /* The table for the terminal is the head of summary.md. */
     assert_non_null(strstr(md, buf_str(&table)));
     assert_non_null(strstr(buf_str(&table), "## Warnings"));
@@ -883,6 +892,10 @@ static void test_json(void **state)
     assert_non_null(json_object_get(json_object_get(a, "power_w"), "gpu"));
     assert_non_null(json_object_get(a, "co2_g_per_million_tokens"));
     assert_int_equal(json_array_size(json_object_get(a, "prompts")), 2);
+    json_t *load = json_object_get(a, "load");
+    assert_int_equal(json_integer_value(json_object_get(load, "n")), 1);
+    assert_near(json_real_value(json_object_get(load, "energy_j")), 108.0, 1e-9);
+    assert_true(json_is_true(json_object_get(load, "estimated")));
     assert_true(json_array_size(json_object_get(o, "warnings")) >= 5);
     assert_string_equal(json_string_value(json_object_get(o, "status")), "failed");
     json_decref(o);
