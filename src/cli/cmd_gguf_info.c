@@ -498,13 +498,13 @@ int cmd_gguf_info(int argc, char **argv)
         str_lcpy(path, target, sizeof path);
     } else if ((rc = store_resolve(NULL, target, path, sizeof path, NULL, 0, err))) {
         log_error("%s", err);
-        return err_exit_code(rc);
+        return rc == JB_ERR_NOTFOUND ? 2 : err_exit_code(rc); /* the name given is wrong */
     }
     struct fs_map map;
     struct gguf_file f;
     if ((rc = gguf_open(path, &map, &f, err))) {
         log_error("%s", err);
-        return err_exit_code(rc);
+        return rc == JB_ERR_NOTFOUND ? 2 : err_exit_code(rc); /* the file given is not there */
     }
     int status = 0;
     if (json)

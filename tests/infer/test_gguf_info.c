@@ -174,7 +174,7 @@ static void test_model_name(void **state)
     buf_free(&out);
     buf_free(&err);
     char *argv2[] = {JB_TOOL, "gguf-info", "sample:2b", NULL};
-    assert_int_equal(run(argv2, env, &out, &err), 1);
+    assert_int_equal(run(argv2, env, &out, &err), 2);
     assert_non_null(strstr(buf_str(&err), "ollama pull sample:2b"));
     buf_free(&out);
     buf_free(&err);
@@ -203,7 +203,7 @@ static void test_failures(void **state)
     buf_free(&err);
     fs_path_join(path, sizeof path, dir, "missing.gguf");
     char *argv2[] = {JB_TOOL, "gguf-info", path, NULL};
-    assert_int_equal(run(argv2, NULL, &out, &err), 1);
+    assert_int_equal(run(argv2, NULL, &out, &err), 2); /* bad input: the file is not there */
     assert_non_null(strstr(buf_str(&err), "missing.gguf"));
     buf_free(&out);
     buf_free(&err);
