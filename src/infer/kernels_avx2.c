@@ -55,8 +55,8 @@ AVX2 static inline float hmax_ps(__m256 v)
  * 0..15), then high nibbles (16..31). */
 AVX2 static inline __m256i unpack_nibbles_q4_0(const uint8_t *qs)
 {
-    __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
 }
 
@@ -298,6 +298,56 @@ AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_k
         y[(size_t)t * ldy] = hsum_ps(acc[t]);
 }
 
+/* Decode for the 32-element types: one weight row against the single
+ * activation row. What depends only on the activation is made once for all
+ * rows by the caller: the block scales as floats (dyf, one per block) and,
+ * for Q4_0 and Q5_0, the offset term ob (per block, 8 int32 lanes of
+ * off * sum of 4 activations, off = 8 or 16). The 4- and 5-bit weights
+ * then go into vpmaddubsw unsigned, as stored, and the offset is taken off
+ * the int32 sums, instead of the two sign operations per block that signed
+ * weights need. The int32 lanes are exactly small_tokens()'s (the same 4
+ * products each), and what follows is its T = 1 path on the same values,
+ * so the result equals dot's bit for bit. */
+AVX2 static inline __attribute__((always_inline)) float small_row(enum small_kind kind, size_t n,
+                                                                  const uint8_t *w,
+                                                                  const struct quant_block_q8_0 *a,
+                                                                  const float *dyf,
+                                                                  const __m256i *ob)
+{
+    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
+               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                 : sizeof(struct quant_block_q5_0);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / QK8_0; b++) {
+        const uint8_t *blk = w + b * bsz;
+        _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
+        uint16_t dh;
+        memcpy(&dh, blk, 2);
+        __m256i ya = _mm256_loadu_si256((const __m256i *)a[b].qs);
+        __m256i p;
+        if (kind == SK_Q8_0) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+            p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q),
+                                                       _mm256_sign_epi8(ya, q)),
+                                  ones);
+        } else {
+            __m256i u;
+            if (kind == SK_Q4_0) {
+                u = unpack_nibbles_q4_0(blk + 2);
+            } else {
+                uint32_t qh;
+                memcpy(&qh, blk + 2, 4);
+                u = _mm256_or_si256(unpack_nibbles_q4_0(blk + 6),
+                                    _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
+            }
+            p = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, ya), ones), ob[b]);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(dh) * dyf[b]), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
 /* Prefill tiles for the 32-element types: R rows (1 or 2) x T tokens (up
  * to 4), with the tokens' block scales converted to float once per tile
  * (dyf, T x nb) instead of once per row. Each (row, token) result is the
@@ -369,9 +419,20 @@ AVX2 static inline __attribute__((always_inline)) void small_matmul(enum small_k
     size_t nb = n / QK8_0;
     const uint8_t *wb = w, *ab = a;
     float dyf[4 * TILE_MAX_BLOCKS];
-    if (n_act == 1) {
+    __m256i ob[TILE_MAX_BLOCKS]; /* decode: small_row()'s offset terms */
+    if (n_act == 1 && nb <= TILE_MAX_BLOCKS) {
+        const struct quant_block_q8_0 *a0 = a;
+        for (size_t b = 0; b < nb; b++)
+            dyf[b] = f16_to_f32(a0[b].d);
+        if (kind != SK_Q8_0) {
+            __m256i off = _mm256_set1_epi8(kind == SK_Q4_0 ? 8 : 16);
+            for (size_t b = 0; b < nb; b++)
+                ob[b] = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(off, _mm256_loadu_si256((const __m256i *)a0[b].qs)),
+                    _mm256_set1_epi16(1));
+        }
         for (size_t r = 0; r < n_rows; r++)
-            small_tokens(kind, n, wb + r * w_stride, ab, 0, 1, y + r, 0);
+            y[r] = small_row(kind, n, wb + r * w_stride, a0, dyf, ob);
         return;
     }
     for (size_t k = 0; k < n_act; k += 4) {
