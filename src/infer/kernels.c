@@ -422,7 +422,7 @@ void kern_matmul(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, 
                  size_t) = impl->matmul[slot];
     const uint8_t *wb = w;
     const uint8_t *ab = act;
-    if (tile && n_act > 1) {
+    if (tile) {
         tile(n, wb + r0 * w_row_bytes, w_row_bytes, r1 - r0, act, act_row_bytes, n_act, y + r0, ldy);
         return;
     }

@@ -55,8 +55,8 @@ AVX2 static inline float hmax_ps(__m256 v)
  * 0..15), then high nibbles (16..31). */
 AVX2 static inline __m256i unpack_nibbles_q4_0(const uint8_t *qs)
 {
-    __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
 }
 
@@ -298,6 +298,56 @@ AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_k
         y[(size_t)t * ldy] = hsum_ps(acc[t]);
 }
 
+/* Decode for the 32-element types: one weight row against the single
+ * activation row. What depends only on the activation is made once for all
+ * rows by the caller: the block scales as floats (dyf, one per block) and,
+ * for Q4_0 and Q5_0, the offset term ob (per block, 8 int32 lanes of
+ * off * sum of 4 activations, off = 8 or 16). The 4- and 5-bit weights
+ * then go into vpmaddubsw unsigned, as stored, and the offset is taken off
+ * the int32 sums, instead of the two sign operations per block that signed
+ * weights need. The int32 lanes are exactly small_tokens()'s (the same 4
+ * products each), and what follows is its T = 1 path on the same values,
+ * so the result equals dot's bit for bit. */
+AVX2 static inline __attribute__((always_inline)) float small_row(enum small_kind kind, size_t n,
+                                                                  const uint8_t *w,
+                                                                  const struct quant_block_q8_0 *a,
+                                                                  const float *dyf,
+                                                                  const __m256i *ob)
+{
+    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
+               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                 : sizeof(struct quant_block_q5_0);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t b = 0; b < n / QK8_0; b++) {
+        const uint8_t *blk = w + b * bsz;
+        _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
+        uint16_t dh;
+        memcpy(&dh, blk, 2);
+        __m256i ya = _mm256_loadu_si256((const __m256i *)a[b].qs);
+        __m256i p;
+        if (kind == SK_Q8_0) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
+            p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q),
+                                                       _mm256_sign_epi8(ya, q)),
+                                  ones);
+        } else {
+            __m256i u;
+            if (kind == SK_Q4_0) {
+                u = unpack_nibbles_q4_0(blk + 2);
+            } else {
+                uint32_t qh;
+                memcpy(&qh, blk + 2, 4);
+                u = _mm256_or_si256(unpack_nibbles_q4_0(blk + 6),
+                                    _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
+            }
+            p = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, ya), ones), ob[b]);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(dh) * dyf[b]), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
 /* Prefill tiles for the 32-element types: R rows (1 or 2) x T tokens (up
  * to 4), with the tokens' block scales converted to float once per tile
  * (dyf, T x nb) instead of once per row. Each (row, token) result is the
@@ -369,6 +419,22 @@ AVX2 static inline __attribute__((always_inline)) void small_matmul(enum small_k
     size_t nb = n / QK8_0;
     const uint8_t *wb = w, *ab = a;
     float dyf[4 * TILE_MAX_BLOCKS];
+    __m256i ob[TILE_MAX_BLOCKS]; /* decode: small_row()'s offset terms */
+    if (n_act == 1 && nb <= TILE_MAX_BLOCKS) {
+        const struct quant_block_q8_0 *a0 = a;
+        for (size_t b = 0; b < nb; b++)
+            dyf[b] = f16_to_f32(a0[b].d);
+        if (kind != SK_Q8_0) {
+            __m256i off = _mm256_set1_epi8(kind == SK_Q4_0 ? 8 : 16);
+            for (size_t b = 0; b < nb; b++)
+                ob[b] = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(off, _mm256_loadu_si256((const __m256i *)a0[b].qs)),
+                    _mm256_set1_epi16(1));
+        }
+        for (size_t r = 0; r < n_rows; r++)
+            y[r] = small_row(kind, n, wb + r * w_stride, a0, dyf, ob);
+        return;
+    }
     for (size_t k = 0; k < n_act; k += 4) {
         int T = n_act - k >= 4 ? 4 : (int)(n_act - k);
         const uint8_t *ak = ab + k * a_stride;
@@ -427,53 +493,63 @@ SMALL_DOT(avx2_dot_q5_0, SK_Q5_0)
 
 /* ---- K-quants with Q8_K activations ---- */
 
-/* The 12 packed bytes of a Q4_K block as 8 six-bit scales (sc) and 8 mins
- * (m), each 8 bytes in a u64, with word arithmetic instead of 16 lookups:
- * bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7;
- * bytes 4-7 the same for the mins; bytes 8-11 the low 4 bits of scales 4-7
- * (low nibbles) and mins 4-7 (high nibbles). */
-static inline void q4k_unpack_scales(const uint8_t *s, uint64_t *sc, uint64_t *m)
+/* A Q4_K block's 8 six-bit scales (bytes 0-7) and 8 mins (bytes 8-15),
+ * the same 16 bytes in both 128-bit lanes, unpacked from the block's first
+ * 16 bytes (d, dmin, the 12 packed bytes s) with a few vector operations
+ * instead of a dependent scalar chain. s[0-3] hold scales 0-3 (low 6 bits)
+ * and the top 2 bits of scales 4-7; s[4-7] the same for the mins; s[8-11]
+ * the low 4 bits of scales 4-7 (low nibbles) and mins 4-7 (high nibbles).
+ * Every value is below 64, so a byte shuffle with 0x80 in the odd bytes
+ * widens any of them to int16. */
+AVX2 static inline __m256i q4k_scales(const struct quant_block_q4_k *x)
 {
-    uint32_t w0, w1, w2;
-    memcpy(&w0, s, 4);
-    memcpy(&w1, s + 4, 4);
-    memcpy(&w2, s + 8, 4);
-    uint32_t sc_lo = w0 & 0x3F3F3F3Fu;
-    uint32_t sc_hi = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
-    uint32_t m_lo = w1 & 0x3F3F3F3Fu;
-    uint32_t m_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
-    *sc = (uint64_t)sc_lo | (uint64_t)sc_hi << 32;
-    *m = (uint64_t)m_lo | (uint64_t)m_hi << 32;
+    __m128i v = _mm_loadu_si128((const __m128i *)x);
+    /* low bits: s0-3, s8-11 (scales) then s4-7, s8-11 >> 4 (mins) */
+    __m128i lo = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13,
+                                                   14, 15));
+    lo = _mm_blend_epi32(lo, _mm_srli_epi16(lo, 4), 0x8);
+    lo = _mm_and_si128(lo, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15,
+                                         15));
+    /* bits 4-5 of scales 4-7 and mins 4-7: the top 2 bits of s0-3, s4-7 */
+    __m128i hi = _mm_shuffle_epi8(v, _mm_setr_epi8(-128, -128, -128, -128, 4, 5, 6, 7, -128, -128,
+                                                   -128, -128, 8, 9, 10, 11));
+    hi = _mm_and_si128(_mm_srli_epi16(hi, 2), _mm_set1_epi8(0x30));
+    return _mm256_broadcastsi128_si256(_mm_or_si128(lo, hi));
 }
 
 /* Q4_K rows against T activation rows at once (T <= 4, a compile-time
  * constant after inlining): the nibbles and scales of each block are
  * unpacked once and used for every token, which is what makes prefill
  * cheaper per token than decode. Per block and token: 8 vpmaddubsw (nibble
- * x activation), 8 vpmaddwd (times the sub-block scale, broadcast from a
- * register by vpshufb), then one FMA for d and one for the mins, whose
- * term needs only the activation's 16-element sums. */
-AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, const void *w, const void *a, size_t a_stride, int T,
-                                   float *y, size_t ldy)
+ * x activation), 8 vpmaddwd (times the sub-block scale, widened from the
+ * scale bytes by vpshufb), then one FMA for d and one for the mins, whose
+ * term needs only the activation's 16-element sums. Decode (T = 1) asks
+ * for the weights PF_DIST ahead, three lines per 144-byte block: one
+ * prefetch per block would leave every other line to the hardware. */
+AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, const void *w,
+                                                                  const void *a, size_t a_stride,
+                                                                  int T, float *y, size_t ldy)
 {
     const struct quant_block_q4_k *x = w;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    /* vpshufb patterns picking int16 k (bytes 2k, 2k+1) in every slot */
-    __m256i pick[8];
-    for (int k = 0; k < 8; k++)
-        pick[k] = _mm256_set1_epi16((short)(0x0100 * (2 * k + 1) + 2 * k));
+    /* int16 pairs of the mins in the order of the 16 bsums: m0 m0 m1 m1 ... */
+    const __m256i mpick = _mm256_setr_epi8(8, -128, 8, -128, 9, -128, 9, -128, 10, -128, 10, -128,
+                                           11, -128, 11, -128, 12, -128, 12, -128, 13, -128, 13,
+                                           -128, 14, -128, 14, -128, 15, -128, 15, -128);
     __m256 acc[4];
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK_K; b++) {
-        if (T == 1)
-            _mm_prefetch((const char *)&x[b] + PF_DIST, _MM_HINT_T0);
-        uint64_t sc, mn;
-        q4k_unpack_scales(x[b].scales, &sc, &mn);
-        __m128i sc16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc));
-        __m256i scv = _mm256_broadcastsi128_si256(sc16);
-        __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
-        __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+        if (T == 1) {
+            const char *pf = (const char *)&x[b] + PF_DIST;
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 64, _MM_HINT_T0);
+            _mm_prefetch(pf + 128, _MM_HINT_T0);
+        }
+        __m256i sv = q4k_scales(&x[b]);
+        uint32_t dw;
+        memcpy(&dw, &x[b], 4);
+        __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dw)); /* d, dmin */
         __m256i isum[4];
         for (int t = 0; t < T; t++)
             isum[t] = _mm256_setzero_si256();
@@ -481,25 +557,29 @@ AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, cons
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * j));
             __m256i lo = _mm256_and_si256(q, m4);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            __m256i s0 = _mm256_shuffle_epi8(scv, pick[2 * j]);
-            __m256i s1 = _mm256_shuffle_epi8(scv, pick[2 * j + 1]);
+            /* scale k as int16 in every slot: bytes k, 0x80 */
+            __m256i s0 = _mm256_shuffle_epi8(sv, _mm256_set1_epi16((short)(0x8000 | (2 * j))));
+            __m256i s1 = _mm256_shuffle_epi8(sv, _mm256_set1_epi16((short)(0x8000 | (2 * j + 1))));
             for (int t = 0; t < T; t++) {
                 const struct quant_block_q8_k *yb =
                     (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
-                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j)));
-                __m256i p1 =
-                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j + 32)));
+                __m256i p0 =
+                    _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j)));
+                __m256i p1 = _mm256_maddubs_epi16(
+                    hi, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j + 32)));
                 isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0),
                                                                      _mm256_madd_epi16(p1, s1)));
             }
         }
-        float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
+        __m256i mdup = _mm256_shuffle_epi8(sv, mpick);
         for (int t = 0; t < T; t++) {
             const struct quant_block_q8_k *yb =
                 (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
             __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), mdup);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
-            acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * yb->d), _mm256_cvtepi32_ps(msum), acc[t]);
+            __m128 ddy = _mm_mul_ps(dd, _mm_set1_ps(yb->d)); /* d * yd, dmin * yd */
+            acc[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(ddy), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(ddy)),
+                                      _mm256_cvtepi32_ps(msum), acc[t]);
         }
     }
     for (int t = 0; t < T; t++)
@@ -513,6 +593,8 @@ AVX2 static float avx2_dot_q4_k(size_t n, const void *w, const void *a)
     return y;
 }
 
+/* Decode (n_act = 1) comes here too, so the row loop runs without a call
+ * through the kernel table per row. */
 AVX2 static void avx2_matmul_q4_k(size_t n, const void *w, size_t w_stride, size_t n_rows,
                                   const void *a, size_t a_stride, size_t n_act, float *y,
                                   size_t ldy)

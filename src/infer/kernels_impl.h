@@ -26,8 +26,9 @@ struct kern_impl {
     /* dot(n, w_row, act) for n elements */
     float (*dot[KS_COUNT])(size_t n, const void *w, const void *a);
     /* Rows [0, n_rows) of w (rows w_stride bytes apart) against n_act
-     * activation rows a + k * a_stride, results to y[k * ldy + r]. NULL:
-     * kern_matmul loops over dot. */
+     * activation rows a + k * a_stride, results to y[k * ldy + r], for any
+     * n_act >= 1 (decode too); each result must equal dot's bit for bit.
+     * NULL: kern_matmul loops over dot. */
     void (*matmul[KS_COUNT])(size_t n, const void *w, size_t w_stride, size_t n_rows,
                              const void *a, size_t a_stride, size_t n_act, float *y, size_t ldy);
     void (*quantize_q8_0)(const float *x, void *dst, size_t n);

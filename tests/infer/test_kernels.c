@@ -231,7 +231,8 @@ static void check_activations(const char *impl)
 }
 
 /* kern_matmul over several rows and activation rows equals kern_dot for
- * each pair (the batched path reads each row once for all tokens). */
+ * each pair (the batched path reads each row once for all tokens), and
+ * with one activation row (decode) equals it bit for bit. */
 static void check_matmul(const char *impl)
 {
     enum { ROWS = 7, TOK = 5 };
@@ -265,6 +266,18 @@ static void check_matmul(const char *impl)
                                 quant_traits(t)->name, r, k, (double)got, (double)want);
                     fail();
                 }
+            }
+        }
+        /* one activation row (decode): the same bits as dot, row by row */
+        for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
+            y[i] = -12345.0f;
+        kern_matmul(t, N, w, wrb, 1, ROWS, act + arb, arb, 1, y, 0);
+        for (int r = 0; r < ROWS + 3; r++) {
+            float want = r >= 1 && r < ROWS ? kern_dot(t, N, w + r * wrb, act + arb) : -12345.0f;
+            if (memcmp(&y[r], &want, sizeof want) != 0) {
+                print_error("%s %s decode matmul row %d: %g vs dot %g\n", impl,
+                            quant_traits(t)->name, r, (double)y[r], (double)want);
+                fail();
             }
         }
     }
