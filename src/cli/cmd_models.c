@@ -90,9 +90,6 @@ static int parse(int argc, char **argv, struct models_opts *o, int *done)
         }
     }
     if (o->engine && !engine_available(o->engine)) {
-        if (strcmp(o->engine, "builtin") == 0)
-            return cli_usage_error("models", "the built-in engine is not part of this build yet; "
-                                             "use -e ollama or -e openai");
         return cli_usage_error("models", "unknown engine '%s' (choose ollama, openai or builtin)",
                                o->engine);
     }
