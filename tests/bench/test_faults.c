@@ -285,40 +285,55 @@ static int lines_of(const char *dir)
  * as a service manager would. The request in flight is lost, with what it
  * had received; the run waits for the server and goes on; every other
  * request succeeds. */
+/* Starts `joulebench run` (reps repetitions, warmup warm-ups) against a
+ * fake server that takes 1.5 s an answer, waits until requests.jsonl has
+ * after_lines lines, then half a second more (so the kill lands
+ * mid-stream however slow the machine is between two requests), kills the
+ * server with SIGKILL and starts it again on the same port 0.7 s later.
+ * Returns joulebench's exit code and its stderr (heap); *lines_before is
+ * the line count at the kill. */
+static int run_with_server_crash(struct rig *r, const char *reps, const char *warmup,
+                                 int after_lines, struct fakeserver_proc *srv, int *lines_before,
+                                 char **errtext)
+{
+    const char *script = "{\"flavour\": \"ollama\", \"tokens\": 30, \"tokens_per_s\": 20}";
+    char err[ERR_LEN];
+    assert_int_equal(fakeserver_spawn_port(srv, FAKESERVER, 0, script, err), 0);
+    int port = srv->port;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    const char *args[] = {"run",      "-e", "ollama", "--url", url,        "-m",   "fake:latest",
+                          "--prompt", "a",  "--reps", reps,    "--warmup", warmup, "--baseline",
+                          "0",        "-o", r->out,   "-q",    NULL};
+    struct child c;
+    spawn(r, args, 0, &c);
+    double end = jb_clock_s() + 30;
+    while (lines_of(r->out) < after_lines && jb_clock_s() < end)
+        usleep(2000);
+    assert_true(lines_of(r->out) >= after_lines);
+    usleep(500000);
+    *lines_before = lines_of(r->out);
+    kill(srv->pid, SIGKILL);
+    waitpid(srv->pid, NULL, 0);
+    close(srv->stdin_fd);
+    /* Down for a moment: a restart is not instant. */
+    usleep(700000);
+    assert_int_equal(fakeserver_spawn_port(srv, FAKESERVER, port, script, err), 0);
+    int rc = wait_child(&c, 60);
+    *errtext = slurp(c.err_path);
+    return rc;
+}
+
 static void test_server_killed_and_restarted(void **state)
 {
     (void)state;
     struct rig r;
     rig_start(&r);
-    /* 1.5 s an answer: the kill, half a second into the third, lands
-     * mid-stream however slow the machine is between two requests. */
-    const char *script = "{\"flavour\": \"ollama\", \"tokens\": 30, \"tokens_per_s\": 20}";
+    /* The load and two requests are on disk when the third is cut. */
     struct fakeserver_proc srv;
-    char err[ERR_LEN];
-    assert_int_equal(fakeserver_spawn_port(&srv, FAKESERVER, 0, script, err), 0);
-    int port = srv.port;
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-    const char *args[] = {"run",      "-e", "ollama", "--url", url,        "-m", "fake:latest",
-                          "--prompt", "a",  "--reps", "5",     "--warmup", "0",  "--baseline",
-                          "0",        "-o", r.out,    "-q",    NULL};
-    struct child c;
-    spawn(&r, args, 0, &c);
-    /* The load and two requests are on disk; the third streams. */
-    double end = jb_clock_s() + 30;
-    while (lines_of(r.out) < 3 && jb_clock_s() < end)
-        usleep(2000);
-    assert_true(lines_of(r.out) >= 3);
-    usleep(500000);
-    int before = lines_of(r.out);
-    kill(srv.pid, SIGKILL);
-    waitpid(srv.pid, NULL, 0);
-    close(srv.stdin_fd);
-    /* Down for a moment: a restart is not instant. */
-    usleep(700000);
-    assert_int_equal(fakeserver_spawn_port(&srv, FAKESERVER, port, script, err), 0);
-    int rc = wait_child(&c, 60);
-    char *errtext = slurp(c.err_path);
+    int before;
+    char *errtext;
+    int rc = run_with_server_crash(&r, "5", "0", 3, &srv, &before, &errtext);
     if (rc != 1)
         fail_msg("exit %d (1: finished, some failed)\nstderr: %s", rc, errtext);
 
@@ -382,32 +397,12 @@ static void test_server_killed_in_warmup(void **state)
     (void)state;
     struct rig r;
     rig_start(&r);
-    const char *script = "{\"flavour\": \"ollama\", \"tokens\": 30, \"tokens_per_s\": 20}";
+    /* The load record is on disk; the warm-up is cut. */
     struct fakeserver_proc srv;
-    char err[ERR_LEN];
-    assert_int_equal(fakeserver_spawn_port(&srv, FAKESERVER, 0, script, err), 0);
-    int port = srv.port;
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-    const char *args[] = {"run",      "-e", "ollama", "--url", url,        "-m", "fake:latest",
-                          "--prompt", "a",  "--reps", "3",     "--warmup", "1",  "--baseline",
-                          "0",        "-o", r.out,    "-q",    NULL};
-    struct child c;
-    spawn(&r, args, 0, &c);
-    /* The load record is on disk; the warm-up streams for 1.5 s. */
-    double end = jb_clock_s() + 30;
-    while (lines_of(r.out) < 1 && jb_clock_s() < end)
-        usleep(2000);
-    assert_true(lines_of(r.out) >= 1);
-    usleep(500000);
-    assert_int_equal(lines_of(r.out), 1);
-    kill(srv.pid, SIGKILL);
-    waitpid(srv.pid, NULL, 0);
-    close(srv.stdin_fd);
-    usleep(700000);
-    assert_int_equal(fakeserver_spawn_port(&srv, FAKESERVER, port, script, err), 0);
-    int rc = wait_child(&c, 60);
-    char *errtext = slurp(c.err_path);
+    int before;
+    char *errtext;
+    int rc = run_with_server_crash(&r, "3", "1", 1, &srv, &before, &errtext);
+    assert_int_equal(before, 1);
     if (rc != 1)
         fail_msg("exit %d (1: finished, some failed)\nstderr: %s", rc, errtext);
     struct jsonl j;
