@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/err.h"
 #include "joulebench/joulebench.h"
 
 /* The input as a NUL-terminated string (it may hold NULs before the end;
@@ -67,6 +69,37 @@ _Noreturn void fuzz_replay_fail(const char *file, int line, const char *msg);
 static inline int fuzz_rc_known(int rc)
 {
     return rc <= 0 && rc >= JB_ERR_UNSUPPORTED;
+}
+
+/* For the stream framings (NDJSON, SSE): run(data, size, step, out, err)
+ * feeds data in pieces of step bytes (0: sizes taken from the data) and
+ * writes what it parsed to out. The result, the output and the message
+ * must not depend on how the stream was cut. what names the output
+ * ("lines", "events"). Returns the whole feed's result. */
+typedef int (*fuzz_split_fn)(const uint8_t *data, size_t size, size_t step, struct buf *out,
+                             char *err);
+static inline int fuzz_same_however_split(const uint8_t *data, size_t size, fuzz_split_fn run,
+                                          const char *what)
+{
+    struct buf whole = {0}, split = {0};
+    char err[ERR_LEN] = "", err2[ERR_LEN] = "";
+    int rc = run(data, size, size ? size : 1, &whole, err);
+    if (!fuzz_rc_known(rc))
+        fuzz_fail("unknown result %d", rc);
+    static const size_t steps[] = {1, 0, 2, 7};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        buf_reset(&split);
+        int rc2 = run(data, size, steps[i], &split, err2);
+        if (rc2 != rc)
+            fuzz_fail("step %zu gave %d, the whole feed %d", steps[i], rc2, rc);
+        if (split.len != whole.len || (whole.len && memcmp(split.data, whole.data, whole.len)))
+            fuzz_fail("step %zu gave other %s than the whole feed", steps[i], what);
+        if (rc && strcmp(err, err2) != 0)
+            fuzz_fail("step %zu: \"%s\" vs \"%s\"", steps[i], err2, err);
+    }
+    buf_free(&whole);
+    buf_free(&split);
+    return rc;
 }
 
 /* The targets, by name (fuzz_main.c calls the one named by

@@ -50,23 +50,5 @@ static int run(const uint8_t *data, size_t size, size_t step, struct buf *lines,
 
 int fuzz_ndjson(const uint8_t *data, size_t size)
 {
-    struct buf whole = {0}, split = {0};
-    char err[ERR_LEN] = "", err2[ERR_LEN] = "";
-    int rc = run(data, size, size ? size : 1, &whole, err);
-    if (!fuzz_rc_known(rc))
-        fuzz_fail("unknown result %d", rc);
-    static const size_t steps[] = {1, 0, 2, 7};
-    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        buf_reset(&split);
-        int rc2 = run(data, size, steps[i], &split, err2);
-        if (rc2 != rc)
-            fuzz_fail("step %zu gave %d, the whole feed %d", steps[i], rc2, rc);
-        if (split.len != whole.len || (whole.len && memcmp(split.data, whole.data, whole.len)))
-            fuzz_fail("step %zu gave other lines than the whole feed", steps[i]);
-        if (rc && strcmp(err, err2) != 0)
-            fuzz_fail("step %zu: \"%s\" vs \"%s\"", steps[i], err2, err);
-    }
-    buf_free(&whole);
-    buf_free(&split);
-    return rc;
+    return fuzz_same_however_split(data, size, run, "lines");
 }
