@@ -28,6 +28,10 @@
 #define DEFAULT_CTX 4096
 /* multiply-adds below which attention runs on the calling thread alone */
 #define ATTN_INLINE_WORK (1 << 18)
+/* row chunks per thread in a matrix product (see matmul) */
+#define MM_CHUNKS_PER_THREAD 3
+/* most weight bytes in one chunk */
+#define MM_CHUNK_MAX_BYTES (1u << 20)
 
 /* A weight matrix used in place: n_out rows of n_in elements. */
 struct wmat {
@@ -662,8 +666,15 @@ static void matmul(struct infer_session *s, const float *x, int n_tok, int n_mat
         t->act_row_bytes = arb;
         t->y = y[i];
         t->bias = bias ? bias[i] : NULL;
-        /* about 8 chunks per thread, at least 16 rows each */
-        int cr = w[i]->n_out / (threads * 8);
+        /* about MM_CHUNKS_PER_THREAD chunks per thread, at least 16 rows
+         * each: fewer, longer runs of rows stream better than many short
+         * ones */
+        int cr = w[i]->n_out / (threads * MM_CHUNKS_PER_THREAD);
+        /* a thread that lost its core to another process holds up the
+         * others for at most one chunk: cap big matrices' chunks */
+        size_t cap = MM_CHUNK_MAX_BYTES / w[i]->row_bytes;
+        if ((size_t)cr > cap)
+            cr = (int)cap;
         t->chunk_rows = cr < 16 ? 16 : cr;
         t->first_chunk = chunks;
         chunks += (w[i]->n_out + t->chunk_rows - 1) / t->chunk_rows;
