@@ -26,8 +26,11 @@
 
 #define PREFILL_BATCH 32
 #define DEFAULT_CTX 4096
-/* multiply-adds below which attention runs on the calling thread alone */
-#define ATTN_INLINE_WORK (1 << 18)
+/* multiply-adds below which attention runs on the calling thread alone:
+ * waking sleeping workers costs tens of microseconds, spinning ones about
+ * one */
+#define ATTN_INLINE_WORK_SLEEP (1 << 18)
+#define ATTN_INLINE_WORK_SPIN (1 << 13)
 /* row chunks per thread in a matrix product (see matmul) */
 #define MM_CHUNKS_PER_THREAD 3
 /* most weight bytes in one chunk */
@@ -796,8 +799,10 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
         struct attn_job aj = {.s = s, .layer = l, .n_tok = n_tok, .pos0 = pos0};
         atomic_init(&aj.next, 0);
         /* short contexts: less work than waking the threads costs */
+        size_t inline_work = pool_wait(m->pool) == INFER_WAIT_SPIN ? ATTN_INLINE_WORK_SPIN
+                                                                   : ATTN_INLINE_WORK_SLEEP;
         if ((size_t)n_tok * (size_t)m->n_heads * (size_t)(pos0 + n_tok) * (size_t)m->head_dim <
-            ATTN_INLINE_WORK)
+            inline_work)
             attn_worker(&aj, 0, 1);
         else
             pool_run(m->pool, attn_worker, &aj);
