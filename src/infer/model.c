@@ -84,6 +84,8 @@ struct infer_session {
     float *hb, *hb2; /* (batch, ffn) */
     float *att;    /* (threads, ctx) attention scores, one row per thread */
     uint8_t *act[3]; /* (batch, max_act_row_bytes) inputs as F32, Q8_0, Q8_K */
+    uint8_t *act_ffn; /* (batch, max_act_row_bytes) the FFN's hidden state made
+                       * for w_down by ffn_worker */
     float *logits; /* (vocab) */
 };
 
@@ -555,8 +557,9 @@ int infer_session_new(struct infer_model *m, int ctx_len, struct infer_session *
     s->att = malloc((size_t)pool_threads(m->pool) * (size_t)ctx_len * sizeof(float));
     for (int i = 0; i < 3; i++)
         s->act[i] = malloc(B * m->max_act_row_bytes);
+    s->act_ffn = malloc(B * m->max_act_row_bytes);
     s->logits = malloc((size_t)m->vocab * sizeof(float));
-    if (!s->k_cache || !s->v_cache || !s->x || !s->xb || !s->tmp || !s->q || !s->k || !s->v ||
+    if (!s->act_ffn ||!s->k_cache || !s->v_cache || !s->x || !s->xb || !s->tmp || !s->q || !s->k || !s->v ||
         !s->ao || !s->hb || !s->hb2 || !s->att || !s->act[0] || !s->act[1] || !s->act[2] || !s->logits) {
         infer_session_free(s);
         return err_setf(err, JB_ERR_NOMEM,
@@ -585,6 +588,7 @@ void infer_session_free(struct infer_session *s)
     free(s->att);
     for (int i = 0; i < 3; i++)
         free(s->act[i]);
+    free(s->act_ffn);
     free(s->logits);
     free(s);
 }
@@ -642,10 +646,19 @@ static void mm_worker(void *ctx, int thread, int n_threads)
     }
 }
 
+/* The session's activation buffer for weights of type t: one per format. */
+static int act_slot(enum ggml_type t)
+{
+    enum ggml_type at = kern_act_type(t);
+    return at == GGML_TYPE_F32 ? 0 : at == GGML_TYPE_Q8_0 ? 1 : 2;
+}
+
 /* y_i = W_i x (+ b_i) for n_tok input rows x (n_tok, n_in). The input is
- * quantised once per activation format the matrices need. */
-static void matmul(struct infer_session *s, const float *x, int n_tok, int n_mats,
-                   const struct wmat *const *w, float *const *y, const float *const *bias)
+ * quantised once per activation format the matrices need, unless pre_act
+ * holds it already (one matrix only: n_tok rows of its activation format). */
+static void matmul(struct infer_session *s, const float *x, const uint8_t *pre_act, int n_tok,
+                   int n_mats, const struct wmat *const *w, float *const *y,
+                   const float *const *bias)
 {
     struct mm_job j;
     memset(&j, 0, sizeof(j));
@@ -654,10 +667,11 @@ static void matmul(struct infer_session *s, const float *x, int n_tok, int n_mat
     int threads = pool_threads(s->m->pool);
     int chunks = 0;
     for (int i = 0; i < n_mats; i++) {
-        enum ggml_type at = kern_act_type(w[i]->type);
-        int slot = at == GGML_TYPE_F32 ? 0 : at == GGML_TYPE_Q8_0 ? 1 : 2;
+        int slot = act_slot(w[i]->type);
         size_t arb = kern_act_row_bytes(w[i]->type, (size_t)n_in);
-        if (!done[slot]) {
+        if (pre_act) {
+            done[slot] = 1;
+        } else if (!done[slot]) {
             done[slot] = 1;
             for (int k = 0; k < n_tok; k++)
                 kern_quantize_act(w[i]->type, x + (size_t)k * (size_t)n_in,
@@ -665,7 +679,7 @@ static void matmul(struct infer_session *s, const float *x, int n_tok, int n_mat
         }
         struct mm_task *t = &j.task[i];
         t->w = w[i];
-        t->act = s->act[slot];
+        t->act = pre_act ? pre_act : s->act[slot];
         t->act_row_bytes = arb;
         t->y = y[i];
         t->bias = bias ? bias[i] : NULL;
@@ -768,6 +782,86 @@ static void attn_worker(void *ctx, int thread, int n_threads)
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
+/* The FFN's hidden state as one pool job: each chunk of rows computes its
+ * gate and up rows, applies silu(gate) * up, and quantises those rows for
+ * w_down. Chunks are whole activation blocks of w_down, so the blocks come
+ * out as a serial quantisation of the row would make them, and the
+ * elementwise product and quantisation no longer run on one thread while
+ * the others wait. */
+struct ffn_job {
+    struct infer_session *s;
+    const struct layer *L;
+    const uint8_t *act_gate, *act_up; /* (n_tok, arb_gate / arb_up) */
+    size_t arb_gate, arb_up, arb_down;
+    int n_tok, chunk_rows, n_chunks;
+    atomic_int next;
+};
+
+static void ffn_worker(void *ctx, int thread, int n_threads)
+{
+    (void)thread;
+    (void)n_threads;
+    struct ffn_job *j = ctx;
+    struct infer_session *s = j->s;
+    const struct layer *L = j->L;
+    size_t ffn = (size_t)s->m->ffn_dim;
+    for (;;) {
+        int c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->n_chunks)
+            break;
+        size_t r0 = (size_t)c * (size_t)j->chunk_rows;
+        size_t r1 = r0 + (size_t)j->chunk_rows < ffn ? r0 + (size_t)j->chunk_rows : ffn;
+        kern_matmul(L->w_gate.type, (size_t)L->w_gate.n_in, L->w_gate.data, L->w_gate.row_bytes,
+                    r0, r1, j->act_gate, j->arb_gate, (size_t)j->n_tok, s->hb, ffn);
+        kern_matmul(L->w_up.type, (size_t)L->w_up.n_in, L->w_up.data, L->w_up.row_bytes, r0, r1,
+                    j->act_up, j->arb_up, (size_t)j->n_tok, s->hb2, ffn);
+        size_t off = kern_act_row_bytes(L->w_down.type, r0);
+        for (size_t k = 0; k < (size_t)j->n_tok; k++) {
+            float *h = s->hb + k * ffn, *h2 = s->hb2 + k * ffn;
+            for (size_t r = r0; r < r1; r++)
+                h[r] = silu(h[r]) * h2[r];
+            kern_quantize_act(L->w_down.type, h + r0, s->act_ffn + k * j->arb_down + off, r1 - r0);
+        }
+    }
+}
+
+/* s->hb = silu(W_gate xb) * (W_up xb) for n_tok rows, and s->act_ffn = hb
+ * made for w_down. */
+static void ffn_hidden(struct infer_session *s, const struct layer *L, int n_tok)
+{
+    struct infer_model *m = s->m;
+    size_t dim = (size_t)m->dim;
+    struct ffn_job j;
+    memset(&j, 0, sizeof(j));
+    j.s = s;
+    j.L = L;
+    j.n_tok = n_tok;
+    j.arb_gate = kern_act_row_bytes(L->w_gate.type, dim);
+    j.arb_up = kern_act_row_bytes(L->w_up.type, dim);
+    j.arb_down = kern_act_row_bytes(L->w_down.type, (size_t)m->ffn_dim);
+    int slot_gate = act_slot(L->w_gate.type), slot_up = act_slot(L->w_up.type);
+    for (int k = 0; k < n_tok; k++)
+        kern_quantize_act(L->w_gate.type, s->xb + (size_t)k * dim,
+                          s->act[slot_gate] + (size_t)k * j.arb_gate, dim);
+    if (slot_up != slot_gate)
+        for (int k = 0; k < n_tok; k++)
+            kern_quantize_act(L->w_up.type, s->xb + (size_t)k * dim,
+                              s->act[slot_up] + (size_t)k * j.arb_up, dim);
+    j.act_gate = s->act[slot_gate];
+    j.act_up = s->act[slot_up];
+    /* whole w_down blocks per chunk, about 2 * MM_CHUNKS_PER_THREAD chunks
+     * per thread (each chunk is two matrices' rows) */
+    int blk = (int)kern_block_elems(L->w_down.type);
+    int n_blocks = m->ffn_dim / blk;
+    int per = n_blocks / (pool_threads(m->pool) * MM_CHUNKS_PER_THREAD * 2);
+    j.chunk_rows = (per < 1 ? 1 : per) * blk;
+    if (j.chunk_rows < 16 && m->ffn_dim >= 16)
+        j.chunk_rows = (16 + blk - 1) / blk * blk;
+    j.n_chunks = (m->ffn_dim + j.chunk_rows - 1) / j.chunk_rows;
+    atomic_init(&j.next, 0);
+    pool_run(m->pool, ffn_worker, &j);
+}
+
 /* n_tok tokens at positions s->pos..: the whole network for all of them,
  * logits for the last one when want_logits. */
 static void forward(struct infer_session *s, const int *ids, int n_tok, int want_logits)
@@ -787,7 +881,7 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
             const struct wmat *w[3] = {&L->wq, &L->wk, &L->wv};
             float *y[3] = {s->q, s->k, s->v};
             const float *b[3] = {L->bq, L->bk, L->bv};
-            matmul(s, s->xb, n_tok, 3, w, y, b);
+            matmul(s, s->xb, NULL, n_tok, 3, w, y, b);
         }
         size_t cache_row = ((size_t)l * (size_t)s->ctx + (size_t)pos0) * (size_t)m->kv_dim;
         for (int t = 0; t < n_tok; t++) {
@@ -809,24 +903,18 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
         {
             const struct wmat *w[1] = {&L->wo};
             float *y[1] = {s->tmp};
-            matmul(s, s->ao, n_tok, 1, w, y, NULL);
+            matmul(s, s->ao, NULL, n_tok, 1, w, y, NULL);
         }
         for (size_t i = 0; i < (size_t)n_tok * (size_t)dim; i++)
             s->x[i] += s->tmp[i];
 
         for (int t = 0; t < n_tok; t++)
             rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->ffn_norm, dim, m->norm_eps);
-        {
-            const struct wmat *w[2] = {&L->w_gate, &L->w_up};
-            float *y[2] = {s->hb, s->hb2};
-            matmul(s, s->xb, n_tok, 2, w, y, NULL);
-        }
-        for (size_t i = 0; i < (size_t)n_tok * (size_t)m->ffn_dim; i++)
-            s->hb[i] = silu(s->hb[i]) * s->hb2[i];
+        ffn_hidden(s, L, n_tok);
         {
             const struct wmat *w[1] = {&L->w_down};
             float *y[1] = {s->tmp};
-            matmul(s, s->hb, n_tok, 1, w, y, NULL);
+            matmul(s, s->hb, s->act_ffn, n_tok, 1, w, y, NULL);
         }
         for (size_t i = 0; i < (size_t)n_tok * (size_t)dim; i++)
             s->x[i] += s->tmp[i];
@@ -836,7 +924,7 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
         rmsnorm(s->xb, s->x + (size_t)(n_tok - 1) * dim, m->output_norm, dim, m->norm_eps);
         const struct wmat *w[1] = {&m->output};
         float *y[1] = {s->logits};
-        matmul(s, s->xb, 1, 1, w, y, NULL);
+        matmul(s, s->xb, NULL, 1, 1, w, y, NULL);
     }
 }
 
