@@ -15,13 +15,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
-int cli_double(const char *cmd, const char *opt, const char *s, double min, double max,
-               double *out)
+int cli_double(const char *cmd, const char *opt, const char *s, double min, double max, double *out)
 {
     double v;
     if (str_to_double(s, (size_t)-1, &v) || v < min || v > max)
-        return cli_usage_error(cmd, "%s takes a number from %g to %g, not '%s'", opt, min, max,
-                               s);
+        return cli_usage_error(cmd, "%s takes a number from %g to %g, not '%s'", opt, min, max, s);
     *out = v;
     return 0;
 }

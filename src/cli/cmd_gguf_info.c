@@ -17,21 +17,22 @@
 #include "infer/gguf.h"
 #include "infer/store.h"
 
-#define SHOW_ITEMS 8     /* array items shown in text */
+#define SHOW_ITEMS 8       /* array items shown in text */
 #define JSON_FULL_ITEMS 64 /* arrays up to this long are given whole in JSON */
-#define SHOW_STRING 120  /* string bytes shown in text */
+#define SHOW_STRING 120    /* string bytes shown in text */
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: joulebench gguf-info [--json] FILE|MODEL\n\n"
-               "Prints the metadata and the tensor table of a GGUF model file: each\n"
-               "tensor's name, type, shape, bytes and offset, with totals and the\n"
-               "parameter count. MODEL is an Ollama name (qwen2.5-coder:7b), looked up in\n"
-               "$OLLAMA_MODELS or ~/.ollama/models. Long arrays are shown as their first\n"
-               "%d items and their length.\n\n"
-               "  --json   one JSON object instead of text (arrays longer than %d items\n"
-               "           become {\"array_of\", \"count\", \"first\"})\n",
-               SHOW_ITEMS, JSON_FULL_ITEMS);
+    fprintf(f,
+            "usage: joulebench gguf-info [--json] FILE|MODEL\n\n"
+            "Prints the metadata and the tensor table of a GGUF model file: each\n"
+            "tensor's name, type, shape, bytes and offset, with totals and the\n"
+            "parameter count. MODEL is an Ollama name (qwen2.5-coder:7b), looked up in\n"
+            "$OLLAMA_MODELS or ~/.ollama/models. Long arrays are shown as their first\n"
+            "%d items and their length.\n\n"
+            "  --json   one JSON object instead of text (arrays longer than %d items\n"
+            "           become {\"array_of\", \"count\", \"first\"})\n",
+            SHOW_ITEMS, JSON_FULL_ITEMS);
 }
 
 /* A string for a terminal: escapes for control bytes, cut at max bytes. */
@@ -392,8 +393,8 @@ static json_t *json_value(const struct gguf_value *v)
             else if (v->v.arr.elem == GGUF_TYPE_ARRAY)
                 item = json_value(&v->v.arr.items[i]);
             else
-                item = json_scalar(v->v.arr.elem,
-                                   v->v.arr.data + i * gguf_type_size(v->v.arr.elem));
+                item =
+                    json_scalar(v->v.arr.elem, v->v.arr.data + i * gguf_type_size(v->v.arr.elem));
             json_array_append_new(a, item);
         }
         if (n <= JSON_FULL_ITEMS)
@@ -439,9 +440,10 @@ static int print_json(const char *shown, const char *path, const struct gguf_fil
         json_t *o = json_pack("{s:o, s:s, s:o, s:I, s:I}", "name", json_str(t->name), "type",
                               ggml_type_name(t->type), "shape", shape, "n_elements",
                               (json_int_t)t->n_elements, "offset", (json_int_t)t->offset);
-        json_object_set_new(o, "bytes", (t->size_bytes || !t->n_elements)
-                                            ? json_integer((json_int_t)t->size_bytes)
-                                            : json_null());
+        json_object_set_new(o, "bytes",
+                            (t->size_bytes || !t->n_elements)
+                                ? json_integer((json_int_t)t->size_bytes)
+                                : json_null());
         json_array_append_new(tensors, o);
     }
     json_t *types = json_object();

@@ -40,18 +40,30 @@ int err_exit_code(int code)
 const char *jb_strerror(int status)
 {
     switch (status) {
-    case JB_OK: return "ok";
-    case JB_ERR_USAGE: return "bad usage or input";
-    case JB_ERR_IO: return "input/output error";
-    case JB_ERR_NOMEM: return "out of memory or over a size limit";
-    case JB_ERR_PERM: return "permission denied";
-    case JB_ERR_NOTFOUND: return "not found";
-    case JB_ERR_STATE: return "call out of order";
-    case JB_ERR_NET: return "network or server error";
-    case JB_ERR_INTERRUPTED: return "interrupted";
-    case JB_ERR_FORMAT: return "malformed data";
-    case JB_ERR_TIMEOUT: return "timed out";
-    case JB_ERR_UNSUPPORTED: return "not supported here";
+    case JB_OK:
+        return "ok";
+    case JB_ERR_USAGE:
+        return "bad usage or input";
+    case JB_ERR_IO:
+        return "input/output error";
+    case JB_ERR_NOMEM:
+        return "out of memory or over a size limit";
+    case JB_ERR_PERM:
+        return "permission denied";
+    case JB_ERR_NOTFOUND:
+        return "not found";
+    case JB_ERR_STATE:
+        return "call out of order";
+    case JB_ERR_NET:
+        return "network or server error";
+    case JB_ERR_INTERRUPTED:
+        return "interrupted";
+    case JB_ERR_FORMAT:
+        return "malformed data";
+    case JB_ERR_TIMEOUT:
+        return "timed out";
+    case JB_ERR_UNSUPPORTED:
+        return "not supported here";
     }
     return "unknown error";
 }

@@ -16,14 +16,19 @@ int fs_errno_code(int e)
 {
     switch (e) {
     case EACCES:
-    case EPERM: return JB_ERR_PERM;
+    case EPERM:
+        return JB_ERR_PERM;
     case ENOENT:
     case ENOTDIR:
     case ENODEV:
-    case ENXIO: return JB_ERR_NOTFOUND;
-    case ENOMEM: return JB_ERR_NOMEM;
-    case EINTR: return JB_ERR_INTERRUPTED;
-    default: return JB_ERR_IO;
+    case ENXIO:
+        return JB_ERR_NOTFOUND;
+    case ENOMEM:
+        return JB_ERR_NOMEM;
+    case EINTR:
+        return JB_ERR_INTERRUPTED;
+    default:
+        return JB_ERR_IO;
     }
 }
 

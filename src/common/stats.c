@@ -38,10 +38,10 @@ double stats_t975(size_t df)
      * anchors (40, 60, 120 and the normal 1.960), so it is interpolated:
      * the value of the next anchor up would make every CI there too
      * narrow, by up to 1 % (df 41: 2.000 for 2.020). */
-    static const double t[] = {NAN,   12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
-                               2.262, 2.228,  2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
-                               2.101, 2.093,  2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-                               2.052, 2.048,  2.045, 2.042};
+    static const double t[] = {NAN,   12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365,
+                               2.306, 2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+                               2.120, 2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069,
+                               2.064, 2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
     if (df < sizeof t / sizeof t[0])
         return t[df];
     static const double anchor_df[] = {30, 40, 60, 120, INFINITY};

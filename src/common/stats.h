@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 struct stats_summary {
-    size_t n; /* finite values counted */
+    size_t n;              /* finite values counted */
     double mean, sd, ci95; /* ci95: half-width; NaN when n < 2 (sd too) */
     double min, max;
     double p50, p90, p99;

@@ -92,8 +92,8 @@ int engine_open(struct engine **out, const struct engine_config *cfg, char *err)
         if (engine_table[i] && strcmp(engine_table[i]->name, cfg->name) == 0)
             ops = engine_table[i];
     if (!ops)
-        return err_setf(err, JB_ERR_USAGE,
-                        "unknown engine '%s' (choose ollama, openai or builtin)", cfg->name);
+        return err_setf(err, JB_ERR_USAGE, "unknown engine '%s' (choose ollama, openai or builtin)",
+                        cfg->name);
     struct engine *e = calloc(1, sizeof *e);
     if (!e)
         return err_setf(err, JB_ERR_NOMEM, "out of memory");

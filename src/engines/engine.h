@@ -36,13 +36,13 @@
 enum engine_wait { ENGINE_WAIT_SPIN = 0, ENGINE_WAIT_SLEEP = 1 };
 
 struct engine_config {
-    const char *name;      /* "ollama", "openai", "builtin" */
-    const char *url;       /* NULL: the engine's default */
-    const char *api_key;   /* openai: bearer token, or NULL ($OPENAI_API_KEY) */
-    double timeout_s;      /* no byte from the server for this long: give up; 0 = 300 */
+    const char *name;         /* "ollama", "openai", "builtin" */
+    const char *url;          /* NULL: the engine's default */
+    const char *api_key;      /* openai: bearer token, or NULL ($OPENAI_API_KEY) */
+    double timeout_s;         /* no byte from the server for this long: give up; 0 = 300 */
     double connect_timeout_s; /* 0 = 5 */
-    int ollama_generate;   /* ollama: 1 = /api/generate, 0 = /api/chat (default) */
-    const char *keep_alive; /* ollama keep_alive, NULL = server default */
+    int ollama_generate;      /* ollama: 1 = /api/generate, 0 = /api/chat (default) */
+    const char *keep_alive;   /* ollama keep_alive, NULL = server default */
     /* builtin */
     int threads;           /* 0 = all cores */
     enum engine_wait wait; /* thread pool wait policy (recorded: it changes joules) */
@@ -51,15 +51,15 @@ struct engine_config {
 
 struct engine_request {
     const char *model;
-    const char *system;  /* NULL: none */
+    const char *system; /* NULL: none */
     const char *prompt;
-    int raw;             /* 1: no chat template */
-    int max_tokens;      /* always sent explicitly */
-    double temperature;  /* NAN: engine default; 0: greedy */
-    double top_p;        /* NAN: engine default */
+    int raw;            /* 1: no chat template */
+    int max_tokens;     /* always sent explicitly */
+    double temperature; /* NAN: engine default; 0: greedy */
+    double top_p;       /* NAN: engine default */
     int has_seed;
     uint64_t seed;
-    int num_ctx;         /* 0: engine default */
+    int num_ctx; /* 0: engine default */
 };
 
 /* Called for every streamed piece of text; t_s is when it arrived. Return
@@ -68,34 +68,34 @@ typedef int (*engine_token_fn)(void *user, const char *piece, size_t len, double
 
 struct engine_result {
     /* client-side timing (jb_clock_s), NAN where not reached */
-    double t_sent_s;       /* request handed to the server / engine */
-    double t_first_s;      /* first non-empty piece */
-    double t_last_s;       /* last piece */
-    double t_end_s;        /* stream finished */
+    double t_sent_s;  /* request handed to the server / engine */
+    double t_first_s; /* first non-empty piece */
+    double t_last_s;  /* last piece */
+    double t_end_s;   /* stream finished */
     /* built-in engine only: exact in-process phase marks */
-    double t_tokenized_s;  /* tokenizer done (prefill starts) */
+    double t_tokenized_s;   /* tokenizer done (prefill starts) */
     double t_prefill_end_s; /* prompt processed, first logits ready */
-    double *token_t_s;     /* arrival time of each piece (heap) */
+    double *token_t_s;      /* arrival time of each piece (heap) */
     size_t n_token_t, cap_token_t;
 
     /* counts: server-reported where available, -1 unknown */
     long prompt_tokens, output_tokens;
     int prompt_tokens_estimated; /* 1: counted by joulebench, not by the server */
     int output_tokens_estimated;
-    int prompt_cached;           /* server reported 0 or 1 prompt tokens: cache hit */
-    long pieces;                 /* streamed pieces seen */
+    int prompt_cached; /* server reported 0 or 1 prompt tokens: cache hit */
+    long pieces;       /* streamed pieces seen */
 
     /* server-reported durations in seconds, NAN when not reported */
     double load_s, prompt_eval_s, eval_s, total_s;
-    char done_reason[32];        /* "stop", "length", ... */
+    char done_reason[32]; /* "stop", "length", ... */
 
-    struct buf response;         /* the generated text */
+    struct buf response;          /* the generated text */
     int *prompt_ids, *output_ids; /* built-in engine: token ids (heap) */
     size_t n_prompt_ids, n_output_ids;
-    json_t *server_json;         /* extra server fields (llama.cpp "timings"), or NULL */
+    json_t *server_json; /* extra server fields (llama.cpp "timings"), or NULL */
 
-    int status;                  /* 0 or JB_ERR_* */
-    char error[ERR_LEN];         /* message when status != 0 */
+    int status;          /* 0 or JB_ERR_* */
+    char error[ERR_LEN]; /* message when status != 0 */
 };
 
 void engine_result_init(struct engine_result *r);

@@ -27,8 +27,8 @@
 /* ---- names ---- */
 
 static const char *const value_type_names[GGUF_TYPE_COUNT] = {
-    "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
-    "bool",  "string", "array", "uint64", "int64", "float64",
+    "uint8", "int8",   "uint16", "int16",  "uint32", "int32",   "float32",
+    "bool",  "string", "array",  "uint64", "int64",  "float64",
 };
 
 const char *gguf_type_name(enum gguf_type t)
@@ -62,12 +62,12 @@ size_t gguf_type_size(enum gguf_type t)
 const char *ggml_type_name(enum ggml_type t)
 {
     static const char *const names[GGML_TYPE_COUNT] = {
-        [0] = "F32",      [1] = "F16",     [2] = "Q4_0",    [3] = "Q4_1",   [6] = "Q5_0",
-        [7] = "Q5_1",     [8] = "Q8_0",    [9] = "Q8_1",    [10] = "Q2_K",  [11] = "Q3_K",
-        [12] = "Q4_K",    [13] = "Q5_K",   [14] = "Q6_K",   [15] = "Q8_K",  [16] = "IQ2_XXS",
-        [17] = "IQ2_XS",  [18] = "IQ3_XXS", [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S",
-        [22] = "IQ2_S",   [23] = "IQ4_XS", [24] = "I8",     [25] = "I16",   [26] = "I32",
-        [27] = "I64",     [28] = "F64",    [29] = "IQ1_M",  [30] = "BF16",  [34] = "TQ1_0",
+        [0] = "F32",     [1] = "F16",      [2] = "Q4_0",   [3] = "Q4_1",    [6] = "Q5_0",
+        [7] = "Q5_1",    [8] = "Q8_0",     [9] = "Q8_1",   [10] = "Q2_K",   [11] = "Q3_K",
+        [12] = "Q4_K",   [13] = "Q5_K",    [14] = "Q6_K",  [15] = "Q8_K",   [16] = "IQ2_XXS",
+        [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S",
+        [22] = "IQ2_S",  [23] = "IQ4_XS",  [24] = "I8",    [25] = "I16",    [26] = "I32",
+        [27] = "I64",    [28] = "F64",     [29] = "IQ1_M", [30] = "BF16",   [34] = "TQ1_0",
         [35] = "TQ2_0",
     };
     if ((unsigned)t < GGML_TYPE_COUNT && names[t])
@@ -442,8 +442,9 @@ static int parse_header(struct parser *p, struct gguf_file *out)
     if (rc)
         return rc;
     if (out->version == 1)
-        return perr(p, 4, "GGUF version 1 (files from before September 2023) is not supported; "
-                          "convert the model again with a current llama.cpp");
+        return perr(p, 4,
+                    "GGUF version 1 (files from before September 2023) is not supported; "
+                    "convert the model again with a current llama.cpp");
     if (out->version == 0x02000000u || out->version == 0x03000000u)
         return perr(p, 4, "a big-endian GGUF file; joulebench reads little-endian files only");
     if (out->version != 2 && out->version != 3)
@@ -941,10 +942,10 @@ struct gguf_writer {
     size_t n_tensors, cap_tensors;
     uint64_t alignment;
     int header_done;
-    size_t cur;          /* tensor receiving data */
-    uint64_t cur_done;   /* its bytes so far */
-    uint64_t pos;        /* bytes written to the file */
-    int rc;              /* sticky error */
+    size_t cur;        /* tensor receiving data */
+    uint64_t cur_done; /* its bytes so far */
+    uint64_t pos;      /* bytes written to the file */
+    int rc;            /* sticky error */
     char err[ERR_LEN];
 };
 
@@ -1236,8 +1237,8 @@ int gguf_writer_tensor(struct gguf_writer *w, const char *name, enum ggml_type t
         return werr(w, JB_ERR_UNSUPPORTED, "tensor '%s': type %s has no known size", name,
                     ggml_type_name(type));
     if (ne[0] % be)
-        return werr(w, JB_ERR_USAGE, "tensor '%s': row length %llu is not a multiple of %zu",
-                    name, (unsigned long long)ne[0], be);
+        return werr(w, JB_ERR_USAGE, "tensor '%s': row length %llu is not a multiple of %zu", name,
+                    (unsigned long long)ne[0], be);
     for (size_t i = 0; i < w->n_tensors; i++)
         if (strcmp(w->tensors[i].name, name) == 0)
             return werr(w, JB_ERR_USAGE, "tensor '%s' declared twice", name);
@@ -1319,8 +1320,7 @@ int gguf_writer_data(struct gguf_writer *w, const void *data, size_t size)
     const uint8_t *p = data;
     while (size) {
         if (w->cur >= w->n_tensors)
-            return werr(w, JB_ERR_USAGE, "%zu bytes of data past the last declared tensor",
-                        size);
+            return werr(w, JB_ERR_USAGE, "%zu bytes of data past the last declared tensor", size);
         struct wtensor *t = &w->tensors[w->cur];
         uint64_t left = t->size - w->cur_done;
         size_t n = left < size ? (size_t)left : size;

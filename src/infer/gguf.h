@@ -94,8 +94,8 @@ struct gguf_value {
         struct {
             enum gguf_type elem;
             uint64_t n;
-            const uint8_t *data;           /* fixed-size elements, in the buffer */
-            const struct gguf_str *strs;   /* STRING elements (arena) */
+            const uint8_t *data;            /* fixed-size elements, in the buffer */
+            const struct gguf_str *strs;    /* STRING elements (arena) */
             const struct gguf_value *items; /* ARRAY elements (arena) */
         } arr;
     } v;
@@ -112,12 +112,12 @@ struct gguf_tensor {
     uint32_t n_dims;
     uint64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the row length (contiguous) */
     enum ggml_type type;
-    uint64_t offset;            /* relative to the data section */
-    uint64_t info_offset;       /* where its tensor info starts in the file */
+    uint64_t offset;      /* relative to the data section */
+    uint64_t info_offset; /* where its tensor info starts in the file */
     uint64_t n_elements;
-    uint64_t size_bytes;        /* 0 when the type's size is unknown (quant_block_size) */
-    const void *data;           /* NULL when the size is unknown; may be unaligned
-                                 * for the C type only if general.alignment < 4 */
+    uint64_t size_bytes; /* 0 when the type's size is unknown (quant_block_size) */
+    const void *data;    /* NULL when the size is unknown; may be unaligned
+                          * for the C type only if general.alignment < 4 */
 };
 
 struct gguf_file {

@@ -36,23 +36,23 @@ struct infer_options {
 
 struct infer_model_info {
     char path[1024];
-    char arch[16];          /* "llama", "qwen2" */
-    char name[128];         /* general.name */
-    char weight_type[16];   /* the most common matrix type: "Q4_K" */
-    char file_type[32];     /* "Q4_K_M"-style label from general.file_type, or "" */
+    char arch[16];        /* "llama", "qwen2" */
+    char name[128];       /* general.name */
+    char weight_type[16]; /* the most common matrix type: "Q4_K" */
+    char file_type[32];   /* "Q4_K_M"-style label from general.file_type, or "" */
     uint64_t n_params;
-    uint64_t weight_bytes;  /* bytes of all tensors */
+    uint64_t weight_bytes; /* bytes of all tensors */
     uint64_t file_bytes;
     int n_layers, dim, n_heads, n_kv_heads, head_dim, ffn_dim, vocab_size, ctx_train;
     double rope_freq_base;
-    int synthetic;          /* written by `joulebench synth` (general.joulebench.synthetic) */
-    int threads;            /* threads in use */
+    int synthetic; /* written by `joulebench synth` (general.joulebench.synthetic) */
+    int threads;   /* threads in use */
     enum infer_wait wait;
-    char kernels[16];       /* kernel set chosen at load: "avx2", "neon", "scalar" */
-    char kv_type[8];        /* KV cache element type: "F16" */
-    int prefill_batch;      /* prompt tokens computed together (weights read once per batch) */
-    uint64_t decode_bytes;  /* weight bytes one decoded token reads: every layer matrix,
-                               the output matrix, norms, one embedding row */
+    char kernels[16];      /* kernel set chosen at load: "avx2", "neon", "scalar" */
+    char kv_type[8];       /* KV cache element type: "F16" */
+    int prefill_batch;     /* prompt tokens computed together (weights read once per batch) */
+    uint64_t decode_bytes; /* weight bytes one decoded token reads: every layer matrix,
+                              the output matrix, norms, one embedding row */
 };
 
 struct infer_model;

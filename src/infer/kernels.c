@@ -20,8 +20,9 @@
 /* Q8_0 activations: d = max|x| / 127 rounded to f16, q = round(x * (1/d))
  * with the stored (rounded) d, so the pair dequantises as closely as the
  * format allows; ties round away from zero, as quant.c's reference
- * quantiser does (inputs that went through F16 hit exact ties often). Clamping keeps q in [-127, 127] even when rounding d down pushed
- * x / d a hair past 127, and turns NaN into a defined value. */
+ * quantiser does (inputs that went through F16 hit exact ties often). Clamping keeps q in [-127,
+ * 127] even when rounding d down pushed x / d a hair past 127, and turns NaN into a defined value.
+ */
 static void scalar_quantize_q8_0(const float *x, void *dst, size_t n)
 {
     struct quant_block_q8_0 *y = dst;
@@ -179,8 +180,8 @@ static float scalar_dot_q4_k(size_t n, const void *w, const void *a)
             q += 32;
             qa += 64;
         }
-        s += y[b].d * (quant_f16_to_f32(x[b].d) * (float)isum -
-                       quant_f16_to_f32(x[b].dmin) * (float)msum);
+        s += y[b].d *
+             (quant_f16_to_f32(x[b].d) * (float)isum - quant_f16_to_f32(x[b].dmin) * (float)msum);
     }
     return s;
 }
@@ -236,10 +237,16 @@ const struct kern_impl kern_impl_scalar = {
 };
 
 #if !(defined(__x86_64__) || defined(__i386__))
-const struct kern_impl *kern_impl_avx2(void) { return NULL; }
+const struct kern_impl *kern_impl_avx2(void)
+{
+    return NULL;
+}
 #endif
 #if !(defined(__ARM_NEON) && defined(__aarch64__))
-const struct kern_impl *kern_impl_neon(void) { return NULL; }
+const struct kern_impl *kern_impl_neon(void)
+{
+    return NULL;
+}
 #endif
 
 /* ---- dispatch ---- */
@@ -249,25 +256,38 @@ static _Atomic(const struct kern_impl *) g_impl;
 static int slot_of(enum ggml_type t)
 {
     switch (t) {
-    case GGML_TYPE_F32: return KS_F32;
-    case GGML_TYPE_F16: return KS_F16;
-    case GGML_TYPE_BF16: return KS_BF16;
-    case GGML_TYPE_Q8_0: return KS_Q8_0;
-    case GGML_TYPE_Q4_0: return KS_Q4_0;
-    case GGML_TYPE_Q5_0: return KS_Q5_0;
-    case GGML_TYPE_Q4_K: return KS_Q4_K;
-    case GGML_TYPE_Q6_K: return KS_Q6_K;
-    default: return -1;
+    case GGML_TYPE_F32:
+        return KS_F32;
+    case GGML_TYPE_F16:
+        return KS_F16;
+    case GGML_TYPE_BF16:
+        return KS_BF16;
+    case GGML_TYPE_Q8_0:
+        return KS_Q8_0;
+    case GGML_TYPE_Q4_0:
+        return KS_Q4_0;
+    case GGML_TYPE_Q5_0:
+        return KS_Q5_0;
+    case GGML_TYPE_Q4_K:
+        return KS_Q4_K;
+    case GGML_TYPE_Q6_K:
+        return KS_Q6_K;
+    default:
+        return -1;
     }
 }
 
 static const struct kern_impl *impl_for(enum kern_impl_id id)
 {
     switch (id) {
-    case KERN_SCALAR: return &kern_impl_scalar;
-    case KERN_AVX2: return kern_impl_avx2();
-    case KERN_NEON: return kern_impl_neon();
-    default: return NULL;
+    case KERN_SCALAR:
+        return &kern_impl_scalar;
+    case KERN_AVX2:
+        return kern_impl_avx2();
+    case KERN_NEON:
+        return kern_impl_neon();
+    default:
+        return NULL;
     }
 }
 
@@ -341,42 +361,60 @@ static const struct kern_impl *impl_get(void)
     return atomic_load(&g_impl);
 }
 
-const char *kern_name(void) { return impl_get()->name; }
+const char *kern_name(void)
+{
+    return impl_get()->name;
+}
 
-int kern_supported(enum ggml_type t) { return slot_of(t) >= 0; }
+int kern_supported(enum ggml_type t)
+{
+    return slot_of(t) >= 0;
+}
 
 enum ggml_type kern_act_type(enum ggml_type t)
 {
     switch (slot_of(t)) {
     case KS_F32:
     case KS_F16:
-    case KS_BF16: return GGML_TYPE_F32;
+    case KS_BF16:
+        return GGML_TYPE_F32;
     case KS_Q8_0:
     case KS_Q4_0:
-    case KS_Q5_0: return GGML_TYPE_Q8_0;
+    case KS_Q5_0:
+        return GGML_TYPE_Q8_0;
     case KS_Q4_K:
-    case KS_Q6_K: return GGML_TYPE_Q8_K;
-    default: return GGML_TYPE_COUNT;
+    case KS_Q6_K:
+        return GGML_TYPE_Q8_K;
+    default:
+        return GGML_TYPE_COUNT;
     }
 }
 
 size_t kern_block_elems(enum ggml_type t)
 {
     switch (kern_act_type(t)) {
-    case GGML_TYPE_F32: return 1;
-    case GGML_TYPE_Q8_0: return QK8_0;
-    case GGML_TYPE_Q8_K: return QK_K;
-    default: return 0;
+    case GGML_TYPE_F32:
+        return 1;
+    case GGML_TYPE_Q8_0:
+        return QK8_0;
+    case GGML_TYPE_Q8_K:
+        return QK_K;
+    default:
+        return 0;
     }
 }
 
 size_t kern_act_row_bytes(enum ggml_type t, size_t n)
 {
     switch (kern_act_type(t)) {
-    case GGML_TYPE_F32: return n * sizeof(float);
-    case GGML_TYPE_Q8_0: return n / QK8_0 * sizeof(struct quant_block_q8_0);
-    case GGML_TYPE_Q8_K: return n / QK_K * sizeof(struct quant_block_q8_k);
-    default: return 0;
+    case GGML_TYPE_F32:
+        return n * sizeof(float);
+    case GGML_TYPE_Q8_0:
+        return n / QK8_0 * sizeof(struct quant_block_q8_0);
+    case GGML_TYPE_Q8_K:
+        return n / QK_K * sizeof(struct quant_block_q8_k);
+    default:
+        return 0;
     }
 }
 
@@ -384,14 +422,17 @@ void kern_quantize_act(enum ggml_type t, const float *x, void *dst, size_t n)
 {
     const struct kern_impl *impl = impl_get();
     switch (kern_act_type(t)) {
-    case GGML_TYPE_F32: memcpy(dst, x, n * sizeof(float)); break;
+    case GGML_TYPE_F32:
+        memcpy(dst, x, n * sizeof(float));
+        break;
     case GGML_TYPE_Q8_0:
         (impl->quantize_q8_0 ? impl->quantize_q8_0 : scalar_quantize_q8_0)(x, dst, n);
         break;
     case GGML_TYPE_Q8_K:
         (impl->quantize_q8_k ? impl->quantize_q8_k : scalar_quantize_q8_k)(x, dst, n);
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -423,7 +464,8 @@ void kern_matmul(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, 
     const uint8_t *wb = w;
     const uint8_t *ab = act;
     if (tile) {
-        tile(n, wb + r0 * w_row_bytes, w_row_bytes, r1 - r0, act, act_row_bytes, n_act, y + r0, ldy);
+        tile(n, wb + r0 * w_row_bytes, w_row_bytes, r1 - r0, act, act_row_bytes, n_act, y + r0,
+             ldy);
         return;
     }
     for (size_t r = r0; r < r1; r++) {

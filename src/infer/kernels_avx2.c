@@ -25,7 +25,10 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-AVX2 static inline float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+AVX2 static inline float f16_to_f32(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
 
 AVX2 static inline float hsum_ps(__m256 v)
 {
@@ -79,8 +82,8 @@ AVX2 static inline __m256i bits_to_bytes(uint32_t bits)
 AVX2 static inline __m256i quant8(const float *x, __m256 id)
 {
     __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), id);
-    __m256 half = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)),
-                               _mm256_set1_ps(0.49999997f));
+    __m256 half =
+        _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(0.49999997f));
     v = _mm256_round_ps(_mm256_add_ps(v, half), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
     /* min/max return their second operand when one is NaN: v goes first */
     v = _mm256_max_ps(_mm256_min_ps(v, _mm256_set1_ps(127.0f)), _mm256_set1_ps(-127.0f));
@@ -260,9 +263,9 @@ AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_k
                                                                     float *y, size_t ldy)
 {
     const uint8_t *wb = w;
-    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
-               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
-                                 : sizeof(struct quant_block_q5_0);
+    size_t bsz = kind == SK_Q8_0   ? sizeof(struct quant_block_q8_0)
+                 : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                   : sizeof(struct quant_block_q5_0);
     __m256 acc[4];
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
@@ -308,15 +311,13 @@ AVX2 static inline __attribute__((always_inline)) void small_tokens(enum small_k
  * weights need. The int32 lanes are exactly small_tokens()'s (the same 4
  * products each), and what follows is its T = 1 path on the same values,
  * so the result equals dot's bit for bit. */
-AVX2 static inline __attribute__((always_inline)) float small_row(enum small_kind kind, size_t n,
-                                                                  const uint8_t *w,
-                                                                  const struct quant_block_q8_0 *a,
-                                                                  const float *dyf,
-                                                                  const __m256i *ob)
+AVX2 static inline __attribute__((always_inline)) float
+small_row(enum small_kind kind, size_t n, const uint8_t *w, const struct quant_block_q8_0 *a,
+          const float *dyf, const __m256i *ob)
 {
-    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
-               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
-                                 : sizeof(struct quant_block_q5_0);
+    size_t bsz = kind == SK_Q8_0   ? sizeof(struct quant_block_q8_0)
+                 : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                   : sizeof(struct quant_block_q5_0);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK8_0; b++) {
@@ -328,9 +329,8 @@ AVX2 static inline __attribute__((always_inline)) float small_row(enum small_kin
         __m256i p;
         if (kind == SK_Q8_0) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 2));
-            p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q),
-                                                       _mm256_sign_epi8(ya, q)),
-                                  ones);
+            p = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(ya, q)), ones);
         } else {
             __m256i u;
             if (kind == SK_Q4_0) {
@@ -353,18 +353,14 @@ AVX2 static inline __attribute__((always_inline)) float small_row(enum small_kin
  * (dyf, T x nb) instead of once per row. Each (row, token) result is the
  * same sequence of operations as small_tokens() performs for it alone, so
  * prefill and decode give the same bits. */
-AVX2 static inline __attribute__((always_inline)) void small_tile(enum small_kind kind, size_t n,
-                                                                  const uint8_t *w,
-                                                                  size_t w_stride, int R,
-                                                                  const uint8_t *a,
-                                                                  size_t a_stride, int T,
-                                                                  const float *dyf, float *y,
-                                                                  size_t ldy)
+AVX2 static inline __attribute__((always_inline)) void
+small_tile(enum small_kind kind, size_t n, const uint8_t *w, size_t w_stride, int R,
+           const uint8_t *a, size_t a_stride, int T, const float *dyf, float *y, size_t ldy)
 {
     size_t nb = n / QK8_0;
-    size_t bsz = kind == SK_Q8_0 ? sizeof(struct quant_block_q8_0)
-               : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
-                                 : sizeof(struct quant_block_q5_0);
+    size_t bsz = kind == SK_Q8_0   ? sizeof(struct quant_block_q8_0)
+                 : kind == SK_Q4_0 ? sizeof(struct quant_block_q4_0)
+                                   : sizeof(struct quant_block_q5_0);
     __m256 acc[2][4];
     for (int r = 0; r < R; r++)
         for (int t = 0; t < T; t++)
@@ -383,8 +379,9 @@ AVX2 static inline __attribute__((always_inline)) void small_tile(enum small_kin
             } else {
                 uint32_t qh;
                 memcpy(&qh, blk + 2, 4);
-                q[r] = _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 6),
-                                       _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
+                q[r] =
+                    _mm256_sub_epi8(unpack_nibbles_q4_0(blk + 6),
+                                    _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
             }
             aq[r] = _mm256_sign_epi8(q[r], q[r]);
             dx[r] = _mm256_set1_ps(f16_to_f32(dh));
@@ -395,9 +392,10 @@ AVX2 static inline __attribute__((always_inline)) void small_tile(enum small_kin
             __m256i yv = _mm256_loadu_si256((const __m256i *)yb->qs);
             __m256 dy = _mm256_broadcast_ss(dyf + (size_t)t * nb + b);
             for (int r = 0; r < R; r++) {
-                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(yv, q[r])),
-                                              _mm256_set1_epi16(1));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dx[r], dy), _mm256_cvtepi32_ps(p), acc[r][t]);
+                __m256i p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(aq[r], _mm256_sign_epi8(yv, q[r])), _mm256_set1_epi16(1));
+                acc[r][t] =
+                    _mm256_fmadd_ps(_mm256_mul_ps(dx[r], dy), _mm256_cvtepi32_ps(p), acc[r][t]);
             }
         }
     }
@@ -408,13 +406,9 @@ AVX2 static inline __attribute__((always_inline)) void small_tile(enum small_kin
 
 #define TILE_MAX_BLOCKS 1024 /* rows up to 32768 elements take the tile path */
 
-AVX2 static inline __attribute__((always_inline)) void small_matmul(enum small_kind kind, size_t n,
-                                                                    const void *w,
-                                                                    size_t w_stride,
-                                                                    size_t n_rows, const void *a,
-                                                                    size_t a_stride,
-                                                                    size_t n_act, float *y,
-                                                                    size_t ldy)
+AVX2 static inline __attribute__((always_inline)) void
+small_matmul(enum small_kind kind, size_t n, const void *w, size_t w_stride, size_t n_rows,
+             const void *a, size_t a_stride, size_t n_act, float *y, size_t ldy)
 {
     size_t nb = n / QK8_0;
     const uint8_t *wb = w, *ab = a;
@@ -455,9 +449,11 @@ AVX2 static inline __attribute__((always_inline)) void small_matmul(enum small_k
         size_t r = 0;
         if (T == 4) {
             for (; r + 2 <= n_rows; r += 2)
-                small_tile(kind, n, wb + r * w_stride, w_stride, 2, ak, a_stride, 4, dyf, yk + r, ldy);
+                small_tile(kind, n, wb + r * w_stride, w_stride, 2, ak, a_stride, 4, dyf, yk + r,
+                           ldy);
             for (; r < n_rows; r++)
-                small_tile(kind, n, wb + r * w_stride, w_stride, 1, ak, a_stride, 4, dyf, yk + r, ldy);
+                small_tile(kind, n, wb + r * w_stride, w_stride, 1, ak, a_stride, 4, dyf, yk + r,
+                           ldy);
         } else {
             for (; r < n_rows; r++)
                 for (int t = 0; t < T; t++)
@@ -481,7 +477,7 @@ SMALL_MATMUL(avx2_matmul_q5_0, SK_Q5_0)
  * depend on whether it came alone (decode) or in a batch (prefill): same
  * operations, same order, same bits. */
 #define SMALL_DOT(fn, kind)                                                                        \
-    AVX2 static float fn(size_t n, const void *w, const void *a)                                  \
+    AVX2 static float fn(size_t n, const void *w, const void *a)                                   \
     {                                                                                              \
         float y;                                                                                   \
         small_tokens(kind, n, w, a, 0, 1, &y, 0);                                                  \
@@ -505,14 +501,14 @@ AVX2 static inline __m256i q4k_scales(const struct quant_block_q4_k *x)
 {
     __m128i v = _mm_loadu_si128((const __m128i *)x);
     /* low bits: s0-3, s8-11 (scales) then s4-7, s8-11 >> 4 (mins) */
-    __m128i lo = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13,
-                                                   14, 15));
+    __m128i lo = _mm_shuffle_epi8(
+        v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
     lo = _mm_blend_epi32(lo, _mm_srli_epi16(lo, 4), 0x8);
-    lo = _mm_and_si128(lo, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15,
-                                         15));
+    lo = _mm_and_si128(
+        lo, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
     /* bits 4-5 of scales 4-7 and mins 4-7: the top 2 bits of s0-3, s4-7 */
-    __m128i hi = _mm_shuffle_epi8(v, _mm_setr_epi8(-128, -128, -128, -128, 4, 5, 6, 7, -128, -128,
-                                                   -128, -128, 8, 9, 10, 11));
+    __m128i hi = _mm_shuffle_epi8(
+        v, _mm_setr_epi8(-128, -128, -128, -128, 4, 5, 6, 7, -128, -128, -128, -128, 8, 9, 10, 11));
     hi = _mm_and_si128(_mm_srli_epi16(hi, 2), _mm_set1_epi8(0x30));
     return _mm256_broadcastsi128_si256(_mm_or_si128(lo, hi));
 }
@@ -526,9 +522,8 @@ AVX2 static inline __m256i q4k_scales(const struct quant_block_q4_k *x)
  * term needs only the activation's 16-element sums. Decode (T = 1) asks
  * for the weights PF_DIST ahead, three lines per 144-byte block: one
  * prefetch per block would leave every other line to the hardware. */
-AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, const void *w,
-                                                                  const void *a, size_t a_stride,
-                                                                  int T, float *y, size_t ldy)
+AVX2 static inline __attribute__((always_inline)) void
+q4k_tokens(size_t n, const void *w, const void *a, size_t a_stride, int T, float *y, size_t ldy)
 {
     const struct quant_block_q4_k *x = w;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -562,9 +557,10 @@ AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, cons
             __m256i s1 = _mm256_shuffle_epi8(sv, _mm256_set1_epi16((short)(0x8000 | (2 * j + 1))));
             for (int t = 0; t < T; t++) {
                 const struct quant_block_q8_k *yb =
-                    (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
-                __m256i p0 =
-                    _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j)));
+                    (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) +
+                    b;
+                __m256i p0 = _mm256_maddubs_epi16(
+                    lo, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j)));
                 __m256i p1 = _mm256_maddubs_epi16(
                     hi, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j + 32)));
                 isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0),
@@ -577,7 +573,8 @@ AVX2 static inline __attribute__((always_inline)) void q4k_tokens(size_t n, cons
                 (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
             __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), mdup);
             __m128 ddy = _mm_mul_ps(dd, _mm_set1_ps(yb->d)); /* d * yd, dmin * yd */
-            acc[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(ddy), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_broadcastss_ps(ddy), _mm256_cvtepi32_ps(isum[t]), acc[t]);
             acc[t] = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(ddy)),
                                       _mm256_cvtepi32_ps(msum), acc[t]);
         }
@@ -603,9 +600,11 @@ AVX2 static void avx2_matmul_q4_k(size_t n, const void *w, size_t w_stride, size
         const void *row = (const uint8_t *)w + r * w_stride;
         size_t k = 0;
         for (; k + 4 <= n_act; k += 4)
-            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy + r, ldy);
+            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy + r,
+                       ldy);
         for (; k < n_act; k++)
-            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy + r, ldy);
+            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy + r,
+                       ldy);
     }
 }
 
@@ -622,10 +621,12 @@ AVX2 static inline __m256i q6k_block_isum(const struct quant_block_q6_k *x, cons
         const int8_t *a = qa + 128 * h;
         __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
         __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                     _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
-        __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                     _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+        __m256i q1 =
+            _mm256_or_si256(_mm256_and_si256(l0, m4),
+                            _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+        __m256i q2 =
+            _mm256_or_si256(_mm256_and_si256(l1, m4),
+                            _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
         __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
                                      _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
         __m256i q4 = _mm256_or_si256(
@@ -640,8 +641,8 @@ AVX2 static inline __m256i q6k_block_isum(const struct quant_block_q6_k *x, cons
         p2 = _mm256_madd_epi16(p2, _mm256_set_m128i(_mm_set1_epi16(sc[3]), _mm_set1_epi16(sc[2])));
         p3 = _mm256_madd_epi16(p3, _mm256_set_m128i(_mm_set1_epi16(sc[5]), _mm_set1_epi16(sc[4])));
         p4 = _mm256_madd_epi16(p4, _mm256_set_m128i(_mm_set1_epi16(sc[7]), _mm_set1_epi16(sc[6])));
-        isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_add_epi32(p1, p2),
-                                                       _mm256_add_epi32(p3, p4)));
+        isum = _mm256_add_epi32(
+            isum, _mm256_add_epi32(_mm256_add_epi32(p1, p2), _mm256_add_epi32(p3, p4)));
     }
     return isum;
 }

@@ -29,8 +29,8 @@ struct kern_impl {
      * activation rows a + k * a_stride, results to y[k * ldy + r], for any
      * n_act >= 1 (decode too); each result must equal dot's bit for bit.
      * NULL: kern_matmul loops over dot. */
-    void (*matmul[KS_COUNT])(size_t n, const void *w, size_t w_stride, size_t n_rows,
-                             const void *a, size_t a_stride, size_t n_act, float *y, size_t ldy);
+    void (*matmul[KS_COUNT])(size_t n, const void *w, size_t w_stride, size_t n_rows, const void *a,
+                             size_t a_stride, size_t n_act, float *y, size_t ldy);
     void (*quantize_q8_0)(const float *x, void *dst, size_t n);
     void (*quantize_q8_k)(const float *x, void *dst, size_t n);
     void (*f32_to_f16)(const float *x, uint16_t *y, size_t n);

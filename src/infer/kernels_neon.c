@@ -22,7 +22,10 @@ static inline int32_t dot16(int8x16_t a, int8x16_t b)
     return vaddlvq_s16(p);
 }
 
-static inline float f16_to_f32(uint16_t h) { return quant_f16_to_f32(h); }
+static inline float f16_to_f32(uint16_t h)
+{
+    return quant_f16_to_f32(h);
+}
 
 static float neon_dot_f32(size_t n, const void *w, const void *a)
 {
@@ -192,10 +195,16 @@ static const struct kern_impl neon_table = {
 };
 
 /* NEON is part of every AArch64 CPU. */
-const struct kern_impl *kern_impl_neon(void) { return &neon_table; }
+const struct kern_impl *kern_impl_neon(void)
+{
+    return &neon_table;
+}
 
 #else
 /* Keeps the translation unit non-empty where NEON is not built. */
 int kern_neon_unused(void);
-int kern_neon_unused(void) { return 0; }
+int kern_neon_unused(void)
+{
+    return 0;
+}
 #endif

@@ -45,10 +45,10 @@ struct wmat {
 };
 
 struct layer {
-    float *attn_norm;              /* (dim) */
-    struct wmat wq, wk, wv, wo;    /* (dim -> q_dim), (dim -> kv_dim) x2, (q_dim -> dim) */
-    float *bq, *bk, *bv;           /* (q_dim), (kv_dim), (kv_dim); NULL without biases */
-    float *ffn_norm;               /* (dim) */
+    float *attn_norm;                 /* (dim) */
+    struct wmat wq, wk, wv, wo;       /* (dim -> q_dim), (dim -> kv_dim) x2, (q_dim -> dim) */
+    float *bq, *bk, *bv;              /* (q_dim), (kv_dim), (kv_dim); NULL without biases */
+    float *ffn_norm;                  /* (dim) */
     struct wmat w_gate, w_up, w_down; /* (dim -> ffn) x2, (ffn -> dim) */
 };
 
@@ -63,10 +63,10 @@ struct infer_model {
     int dim, n_layers, n_heads, n_kv_heads, head_dim, q_dim, kv_dim, ffn_dim, vocab;
     int rope_dim, rope_neox;
     float norm_eps;
-    float *rope_inv_freq;   /* (rope_dim / 2): base^(-2i/rope_dim) / rope_freqs[i] */
-    struct wmat tok_embd;   /* (dim -> vocab) rows are embeddings */
-    struct wmat output;     /* (dim -> vocab); tok_embd when tied */
-    float *output_norm;     /* (dim) */
+    float *rope_inv_freq; /* (rope_dim / 2): base^(-2i/rope_dim) / rope_freqs[i] */
+    struct wmat tok_embd; /* (dim -> vocab) rows are embeddings */
+    struct wmat output;   /* (dim -> vocab); tok_embd when tied */
+    float *output_norm;   /* (dim) */
     struct layer *layers;
     size_t max_act_row_bytes; /* largest activation row any matrix needs */
 };
@@ -75,18 +75,18 @@ struct infer_session {
     struct infer_model *m;
     int ctx, pos, batch;
     uint16_t *k_cache, *v_cache; /* (layer, ctx, kv_dim) F16 */
-    float *x;      /* (batch, dim) residual stream */
-    float *xb;     /* (batch, dim) normed input */
-    float *tmp;    /* (batch, dim) matrix output before the residual add */
-    float *q;      /* (batch, q_dim) */
-    float *k, *v;  /* (batch, kv_dim) */
-    float *ao;     /* (batch, q_dim) attention output */
-    float *hb, *hb2; /* (batch, ffn) */
-    float *att;    /* (threads, ctx) attention scores, one row per thread */
-    uint8_t *act[3]; /* (batch, max_act_row_bytes) inputs as F32, Q8_0, Q8_K */
-    uint8_t *act_ffn; /* (batch, max_act_row_bytes) the FFN's hidden state made
-                       * for w_down by ffn_worker */
-    float *logits; /* (vocab) */
+    float *x;                    /* (batch, dim) residual stream */
+    float *xb;                   /* (batch, dim) normed input */
+    float *tmp;                  /* (batch, dim) matrix output before the residual add */
+    float *q;                    /* (batch, q_dim) */
+    float *k, *v;                /* (batch, kv_dim) */
+    float *ao;                   /* (batch, q_dim) attention output */
+    float *hb, *hb2;             /* (batch, ffn) */
+    float *att;                  /* (threads, ctx) attention scores, one row per thread */
+    uint8_t *act[3];             /* (batch, max_act_row_bytes) inputs as F32, Q8_0, Q8_K */
+    uint8_t *act_ffn;            /* (batch, max_act_row_bytes) the FFN's hidden state made
+                                  * for w_down by ffn_worker */
+    float *logits;               /* (vocab) */
 };
 
 /* ---- loading ---- */
@@ -113,7 +113,10 @@ static int arch_key_f64(const struct gguf_file *f, const char *arch, const char 
     return gguf_get_f64(f, full, out);
 }
 
-static int in_int_range(uint64_t v, uint64_t lo, uint64_t hi) { return v >= lo && v <= hi; }
+static int in_int_range(uint64_t v, uint64_t lo, uint64_t hi)
+{
+    return v >= lo && v <= hi;
+}
 
 /* Finds a tensor and checks its shape (ne[0] = n_in, ne[1] = n_out; n_out 0
  * for a vector). Errors name the tensor and what was expected. */
@@ -128,18 +131,20 @@ static int find_tensor(struct infer_model *m, const char *name, int n_in, int n_
         return err_setf(err, JB_ERR_FORMAT, "tensor '%s' is missing (architecture %s)", name,
                         m->info.arch);
     }
-    int dims_ok = n_out ? (t->n_dims == 2 && t->ne[0] == (uint64_t)n_in &&
-                           t->ne[1] == (uint64_t)n_out)
-                        : (t->n_dims == 1 && t->ne[0] == (uint64_t)n_in);
+    int dims_ok =
+        n_out ? (t->n_dims == 2 && t->ne[0] == (uint64_t)n_in && t->ne[1] == (uint64_t)n_out)
+              : (t->n_dims == 1 && t->ne[0] == (uint64_t)n_in);
     if (!dims_ok) {
         if (n_out)
             return err_setf(err, JB_ERR_FORMAT,
-                            "tensor '%s' has shape [%llu, %llu] (%u dims), expected [%d, %d]",
-                            name, (unsigned long long)t->ne[0],
+                            "tensor '%s' has shape [%llu, %llu] (%u dims), expected [%d, %d]", name,
+                            (unsigned long long)t->ne[0],
                             (unsigned long long)(t->n_dims > 1 ? t->ne[1] : 1), t->n_dims, n_in,
                             n_out);
-        return err_setf(err, JB_ERR_FORMAT, "tensor '%s' has %u dims and %llu elements, expected a "
-                        "vector of %d", name, t->n_dims, (unsigned long long)t->ne[0], n_in);
+        return err_setf(err, JB_ERR_FORMAT,
+                        "tensor '%s' has %u dims and %llu elements, expected a "
+                        "vector of %d",
+                        name, t->n_dims, (unsigned long long)t->ne[0], n_in);
     }
     if (!t->data || !quant_traits(t->type))
         return err_setf(err, JB_ERR_UNSUPPORTED,
@@ -149,8 +154,8 @@ static int find_tensor(struct infer_model *m, const char *name, int n_in, int n_
     return 0;
 }
 
-static int load_matrix(struct infer_model *m, const char *name, int n_in, int n_out,
-                       struct wmat *w, char *err)
+static int load_matrix(struct infer_model *m, const char *name, int n_in, int n_out, struct wmat *w,
+                       char *err)
 {
     const struct gguf_tensor *t;
     int rc = find_tensor(m, name, n_in, n_out, 0, &t, err);
@@ -203,24 +208,42 @@ static int load_vector(struct infer_model *m, const char *name, int n, int optio
 static const char *file_type_label(uint64_t ft)
 {
     switch (ft) {
-    case 0: return "F32";
-    case 1: return "F16";
-    case 2: return "Q4_0";
-    case 3: return "Q4_1";
-    case 7: return "Q8_0";
-    case 8: return "Q5_0";
-    case 9: return "Q5_1";
-    case 10: return "Q2_K";
-    case 11: return "Q3_K_S";
-    case 12: return "Q3_K_M";
-    case 13: return "Q3_K_L";
-    case 14: return "Q4_K_S";
-    case 15: return "Q4_K_M";
-    case 16: return "Q5_K_S";
-    case 17: return "Q5_K_M";
-    case 18: return "Q6_K";
-    case 32: return "BF16";
-    default: return "";
+    case 0:
+        return "F32";
+    case 1:
+        return "F16";
+    case 2:
+        return "Q4_0";
+    case 3:
+        return "Q4_1";
+    case 7:
+        return "Q8_0";
+    case 8:
+        return "Q5_0";
+    case 9:
+        return "Q5_1";
+    case 10:
+        return "Q2_K";
+    case 11:
+        return "Q3_K_S";
+    case 12:
+        return "Q3_K_M";
+    case 13:
+        return "Q3_K_L";
+    case 14:
+        return "Q4_K_S";
+    case 15:
+        return "Q4_K_M";
+    case 16:
+        return "Q5_K_S";
+    case 17:
+        return "Q5_K_M";
+    case 18:
+        return "Q6_K";
+    case 32:
+        return "BF16";
+    default:
+        return "";
     }
 }
 
@@ -274,8 +297,8 @@ static int load_hparams(struct infer_model *m, char *err)
     if ((rc = arch_key_u64(f, arch, "context_length", &ctx, 0, err)) && rc != JB_ERR_NOTFOUND)
         return rc;
     if (!in_int_range(n_layers, 1, 4096) || !in_int_range(dim, 1, 1 << 20) ||
-        !in_int_range(n_heads, 1, 4096) || !in_int_range(n_kv, 1, n_heads) ||
-        n_heads % n_kv != 0 || !in_int_range(ffn, 1, 1 << 22))
+        !in_int_range(n_heads, 1, 4096) || !in_int_range(n_kv, 1, n_heads) || n_heads % n_kv != 0 ||
+        !in_int_range(ffn, 1, 1 << 22))
         return err_setf(err, JB_ERR_FORMAT,
                         "%s: implausible shape (block_count %llu, embedding_length %llu, "
                         "head_count %llu, head_count_kv %llu, feed_forward_length %llu)",
@@ -301,14 +324,15 @@ static int load_hparams(struct infer_model *m, char *err)
     if (rope_dim == 0)
         rope_dim = head_dim;
     if (rope_dim > head_dim || rope_dim % 2)
-        return err_setf(err, JB_ERR_FORMAT, "%s.rope.dimension_count %llu does not fit head size %llu",
-                        arch, (unsigned long long)rope_dim, (unsigned long long)head_dim);
+        return err_setf(err, JB_ERR_FORMAT,
+                        "%s.rope.dimension_count %llu does not fit head size %llu", arch,
+                        (unsigned long long)rope_dim, (unsigned long long)head_dim);
     double base = 10000.0, eps = m->rope_neox ? 1e-6 : 1e-5;
     arch_key_f64(f, arch, "rope.freq_base", &base);
     arch_key_f64(f, arch, "attention.layer_norm_rms_epsilon", &eps);
     if (!(base > 1.0) || !(eps > 0.0) || !(eps < 1.0))
-        return err_setf(err, JB_ERR_FORMAT, "%s: rope.freq_base %g or rms epsilon %g is out of range",
-                        arch, base, eps);
+        return err_setf(err, JB_ERR_FORMAT,
+                        "%s: rope.freq_base %g or rms epsilon %g is out of range", arch, base, eps);
 
     m->n_layers = (int)n_layers;
     m->dim = (int)dim;
@@ -337,8 +361,7 @@ static int load_tensors(struct infer_model *m, char *err)
     const struct gguf_tensor *te = gguf_find_tensor(&m->gguf, "token_embd.weight");
     if (!te)
         return err_setf(err, JB_ERR_FORMAT, "tensor 'token_embd.weight' is missing");
-    if (te->n_dims != 2 || te->ne[0] != (uint64_t)m->dim || te->ne[1] < 1 ||
-        te->ne[1] > (1u << 24))
+    if (te->n_dims != 2 || te->ne[0] != (uint64_t)m->dim || te->ne[1] < 1 || te->ne[1] > (1u << 24))
         return err_setf(err, JB_ERR_FORMAT,
                         "tensor 'token_embd.weight' has shape [%llu, %llu], expected [%d, vocab]",
                         (unsigned long long)te->ne[0],
@@ -355,8 +378,10 @@ static int load_tensors(struct infer_model *m, char *err)
     m->tok_embd.n_out = m->vocab;
     m->tok_embd.row_bytes = quant_row_bytes(te->type, (uint64_t)m->dim);
     if (m->tok_embd.row_bytes == 0)
-        return err_setf(err, JB_ERR_FORMAT, "tensor 'token_embd.weight': rows of %d are not whole "
-                        "%s blocks", m->dim, ggml_type_name(te->type));
+        return err_setf(err, JB_ERR_FORMAT,
+                        "tensor 'token_embd.weight': rows of %d are not whole "
+                        "%s blocks",
+                        m->dim, ggml_type_name(te->type));
 
     if (gguf_find_tensor(&m->gguf, "output.weight")) {
         if ((rc = load_matrix(m, "output.weight", m->dim, m->vocab, &m->output, err)))
@@ -433,7 +458,8 @@ static void fill_stats(struct infer_model *m)
                  (uint64_t)m->dim * 4 * (1 + 2 * (uint64_t)m->n_layers);
     for (int l = 0; l < m->n_layers; l++) {
         const struct layer *L = &m->layers[l];
-        const struct wmat *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const struct wmat *ws[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                   &L->w_gate, &L->w_up, &L->w_down};
         for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++)
             b += ws[k]->row_bytes * (uint64_t)ws[k]->n_out;
     }
@@ -505,9 +531,15 @@ void infer_model_free(struct infer_model *m)
     free(m);
 }
 
-const struct infer_model_info *infer_model_info(const struct infer_model *m) { return &m->info; }
+const struct infer_model_info *infer_model_info(const struct infer_model *m)
+{
+    return &m->info;
+}
 
-const struct tokenizer *infer_model_tokenizer(const struct infer_model *m) { return m->tok; }
+const struct tokenizer *infer_model_tokenizer(const struct infer_model *m)
+{
+    return m->tok;
+}
 
 static volatile uint8_t touch_sink;
 
@@ -559,8 +591,9 @@ int infer_session_new(struct infer_model *m, int ctx_len, struct infer_session *
         s->act[i] = malloc(B * m->max_act_row_bytes);
     s->act_ffn = malloc(B * m->max_act_row_bytes);
     s->logits = malloc((size_t)m->vocab * sizeof(float));
-    if (!s->act_ffn ||!s->k_cache || !s->v_cache || !s->x || !s->xb || !s->tmp || !s->q || !s->k || !s->v ||
-        !s->ao || !s->hb || !s->hb2 || !s->att || !s->act[0] || !s->act[1] || !s->act[2] || !s->logits) {
+    if (!s->act_ffn || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->tmp || !s->q || !s->k ||
+        !s->v || !s->ao || !s->hb || !s->hb2 || !s->att || !s->act[0] || !s->act[1] || !s->act[2] ||
+        !s->logits) {
         infer_session_free(s);
         return err_setf(err, JB_ERR_NOMEM,
                         "out of memory for a session of %d tokens (KV cache %zu MiB)", ctx_len,
@@ -593,9 +626,18 @@ void infer_session_free(struct infer_session *s)
     free(s);
 }
 
-void infer_session_reset(struct infer_session *s) { s->pos = 0; }
-int infer_session_pos(const struct infer_session *s) { return s->pos; }
-int infer_session_ctx(const struct infer_session *s) { return s->ctx; }
+void infer_session_reset(struct infer_session *s)
+{
+    s->pos = 0;
+}
+int infer_session_pos(const struct infer_session *s)
+{
+    return s->pos;
+}
+int infer_session_ctx(const struct infer_session *s)
+{
+    return s->ctx;
+}
 
 /* ---- the forward pass ---- */
 
@@ -605,10 +647,10 @@ int infer_session_ctx(const struct infer_session *s) { return s->ctx; }
  * process. */
 struct mm_task {
     const struct wmat *w;
-    const uint8_t *act;   /* (n_tok, act_row_bytes) */
+    const uint8_t *act; /* (n_tok, act_row_bytes) */
     size_t act_row_bytes;
-    float *y;             /* (n_tok, w->n_out) */
-    const float *bias;    /* (w->n_out) or NULL */
+    float *y;          /* (n_tok, w->n_out) */
+    const float *bias; /* (w->n_out) or NULL */
     int chunk_rows;
     int first_chunk;
 };
@@ -780,7 +822,10 @@ static void attn_worker(void *ctx, int thread, int n_threads)
     }
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
+static float silu(float x)
+{
+    return x / (1.0f + expf(-x));
+}
 
 /* The FFN's hidden state as one pool job: each chunk of rows computes its
  * gate and up rows, applies silu(gate) * up, and quantises those rows for
@@ -811,8 +856,8 @@ static void ffn_worker(void *ctx, int thread, int n_threads)
             break;
         size_t r0 = (size_t)c * (size_t)j->chunk_rows;
         size_t r1 = r0 + (size_t)j->chunk_rows < ffn ? r0 + (size_t)j->chunk_rows : ffn;
-        kern_matmul(L->w_gate.type, (size_t)L->w_gate.n_in, L->w_gate.data, L->w_gate.row_bytes,
-                    r0, r1, j->act_gate, j->arb_gate, (size_t)j->n_tok, s->hb, ffn);
+        kern_matmul(L->w_gate.type, (size_t)L->w_gate.n_in, L->w_gate.data, L->w_gate.row_bytes, r0,
+                    r1, j->act_gate, j->arb_gate, (size_t)j->n_tok, s->hb, ffn);
         kern_matmul(L->w_up.type, (size_t)L->w_up.n_in, L->w_up.data, L->w_up.row_bytes, r0, r1,
                     j->act_up, j->arb_up, (size_t)j->n_tok, s->hb2, ffn);
         size_t off = kern_act_row_bytes(L->w_down.type, r0);
@@ -876,7 +921,8 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
     for (int l = 0; l < m->n_layers; l++) {
         const struct layer *L = &m->layers[l];
         for (int t = 0; t < n_tok; t++)
-            rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim, m->norm_eps);
+            rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, L->attn_norm, dim,
+                    m->norm_eps);
         {
             const struct wmat *w[3] = {&L->wq, &L->wk, &L->wv};
             float *y[3] = {s->q, s->k, s->v};
@@ -893,8 +939,8 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
         struct attn_job aj = {.s = s, .layer = l, .n_tok = n_tok, .pos0 = pos0};
         atomic_init(&aj.next, 0);
         /* short contexts: less work than waking the threads costs */
-        size_t inline_work = pool_wait(m->pool) == INFER_WAIT_SPIN ? ATTN_INLINE_WORK_SPIN
-                                                                   : ATTN_INLINE_WORK_SLEEP;
+        size_t inline_work =
+            pool_wait(m->pool) == INFER_WAIT_SPIN ? ATTN_INLINE_WORK_SPIN : ATTN_INLINE_WORK_SLEEP;
         if ((size_t)n_tok * (size_t)m->n_heads * (size_t)(pos0 + n_tok) * (size_t)m->head_dim <
             inline_work)
             attn_worker(&aj, 0, 1);
@@ -933,8 +979,8 @@ static int check_ids(const struct infer_session *s, const int *ids, size_t n, ch
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= s->m->vocab)
             return err_setf(err, JB_ERR_USAGE,
-                            "token id %d (position %zu) is outside the vocabulary 0..%d", ids[i],
-                            i, s->m->vocab - 1);
+                            "token id %d (position %zu) is outside the vocabulary 0..%d", ids[i], i,
+                            s->m->vocab - 1);
     return 0;
 }
 

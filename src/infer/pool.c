@@ -141,8 +141,8 @@ int pool_new(struct pool **out, int n_threads, enum infer_wait wait, char *err)
             int rc = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
             if (rc) {
                 pool_free(p);
-                return err_setf(err, JB_ERR_NOMEM, "cannot start worker thread %d of %d: %s",
-                                i + 1, n_threads - 1, strerror(rc));
+                return err_setf(err, JB_ERR_NOMEM, "cannot start worker thread %d of %d: %s", i + 1,
+                                n_threads - 1, strerror(rc));
             }
             p->n_started++;
         }
@@ -168,9 +168,15 @@ void pool_free(struct pool *p)
     free(p);
 }
 
-int pool_threads(const struct pool *p) { return p->n_threads; }
+int pool_threads(const struct pool *p)
+{
+    return p->n_threads;
+}
 
-enum infer_wait pool_wait(const struct pool *p) { return p->wait; }
+enum infer_wait pool_wait(const struct pool *p)
+{
+    return p->wait;
+}
 
 void pool_run(struct pool *p, void (*fn)(void *ctx, int thread, int n_threads), void *ctx)
 {

@@ -20,14 +20,10 @@ static_assert(sizeof(struct quant_block_q6_k) == 210, "Q6_K block size");
 static_assert(sizeof(struct quant_block_q8_k) == 292, "Q8_K block size");
 
 static const struct quant_traits traits[] = {
-    {GGML_TYPE_F32, "F32", 1, 4},
-    {GGML_TYPE_F16, "F16", 1, 2},
-    {GGML_TYPE_BF16, "BF16", 1, 2},
-    {GGML_TYPE_Q4_0, "Q4_0", 32, 18},
-    {GGML_TYPE_Q5_0, "Q5_0", 32, 22},
-    {GGML_TYPE_Q8_0, "Q8_0", 32, 34},
-    {GGML_TYPE_Q4_K, "Q4_K", 256, 144},
-    {GGML_TYPE_Q6_K, "Q6_K", 256, 210},
+    {GGML_TYPE_F32, "F32", 1, 4},       {GGML_TYPE_F16, "F16", 1, 2},
+    {GGML_TYPE_BF16, "BF16", 1, 2},     {GGML_TYPE_Q4_0, "Q4_0", 32, 18},
+    {GGML_TYPE_Q5_0, "Q5_0", 32, 22},   {GGML_TYPE_Q8_0, "Q8_0", 32, 34},
+    {GGML_TYPE_Q4_K, "Q4_K", 256, 144}, {GGML_TYPE_Q6_K, "Q6_K", 256, 210},
     {GGML_TYPE_Q8_K, "Q8_K", 256, 292},
 };
 
@@ -37,19 +33,19 @@ static const struct {
     int type;
     size_t elems, bytes;
 } size_only[] = {
-    {3, 32, 20},   /* Q4_1 */
-    {7, 32, 24},   /* Q5_1 */
-    {9, 32, 36},   /* Q8_1 */
-    {10, 256, 84}, /* Q2_K */
+    {3, 32, 20},    /* Q4_1 */
+    {7, 32, 24},    /* Q5_1 */
+    {9, 32, 36},    /* Q8_1 */
+    {10, 256, 84},  /* Q2_K */
     {11, 256, 110}, /* Q3_K */
     {13, 256, 176}, /* Q5_K */
-    {20, 32, 18},  /* IQ4_NL */
+    {20, 32, 18},   /* IQ4_NL */
     {23, 256, 136}, /* IQ4_XS */
-    {24, 1, 1},    /* I8 */
-    {25, 1, 2},    /* I16 */
-    {26, 1, 4},    /* I32 */
-    {27, 1, 8},    /* I64 */
-    {28, 1, 8},    /* F64 */
+    {24, 1, 1},     /* I8 */
+    {25, 1, 2},     /* I16 */
+    {26, 1, 4},     /* I32 */
+    {27, 1, 8},     /* I64 */
+    {28, 1, 8},     /* F64 */
 };
 
 const struct quant_traits *quant_traits(enum ggml_type t)
@@ -137,7 +133,7 @@ uint16_t quant_f32_to_f16(float f)
     if (a >= 0x477ff000u) /* 65520 */
         return sign | 0x7c00u;
     uint32_t e = a >> 23;
-    if (e < 113) { /* below 2^-14: subnormal half */
+    if (e < 113) {   /* below 2^-14: subnormal half */
         if (e < 102) /* below 2^-25 (and binary32 subnormals) */
             return sign;
         uint32_t m = (a & 0x7fffffu) | 0x800000u;

@@ -37,7 +37,7 @@
 
 #include "infer/gguf.h"
 
-#define QUANT_QK 32  /* elements per Q4_0/Q5_0/Q8_0 block */
+#define QUANT_QK 32    /* elements per Q4_0/Q5_0/Q8_0 block */
 #define QUANT_QK_K 256 /* elements per K-quant super-block */
 
 struct quant_block_q8_0 {

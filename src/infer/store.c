@@ -27,14 +27,12 @@
 #define STORE_MODEL_MEDIA_TYPE "application/vnd.ollama.image.model"
 #define STORE_MANIFEST_MAX (1u << 20)
 
-int store_manifest_model_digest(const void *buf, size_t len, char *digest, size_t size,
-                                char *err)
+int store_manifest_model_digest(const void *buf, size_t len, char *digest, size_t size, char *err)
 {
     json_error_t je;
     json_t *root = json_loadb(buf, len, 0, &je);
     if (!root)
-        return err_setf(err, JB_ERR_FORMAT, "line %d, column %d: %s", je.line, je.column,
-                        je.text);
+        return err_setf(err, JB_ERR_FORMAT, "line %d, column %d: %s", je.line, je.column, je.text);
     int rc = 0;
     json_t *layers = json_object_get(root, "layers");
     if (!json_is_object(root) || !json_is_array(layers)) {

@@ -14,8 +14,7 @@
 #include <stddef.h>
 
 /* Pure: finds the model layer's digest ("sha256:<64 hex>") in a manifest. */
-int store_manifest_model_digest(const void *buf, size_t len, char *digest, size_t size,
-                                char *err);
+int store_manifest_model_digest(const void *buf, size_t len, char *digest, size_t size, char *err);
 /* Resolves an Ollama model name to the blob path (checked: exists, GGUF
  * magic). models_dir NULL: $OLLAMA_MODELS or ~/.ollama/models. digest (may
  * be NULL) receives "sha256:<hex>". */

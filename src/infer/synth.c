@@ -27,11 +27,20 @@ extern const struct embedded_file synth_corpus_files[];
 #define SYNTH_MAX_THREADS 16
 
 static const char *const special_texts[] = {
-    "<|endoftext|>",     "<|im_start|>",      "<|im_end|>",  "<|begin_of_text|>",
-    "<|end_of_text|>",   "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+    "<|endoftext|>",   "<|im_start|>",        "<|im_end|>",        "<|begin_of_text|>",
+    "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
 };
-enum { SP_ENDOFTEXT, SP_IM_START, SP_IM_END, SP_BOT, SP_EOT_TEXT, SP_SHI, SP_EHI, SP_EOT_ID,
-       N_SPECIAL };
+enum {
+    SP_ENDOFTEXT,
+    SP_IM_START,
+    SP_IM_END,
+    SP_BOT,
+    SP_EOT_TEXT,
+    SP_SHI,
+    SP_EHI,
+    SP_EOT_ID,
+    N_SPECIAL
+};
 
 static const char CHATML_TEMPLATE[] =
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
@@ -579,11 +588,11 @@ static uint64_t rng_next(uint64_t *s)
 struct job {
     const struct plan *p;
     uint64_t tensor_seed;
-    uint64_t row0;   /* first row of the chunk */
+    uint64_t row0;         /* first row of the chunk */
     size_t r_begin, r_end; /* rows of the chunk this job fills */
     size_t row_bytes;
-    float *rowf;     /* one row of scratch */
-    uint8_t *out;    /* the chunk's output */
+    float *rowf;  /* one row of scratch */
+    uint8_t *out; /* the chunk's output */
     int rc;
 };
 
@@ -637,9 +646,15 @@ static int write_tensor(struct gguf_writer *w, const struct plan *p, uint64_t se
         int started = 0;
         for (int t = 0; t < nt; t++) {
             struct job *j = &pool->jobs[t];
-            *j = (struct job){p, tseed, r0, nr * (size_t)t / (size_t)nt,
-                              nr * (size_t)(t + 1) / (size_t)nt, row_bytes,
-                              pool->rowf + (size_t)t * row, out, 0};
+            *j = (struct job){p,
+                              tseed,
+                              r0,
+                              nr * (size_t)t / (size_t)nt,
+                              nr * (size_t)(t + 1) / (size_t)nt,
+                              row_bytes,
+                              pool->rowf + (size_t)t * row,
+                              out,
+                              0};
             if (t == 0 || pthread_create(&pool->tids[t], NULL, fill_rows, j) != 0)
                 continue; /* the calling thread does job 0 and any not started */
             started |= 1 << t;
@@ -664,15 +679,24 @@ static int write_tensor(struct gguf_writer *w, const struct plan *p, uint64_t se
 static uint32_t file_type_of(enum ggml_type t)
 {
     switch (t) {
-    case GGML_TYPE_F32: return 0;
-    case GGML_TYPE_F16: return 1;
-    case GGML_TYPE_Q4_0: return 2;
-    case GGML_TYPE_Q8_0: return 7;
-    case GGML_TYPE_Q5_0: return 8;
-    case GGML_TYPE_Q4_K: return 14; /* Q4_K_S: one type, no mix */
-    case GGML_TYPE_Q6_K: return 18;
-    case GGML_TYPE_BF16: return 32;
-    default: return 0;
+    case GGML_TYPE_F32:
+        return 0;
+    case GGML_TYPE_F16:
+        return 1;
+    case GGML_TYPE_Q4_0:
+        return 2;
+    case GGML_TYPE_Q8_0:
+        return 7;
+    case GGML_TYPE_Q5_0:
+        return 8;
+    case GGML_TYPE_Q4_K:
+        return 14; /* Q4_K_S: one type, no mix */
+    case GGML_TYPE_Q6_K:
+        return 18;
+    case GGML_TYPE_BF16:
+        return 32;
+    default:
+        return 0;
     }
 }
 

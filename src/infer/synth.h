@@ -14,17 +14,17 @@
 #include "infer/gguf.h"
 
 struct synth_options {
-    const char *arch;       /* "qwen2" (default) or "llama" */
-    enum ggml_type type;    /* matrix type: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K;
-                             * K-quant rows not a multiple of 256 fall back to
-                             * Q5_0 (Q4_K) or Q8_0 (Q6_K), as llama.cpp does */
+    const char *arch;    /* "qwen2" (default) or "llama" */
+    enum ggml_type type; /* matrix type: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K;
+                          * K-quant rows not a multiple of 256 fall back to
+                          * Q5_0 (Q4_K) or Q8_0 (Q6_K), as llama.cpp does */
     int n_layers;
-    int dim;                /* embedding width */
+    int dim; /* embedding width */
     int n_heads;
     int n_kv_heads;
     int ffn_dim;
-    int vocab_size;         /* exact: 256 bytes + trained merges + filler words +
-                             * 8 ChatML / Llama 3 specials (the last ids); >= 265 */
+    int vocab_size; /* exact: 256 bytes + trained merges + filler words +
+                     * 8 ChatML / Llama 3 specials (the last ids); >= 265 */
     int ctx_len;
     uint64_t seed;
 };

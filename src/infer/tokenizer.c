@@ -21,9 +21,8 @@ static const char RE_GPT2[] =
 static const char RE_LLAMA3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
     "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char RE_QWEN2[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
-    "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char RE_QWEN2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
+                               "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 enum pre_kind { PRE_GPT2 = 0, PRE_LLAMA3, PRE_QWEN2 };
 
@@ -35,16 +34,16 @@ struct merge_slot {
 
 struct tokenizer {
     size_t n_vocab;
-    char *text;          /* every token's text as stored, back to back */
-    uint32_t *text_off;  /* n_vocab + 1 offsets into text */
-    char *bytes;         /* every token's decoded bytes */
-    uint32_t *bytes_off; /* n_vocab + 1 offsets into bytes */
-    uint8_t *type;       /* token_type per id */
+    char *text;            /* every token's text as stored, back to back */
+    uint32_t *text_off;    /* n_vocab + 1 offsets into text */
+    char *bytes;           /* every token's decoded bytes */
+    uint32_t *bytes_off;   /* n_vocab + 1 offsets into bytes */
+    uint8_t *type;         /* token_type per id */
     uint32_t *vocab_slots; /* open addressing over text: id + 1, 0 empty */
     size_t vocab_cap;
     struct merge_slot *merges;
     size_t merge_cap;
-    int byte_id[256];    /* the token of each single byte, or -1 */
+    int byte_id[256]; /* the token of each single byte, or -1 */
     /* special tokens by first byte, longest first: ids */
     int *special;
     size_t special_start[257];
@@ -272,8 +271,9 @@ static int load_vocab(struct tokenizer *t, const struct gguf_file *f, char *err)
     const struct gguf_value *tokens, *types = NULL;
     int rc = gguf_get_arr(f, "tokenizer.ggml.tokens", &tokens);
     if (rc == JB_ERR_NOTFOUND)
-        return err_setf(err, JB_ERR_FORMAT, "tokenizer.ggml.tokens is missing: the file has no "
-                                            "vocabulary");
+        return err_setf(err, JB_ERR_FORMAT,
+                        "tokenizer.ggml.tokens is missing: the file has no "
+                        "vocabulary");
     if (rc || tokens->v.arr.elem != GGUF_TYPE_STRING)
         return err_setf(err, JB_ERR_FORMAT, "tokenizer.ggml.tokens must be an array of strings");
     uint64_t n = tokens->v.arr.n;
@@ -540,8 +540,9 @@ int tokenizer_from_gguf(const struct gguf_file *f, struct tokenizer **out, char 
     struct gguf_str model;
     int rc = gguf_get_str(f, "tokenizer.ggml.model", &model);
     if (rc == JB_ERR_NOTFOUND)
-        return err_setf(err, JB_ERR_FORMAT, "tokenizer.ggml.model is missing: the file has no "
-                                            "tokenizer");
+        return err_setf(err, JB_ERR_FORMAT,
+                        "tokenizer.ggml.model is missing: the file has no "
+                        "tokenizer");
     if (rc)
         return err_setf(err, JB_ERR_FORMAT, "tokenizer.ggml.model must be a string");
     if (!gguf_str_eq(model, "gpt2"))
@@ -587,7 +588,7 @@ int tokenizer_from_gguf(const struct gguf_file *f, struct tokenizer **out, char 
     add_eog(t, t->eos);
     add_eog(t, t->eot);
     add_eog(t, t->eom);
-    static const char *const eog_texts[] = {"<|im_end|>", "<|eot_id|>", "<|endoftext|>",
+    static const char *const eog_texts[] = {"<|im_end|>",      "<|eot_id|>", "<|endoftext|>",
                                             "<|end_of_text|>", "<|eom_id|>", "<|end|>"};
     for (size_t i = 0; i < sizeof eog_texts / sizeof eog_texts[0]; i++) {
         int id = tokenizer_find(t, eog_texts[i], strlen(eog_texts[i]));

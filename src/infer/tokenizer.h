@@ -38,7 +38,11 @@
 
 struct tokenizer;
 
-enum tokenizer_template { TOKENIZER_TEMPLATE_NONE = 0, TOKENIZER_TEMPLATE_CHATML, TOKENIZER_TEMPLATE_LLAMA3 };
+enum tokenizer_template {
+    TOKENIZER_TEMPLATE_NONE = 0,
+    TOKENIZER_TEMPLATE_CHATML,
+    TOKENIZER_TEMPLATE_LLAMA3
+};
 
 /* token_type values (GGUF tokenizer.ggml.token_type) */
 enum tokenizer_token_type {
@@ -71,7 +75,7 @@ int tokenizer_decode(const struct tokenizer *t, int id, struct buf *out);
 int tokenizer_find(const struct tokenizer *t, const char *text, size_t len);
 int tokenizer_token_type(const struct tokenizer *t, int id); /* 0 for a bad id */
 const char *tokenizer_pre_name(const struct tokenizer *t);   /* "qwen2", "llama-bpe", "gpt2" */
-int tokenizer_bos(const struct tokenizer *t); /* -1 if none */
+int tokenizer_bos(const struct tokenizer *t);                /* -1 if none */
 int tokenizer_eos(const struct tokenizer *t);
 int tokenizer_add_bos(const struct tokenizer *t); /* tokenizer.ggml.add_bos_token */
 /* 1 for ids that end a generation (eos, eot, <|im_end|>, <|eot_id|>, ...). */

@@ -65,13 +65,17 @@ static void test_lcpy_utf8(void **state)
     str_lcat(s, "cd", sizeof s);
     assert_string_equal(s, "abcd");
     assert_true(str_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
-    assert_false(str_utf8_valid("\xc3", 1));              /* truncated */
-    assert_false(str_utf8_valid("\xc0\xaf", 2));          /* overlong */
-    assert_false(str_utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
-    assert_false(str_utf8_valid("\xf4\x90\x80\x80", 4));  /* > U+10FFFF */
+    assert_false(str_utf8_valid("\xc3", 1));             /* truncated */
+    assert_false(str_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(str_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(str_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     struct buf b = {0};
-    assert_int_equal(str_utf8_sanitize("a\xff" "b\xe2\x82", 5, &b), 0);
-    assert_string_equal(buf_str(&b), "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd");
+    assert_int_equal(str_utf8_sanitize("a\xff"
+                                       "b\xe2\x82",
+                                       5, &b),
+                     0);
+    assert_string_equal(buf_str(&b), "a\xef\xbf\xbd"
+                                     "b\xef\xbf\xbd\xef\xbf\xbd");
     buf_free(&b);
     assert_int_equal(str_utf8_seq_len("\xe2\x82\xac", 3), 3);
     assert_int_equal(str_utf8_seq_len("\xe2\x82", 2), 0);
@@ -161,9 +165,9 @@ static void test_atomic_write(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_u64),        cmocka_unit_test(test_i64_double),
-        cmocka_unit_test(test_lcpy_utf8),  cmocka_unit_test(test_buf_cap),
-        cmocka_unit_test(test_stats),      cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_u64),       cmocka_unit_test(test_i64_double),
+        cmocka_unit_test(test_lcpy_utf8), cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_stats),     cmocka_unit_test(test_atomic_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -609,8 +609,8 @@ static void test_hostile_tensors(void **state)
 
     /* a valid two-tensor file first: the cases below change one thing */
     tensors_file(&b, 2);
-    bb_tensor(&b, "a", 32, 2, GGML_TYPE_Q8_0, 0);   /* 68 bytes */
-    bb_tensor(&b, "b", 8, 0, GGML_TYPE_F32, 96);    /* 32 bytes */
+    bb_tensor(&b, "a", 32, 2, GGML_TYPE_Q8_0, 0); /* 68 bytes */
+    bb_tensor(&b, "b", 8, 0, GGML_TYPE_F32, 96);  /* 32 bytes */
     finish_file(&b, 128);
     assert_int_equal(gguf_parse(b.p, b.n, &f, err), 0);
     assert_int_equal(f.tensors[0].size_bytes, 68);

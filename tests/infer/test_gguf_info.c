@@ -89,8 +89,9 @@ static void test_long_array(void **state)
     struct buf out, err;
     char *argv[] = {JB_TOOL, "gguf-info", path, NULL};
     assert_int_equal(run(argv, NULL, &out, &err), 0);
-    assert_non_null(strstr(buf_str(&out), "[\"t0\", \"t1\", \"t2\", \"t3\", \"t4\", \"t5\", \"t6\", "
-                                          "\"t7\", ...] (1000 items)"));
+    assert_non_null(strstr(buf_str(&out),
+                           "[\"t0\", \"t1\", \"t2\", \"t3\", \"t4\", \"t5\", \"t6\", "
+                           "\"t7\", ...] (1000 items)"));
     assert_null(strstr(buf_str(&out), "\"t8\""));
     buf_free(&out);
     buf_free(&err);
@@ -227,8 +228,8 @@ static void test_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text),       cmocka_unit_test(test_long_array),
-        cmocka_unit_test(test_json),       cmocka_unit_test(test_model_name),
+        cmocka_unit_test(test_text),     cmocka_unit_test(test_long_array),
+        cmocka_unit_test(test_json),     cmocka_unit_test(test_model_name),
         cmocka_unit_test(test_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

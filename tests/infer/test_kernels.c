@@ -38,7 +38,10 @@ static uint32_t rnd(void)
     rng ^= rng << 17;
     return (uint32_t)(rng >> 16);
 }
-static float frand(void) { return (float)(rnd() & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f; }
+static float frand(void)
+{
+    return (float)(rnd() & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f;
+}
 
 /* Offsets of the f16 scale fields inside one block, so random payload bytes
  * get finite scales (a random f16 may be NaN). */
@@ -47,10 +50,18 @@ static int scale_offsets(enum ggml_type t, size_t *offs)
     switch (t) {
     case GGML_TYPE_Q8_0:
     case GGML_TYPE_Q4_0:
-    case GGML_TYPE_Q5_0: offs[0] = 0; return 1;
-    case GGML_TYPE_Q4_K: offs[0] = 0; offs[1] = 2; return 2;
-    case GGML_TYPE_Q6_K: offs[0] = 208; return 1;
-    default: return 0;
+    case GGML_TYPE_Q5_0:
+        offs[0] = 0;
+        return 1;
+    case GGML_TYPE_Q4_K:
+        offs[0] = 0;
+        offs[1] = 2;
+        return 2;
+    case GGML_TYPE_Q6_K:
+        offs[0] = 208;
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -104,11 +115,21 @@ static void make_act(enum act_fill fill, float *x)
 {
     for (int i = 0; i < N; i++) {
         switch (fill) {
-        case ACT_RANDOM: x[i] = frand(); break;
-        case ACT_WIDE: x[i] = (i % 37 == 0) ? 0.0f : frand() * powf(10.0f, (float)(rnd() % 7) - 3.0f); break;
-        case ACT_EXTREME: x[i] = (rnd() & 1) ? 3.0f : -3.0f; break;
-        case ACT_ZEROS: x[i] = (i / 256) % 2 ? 0.0f : frand(); break;
-        case ACT_TIES: x[i] = i % 32 == 0 ? 127.0f : (float)((int)(rnd() % 200) - 100) + 0.5f; break;
+        case ACT_RANDOM:
+            x[i] = frand();
+            break;
+        case ACT_WIDE:
+            x[i] = (i % 37 == 0) ? 0.0f : frand() * powf(10.0f, (float)(rnd() % 7) - 3.0f);
+            break;
+        case ACT_EXTREME:
+            x[i] = (rnd() & 1) ? 3.0f : -3.0f;
+            break;
+        case ACT_ZEROS:
+            x[i] = (i / 256) % 2 ? 0.0f : frand();
+            break;
+        case ACT_TIES:
+            x[i] = i % 32 == 0 ? 127.0f : (float)((int)(rnd() % 200) - 100) + 0.5f;
+            break;
         }
     }
 }
@@ -396,10 +417,8 @@ static void test_select(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalar),
-        cmocka_unit_test(test_avx2),
-        cmocka_unit_test(test_neon),
-        cmocka_unit_test(test_activations_identical),
+        cmocka_unit_test(test_scalar), cmocka_unit_test(test_avx2),
+        cmocka_unit_test(test_neon),   cmocka_unit_test(test_activations_identical),
         cmocka_unit_test(test_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,8 +158,8 @@ static void ref_free(struct ref_model *r)
 {
     for (int l = 0; l < r->n_layers; l++) {
         struct ref_layer *L = &r->L[l];
-        float *p[] = {L->attn_norm, L->ffn_norm, L->bq, L->bk, L->bv, L->wq.w, L->wk.w,
-                      L->wv.w, L->wo.w, L->wg.w, L->wu.w, L->wd.w};
+        float *p[] = {L->attn_norm, L->ffn_norm, L->bq,   L->bk,   L->bv,   L->wq.w,
+                      L->wk.w,      L->wv.w,     L->wo.w, L->wg.w, L->wu.w, L->wd.w};
         for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
             free(p[i]);
     }
@@ -177,10 +177,13 @@ static enum ggml_type paired_act(enum ggml_type t)
     switch (t) {
     case GGML_TYPE_Q8_0:
     case GGML_TYPE_Q4_0:
-    case GGML_TYPE_Q5_0: return GGML_TYPE_Q8_0;
+    case GGML_TYPE_Q5_0:
+        return GGML_TYPE_Q8_0;
     case GGML_TYPE_Q4_K:
-    case GGML_TYPE_Q6_K: return GGML_TYPE_Q8_K;
-    default: return GGML_TYPE_F32;
+    case GGML_TYPE_Q6_K:
+        return GGML_TYPE_Q8_K;
+    default:
+        return GGML_TYPE_F32;
     }
 }
 
@@ -233,7 +236,10 @@ static void ref_rope(const struct ref_model *r, float *v, int n_heads, int pos)
     }
 }
 
-static float f16_round(float x) { return quant_f16_to_f32(quant_f32_to_f16(x)); }
+static float f16_round(float x)
+{
+    return quant_f16_to_f32(quant_f32_to_f16(x));
+}
 
 /* Logits after every position of ids: logits[(t, vocab)]. */
 static float *ref_forward(const struct ref_model *r, const int *ids, int n)
@@ -244,7 +250,8 @@ static float *ref_forward(const struct ref_model *r, const int *ids, int n)
     float *vc = malloc((size_t)r->n_layers * n * kvd * sizeof(float));
     float *x = malloc((size_t)dim * sizeof(float)), *xb = malloc((size_t)dim * sizeof(float));
     float *q = malloc((size_t)qd * sizeof(float)), *ao = malloc((size_t)qd * sizeof(float));
-    float *hg = malloc((size_t)r->ffn * sizeof(float)), *hu = malloc((size_t)r->ffn * sizeof(float));
+    float *hg = malloc((size_t)r->ffn * sizeof(float)),
+          *hu = malloc((size_t)r->ffn * sizeof(float));
     float *tmp = malloc((size_t)dim * sizeof(float));
     double *sc = malloc((size_t)n * sizeof(double));
     assert_true(logits && kc && vc && x && xb && q && ao && hg && hu && tmp && sc);
@@ -460,8 +467,8 @@ static void test_reference_float_types(void **state)
 static void test_reference_quantised(void **state)
 {
     (void)state;
-    const enum ggml_type types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0,
-                                    GGML_TYPE_Q4_K, GGML_TYPE_Q6_K};
+    const enum ggml_type types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q4_K,
+                                    GGML_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         struct tm_options o;
         tm_defaults(&o, i % 2 ? "llama" : "qwen2", types[i]);

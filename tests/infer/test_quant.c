@@ -57,8 +57,8 @@ static void test_traits(void **state)
         enum ggml_type t;
         size_t elems, bytes;
     } want[] = {
-        {GGML_TYPE_F32, 1, 4},     {GGML_TYPE_F16, 1, 2},     {GGML_TYPE_BF16, 1, 2},
-        {GGML_TYPE_Q4_0, 32, 18},  {GGML_TYPE_Q5_0, 32, 22},  {GGML_TYPE_Q8_0, 32, 34},
+        {GGML_TYPE_F32, 1, 4},      {GGML_TYPE_F16, 1, 2},      {GGML_TYPE_BF16, 1, 2},
+        {GGML_TYPE_Q4_0, 32, 18},   {GGML_TYPE_Q5_0, 32, 22},   {GGML_TYPE_Q8_0, 32, 34},
         {GGML_TYPE_Q4_K, 256, 144}, {GGML_TYPE_Q6_K, 256, 210}, {GGML_TYPE_Q8_K, 256, 292},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -99,7 +99,7 @@ static void test_f16_known(void **state)
     assert_true(isinf(quant_f16_to_f32(0x7c00)) && quant_f16_to_f32(0x7c00) > 0);
     assert_true(isinf(quant_f16_to_f32(0xfc00)) && quant_f16_to_f32(0xfc00) < 0);
     assert_true(isnan(quant_f16_to_f32(0x7e00)));
-    assert_true(isnan(quant_f16_to_f32(0x7c01))); /* signalling payload stays NaN */
+    assert_true(isnan(quant_f16_to_f32(0x7c01)));                /* signalling payload stays NaN */
     assert_true(fbits(quant_f16_to_f32(0x8000)) == 0x80000000u); /* -0 */
 
     assert_int_equal(quant_f32_to_f16(1.0f), 0x3c00);
@@ -112,13 +112,13 @@ static void test_f16_known(void **state)
     assert_int_equal(quant_f32_to_f16(INFINITY), 0x7c00);
     assert_int_equal(quant_f32_to_f16(-0.0f), 0x8000);
     assert_int_equal(quant_f32_to_f16(0x1p-24f), 0x0001);
-    assert_int_equal(quant_f32_to_f16(0x1p-25f), 0x0000);  /* tie to even: zero */
+    assert_int_equal(quant_f32_to_f16(0x1p-25f), 0x0000); /* tie to even: zero */
     assert_int_equal(quant_f32_to_f16(0x1.000002p-25f), 0x0001);
     assert_int_equal(quant_f32_to_f16(0x1.8p-24f), 0x0002); /* 1.5 units: tie to even */
     assert_int_equal(quant_f32_to_f16(0x1.4p-23f), 0x0002); /* 2.5 units: tie to even */
     assert_int_equal(quant_f32_to_f16(1e-30f), 0x0000);
     assert_int_equal(quant_f32_to_f16(-1e-30f), 0x8000);
-    assert_int_equal(quant_f32_to_f16(bitsf(1)), 0x0000); /* binary32 subnormal */
+    assert_int_equal(quant_f32_to_f16(bitsf(1)), 0x0000);            /* binary32 subnormal */
     assert_int_equal(quant_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);     /* tie: even */
     assert_int_equal(quant_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02); /* tie: even */
     assert_int_equal(quant_f32_to_f16(0x1.ffep-15f), 0x0400); /* rounds up into the normals */
@@ -206,7 +206,7 @@ static void test_known_q4_0(void **state)
     float y[32];
     assert_int_equal(quant_dequantize_row(GGML_TYPE_Q4_0, blk, y, 32), 0);
     /* low nibbles are elements 0..15, high nibbles 16..31 */
-    assert_true(y[0] == 16.0f);  /* -2 * (0 - 8) */
+    assert_true(y[0] == 16.0f);   /* -2 * (0 - 8) */
     assert_true(y[15] == -14.0f); /* -2 * (15 - 8) */
     assert_true(y[16] == -14.0f); /* high nibble of byte 0 is 15 */
     assert_true(y[31] == 16.0f);
@@ -275,7 +275,7 @@ static void test_known_q6_k(void **state)
         blk[128 + i] = (uint8_t)(i * 53 + 7); /* qh */
     for (int s = 0; s < 16; s++)
         blk[192 + s] = (uint8_t)(int8_t)(s % 2 ? -(s + 1) : s + 1); /* negative scales too */
-    blk[208] = 0x00, blk[209] = 0xb8; /* d = -0.5 */
+    blk[208] = 0x00, blk[209] = 0xb8;                               /* d = -0.5 */
     float y[256];
     assert_int_equal(quant_dequantize_row(GGML_TYPE_Q6_K, blk, y, 256), 0);
     for (int e = 0; e < 256; e++) {
@@ -320,7 +320,7 @@ static void test_known_q8_k(void **state)
 static void test_known_float_rows(void **state)
 {
     (void)state;
-    uint8_t f16[4] = {0x00, 0x3c, 0x00, 0xc2}; /* 1, -3 */
+    uint8_t f16[4] = {0x00, 0x3c, 0x00, 0xc2};  /* 1, -3 */
     uint8_t bf16[4] = {0x80, 0x3f, 0x40, 0xc0}; /* 1, -3 */
     float y[2];
     assert_int_equal(quant_dequantize_row(GGML_TYPE_F16, f16, y, 2), 0);
@@ -348,9 +348,9 @@ struct bound {
  * -> ~0.08 plus 6-bit scales; Q6_K amax/32 over 16 -> ~0.018; F16 2^-11
  * relative; BF16 2^-8 relative. Bounds leave about 40 % margin. */
 static const struct bound bounds[] = {
-    {GGML_TYPE_F32, 0.0},       {GGML_TYPE_F16, 0.0005},   {GGML_TYPE_BF16, 0.004},
-    {GGML_TYPE_Q8_0, 0.010},    {GGML_TYPE_Q8_K, 0.010},   {GGML_TYPE_Q4_0, 0.13},
-    {GGML_TYPE_Q5_0, 0.065},    {GGML_TYPE_Q4_K, 0.11},    {GGML_TYPE_Q6_K, 0.026},
+    {GGML_TYPE_F32, 0.0},    {GGML_TYPE_F16, 0.0005}, {GGML_TYPE_BF16, 0.004},
+    {GGML_TYPE_Q8_0, 0.010}, {GGML_TYPE_Q8_K, 0.010}, {GGML_TYPE_Q4_0, 0.13},
+    {GGML_TYPE_Q5_0, 0.065}, {GGML_TYPE_Q4_K, 0.11},  {GGML_TYPE_Q6_K, 0.026},
 };
 
 static void test_round_trip(void **state)
@@ -378,8 +378,8 @@ static void test_round_trip(void **state)
             }
             /* a bound per 256 elements, so small-scale blocks count too */
             if (sqrt(bse / bsx) > bounds[bi].rel_rmse * 1.5 + 1e-12) {
-                fprintf(stderr, "%s: block at %d: relative RMS error %g\n",
-                        quant_traits(t)->name, i, sqrt(bse / bsx));
+                fprintf(stderr, "%s: block at %d: relative RMS error %g\n", quant_traits(t)->name,
+                        i, sqrt(bse / bsx));
                 fail();
             }
             se += bse;
@@ -478,7 +478,7 @@ static void test_edges(void **state)
     (void)state;
     static const enum ggml_type types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q5_0,
                                            GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_K,
-                                           GGML_TYPE_F16, GGML_TYPE_BF16};
+                                           GGML_TYPE_F16,  GGML_TYPE_BF16};
     float x[256], y[256];
     uint8_t q[600];
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -531,13 +531,20 @@ static void test_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_traits),         cmocka_unit_test(test_f16_known),
-        cmocka_unit_test(test_f16_exhaustive), cmocka_unit_test(test_bf16),
-        cmocka_unit_test(test_known_q8_0),     cmocka_unit_test(test_known_q4_0),
-        cmocka_unit_test(test_known_q5_0),     cmocka_unit_test(test_known_q4_k),
-        cmocka_unit_test(test_known_q6_k),     cmocka_unit_test(test_known_q8_k),
-        cmocka_unit_test(test_known_float_rows), cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_element_bounds), cmocka_unit_test(test_exact_levels),
+        cmocka_unit_test(test_traits),
+        cmocka_unit_test(test_f16_known),
+        cmocka_unit_test(test_f16_exhaustive),
+        cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_known_q8_0),
+        cmocka_unit_test(test_known_q4_0),
+        cmocka_unit_test(test_known_q5_0),
+        cmocka_unit_test(test_known_q4_k),
+        cmocka_unit_test(test_known_q6_k),
+        cmocka_unit_test(test_known_q8_k),
+        cmocka_unit_test(test_known_float_rows),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_element_bounds),
+        cmocka_unit_test(test_exact_levels),
         cmocka_unit_test(test_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -80,7 +80,7 @@ static void test_names(void **state)
 {
     const char *dir = *state;
     expect_blob(dir, "qwen2.5-coder:7b");
-    expect_blob(dir, "qwen2.5-coder");        /* tag latest */
+    expect_blob(dir, "qwen2.5-coder"); /* tag latest */
     expect_blob(dir, "library/qwen2.5-coder:7b");
     expect_blob(dir, "registry.ollama.ai/library/qwen2.5-coder:7b");
     expect_blob(dir, "someone/tiny-model:q8");
@@ -100,8 +100,8 @@ static void test_list(void **state)
     size_t n;
     char err[ERR_LEN];
     assert_int_equal(store_list(dir, &names, &n, err), 0);
-    const char *want[] = {"baddigest:latest", "broken:latest", "localhost:5000/team/m:v1",
-                          "noblob:latest", "nomodel:latest", "notgguf:latest",
+    const char *want[] = {"baddigest:latest", "broken:latest",        "localhost:5000/team/m:v1",
+                          "noblob:latest",    "nomodel:latest",       "notgguf:latest",
                           "qwen2.5-coder:7b", "qwen2.5-coder:latest", "someone/tiny-model:q8"};
     assert_int_equal(n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < n; i++) {
@@ -138,17 +138,15 @@ static void test_errors(void **state)
                  "manifests/registry.ollama.ai/library/qwen2.5-coder/14b");
     expect_error(dir, "llama3.2", JB_ERR_NOTFOUND, "not in the Ollama store", "ollama pull");
     /* malformed JSON: the manifest's path, line and column */
-    expect_error(dir, "broken", JB_ERR_FORMAT, "library/broken/latest: line 3, column",
-                 NULL);
+    expect_error(dir, "broken", JB_ERR_FORMAT, "library/broken/latest: line 3, column", NULL);
     expect_error(dir, "nomodel", JB_ERR_FORMAT, "application/vnd.ollama.image.model",
                  "nomodel/latest");
     expect_error(dir, "baddigest", JB_ERR_FORMAT, "64 hex digits", NULL);
     expect_error(dir, "noblob", JB_ERR_NOTFOUND, "missing from the store", "ollama pull noblob");
     expect_error(dir, "notgguf", JB_ERR_FORMAT, "not a GGUF file", HEX_C);
     /* names that could leave the store are refused, not looked up */
-    static const char *const bad[] = {"../x",     "a/../../b", "a//b", "",   "m:",
-                                      "a/b/c/d",  "x/..:tag",  "m:../t", "/m", "m y",
-                                      "a:b/c/d/e"};
+    static const char *const bad[] = {"../x",     "a/../../b", "a//b", "",    "m:",       "a/b/c/d",
+                                      "x/..:tag", "m:../t",    "/m",   "m y", "a:b/c/d/e"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_error(dir, bad[i], JB_ERR_USAGE, "not a model name", NULL);
     expect_error("/nonexistent/joulebench-store", "qwen2.5-coder:7b", JB_ERR_NOTFOUND,
@@ -195,8 +193,7 @@ static void test_manifest_pure(void **state)
     assert_int_equal(store_manifest_model_digest("{\"layers\": [1, \"x\", null]}", 27, digest,
                                                  sizeof digest, err),
                      JB_ERR_FORMAT);
-    assert_int_equal(store_manifest_model_digest("", 0, digest, sizeof digest, err),
-                     JB_ERR_FORMAT);
+    assert_int_equal(store_manifest_model_digest("", 0, digest, sizeof digest, err), JB_ERR_FORMAT);
     assert_non_null(strstr(err, "line 1"));
     /* upper-case hex is not what Ollama writes */
     const char *upper = "{\"layers\":[{\"mediaType\":\"application/vnd.ollama.image.model\","

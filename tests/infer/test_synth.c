@@ -390,8 +390,8 @@ static void test_command(void **state)
     char path[FS_PATH_MAX];
     fs_path_join(path, sizeof path, dir, "cli.gguf");
     struct buf out = {0}, err = {0};
-    char *argv[] = {JB_TOOL, "synth", "--preset", "tiny", "--arch", "llama", "--type", "q6_k",
-                    "--layers", "1", "--seed", "7", "-o", path, NULL};
+    char *argv[] = {JB_TOOL,    "synth", "--preset", "tiny", "--arch", "llama", "--type", "q6_k",
+                    "--layers", "1",     "--seed",   "7",    "-o",     path,    NULL};
     int rc = tu_run(argv, NULL, &out, &err);
     if (rc)
         fprintf(stderr, "%s", buf_str(&err));
@@ -432,9 +432,9 @@ static void test_command(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_qwen2_tiny),  cmocka_unit_test(test_vocabulary),
-        cmocka_unit_test(test_llama_q4k),   cmocka_unit_test(test_types),
-        cmocka_unit_test(test_seed),        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_qwen2_tiny),    cmocka_unit_test(test_vocabulary),
+        cmocka_unit_test(test_llama_q4k),     cmocka_unit_test(test_types),
+        cmocka_unit_test(test_seed),          cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_default_model), cmocka_unit_test(test_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,8 +87,8 @@ struct opts {
 
 static struct opts defaults(void)
 {
-    struct opts o = {.model = "gpt2", .pre = "qwen2", .bos = -1, .eos = -1, .eot = -1,
-                     .add_bos = -1};
+    struct opts o = {
+        .model = "gpt2", .pre = "qwen2", .bos = -1, .eos = -1, .eot = -1, .add_bos = -1};
     return o;
 }
 
@@ -116,8 +116,7 @@ static int build(const struct vocab *v, const struct opts *o, struct tokenizer *
     if (!o->no_types)
         gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", v->type,
                                o->short_types ? v->n - 1 : v->n);
-    gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges,
-                           v->n_merges);
+    gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges, v->n_merges);
     if (o->bos >= 0)
         gguf_writer_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)o->bos);
     if (o->eos >= 0)
@@ -222,7 +221,8 @@ static void test_pretokenizer(void **state)
     /* letters of any script, marks and emoji */
     expect_split("qwen2", "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c",
                  "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c");
-    expect_split("qwen2", "hi \xf0\x9f\x98\x80\xf0\x9f\x98\x80", "hi| \xf0\x9f\x98\x80\xf0\x9f\x98\x80");
+    expect_split("qwen2", "hi \xf0\x9f\x98\x80\xf0\x9f\x98\x80",
+                 "hi| \xf0\x9f\x98\x80\xf0\x9f\x98\x80");
     expect_split("qwen2", "caf\xc3\xa9 x", "caf\xc3\xa9| x");
     /* a combining mark is not a letter: like punctuation, it may lead a
      * word, or stands alone at the end of one */
@@ -230,7 +230,7 @@ static void test_pretokenizer(void **state)
     expect_split("qwen2", "e\xcc\x81 t", "e|\xcc\x81| t");
     /* invalid UTF-8: one byte per piece, the rest as usual */
     expect_split("qwen2", "ab\xff\xfe cd", "ab|\xff|\xfe| cd");
-    expect_split("qwen2", "\xe4\xbd", "\xe4|\xbd"); /* a cut character */
+    expect_split("qwen2", "\xe4\xbd", "\xe4|\xbd");    /* a cut character */
     expect_split("unheard-of", "a 12345", "a| 12345"); /* unknown: GPT-2 */
 }
 
@@ -242,14 +242,13 @@ static void test_byte_alphabet(void **state)
         unsigned char byte;
         const char *utf8;
     } known[] = {
-        {' ', "\xc4\xa0"},  /* U+0120 */
-        {'\n', "\xc4\x8a"}, /* U+010A */
-        {0x00, "\xc4\x80"}, /* U+0100 */
-        {0x7f, "\xc4\xa1"}, /* U+0121 */
-        {0xa0, "\xc5\x82"}, /* U+0142 */
-        {0xad, "\xc5\x83"}, /* U+0143 */
-        {'a', "a"},
-        {0xe9, "\xc3\xa9"}, /* U+00E9 stands for itself */
+        {' ', "\xc4\xa0"},                      /* U+0120 */
+        {'\n', "\xc4\x8a"},                     /* U+010A */
+        {0x00, "\xc4\x80"},                     /* U+0100 */
+        {0x7f, "\xc4\xa1"},                     /* U+0121 */
+        {0xa0, "\xc5\x82"},                     /* U+0142 */
+        {0xad, "\xc5\x83"},                     /* U+0143 */
+        {'a', "a"},         {0xe9, "\xc3\xa9"}, /* U+00E9 stands for itself */
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         struct buf b = {0};
@@ -416,15 +415,20 @@ static void test_round_trip(void **state)
     add_merge(&v, " ", " ");
     static const char *const texts[] = {
         "the theme of the thesis",
-        "emoji \xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd and flags \xf0\x9f\x87\xab\xf0\x9f\x87\xb7",
-        "CJK \xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c\xe3\x80\x82 \xe3\x81\x93\xe3\x82\x93",
+        "emoji \xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd and flags "
+        "\xf0\x9f\x87\xab\xf0\x9f\x87\xb7",
+        "CJK \xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c\xe3\x80\x82 "
+        "\xe3\x81\x93\xe3\x82\x93",
         "combining e\xcc\x81 a\xcc\x8a\xcc\x81 \xe0\xa4\xa8\xe0\xa4\xbf",
         "whitespace    runs\t\t\tand\r\n\r\n\n  \n",
         "digits 0 12 345 6789 3.14159 1,000,000",
         "newlines\n\n\nend\n",
         "code: for (int i = 0; i < n; i++) { x[i] += y[i]; }",
         "   leading and trailing   ",
-        "\xc2\xa0" "nbsp\xe2\x80\x83" "em-space\xe3\x80\x80" "ideographic",
+        "\xc2\xa0"
+        "nbsp\xe2\x80\x83"
+        "em-space\xe3\x80\x80"
+        "ideographic",
         "",
     };
     static const char *const pres[] = {"qwen2", "llama-bpe", "gpt2"};
@@ -594,10 +598,9 @@ static void test_ids_and_templates(void **state)
     assert_true(tokenizer_is_eog(t, eom));
     buf_reset(&b);
     assert_int_equal(tokenizer_chat_format(t, "S", "U", &b), 0);
-    assert_string_equal(buf_str(&b),
-                        "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
-                        "<|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|>"
-                        "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    assert_string_equal(buf_str(&b), "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
+                                     "<|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|>"
+                                     "<|start_header_id|>assistant<|end_header_id|>\n\n");
     tokenizer_free(t);
 
     /* a template text wins over the vocabulary; none at all: the text */
@@ -663,7 +666,7 @@ static void test_bad_vocab(void **state)
 
 #define VOCAB JB_TEST_DATA "/tokenizer/vocab.gguf"
 
-static const char *const sample_texts[] = {"english.txt", "code.c.txt", "unicode.txt",
+static const char *const sample_texts[] = {"english.txt",    "code.c.txt", "unicode.txt",
                                            "whitespace.txt", "chatml.txt", "invalid.bin"};
 
 /* Writes the tiny synthetic model's tokenizer keys, and nothing else, to
@@ -800,13 +803,12 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--write-vocab") == 0)
         return write_vocab(argv[2]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pretokenizer),  cmocka_unit_test(test_byte_alphabet),
-        cmocka_unit_test(test_merge_rank),
-        cmocka_unit_test(test_ignore_merges), cmocka_unit_test(test_special),
-        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_long_text),
-        cmocka_unit_test(test_byte_fallback), cmocka_unit_test(test_ids_and_templates),
-        cmocka_unit_test(test_bad_vocab),     cmocka_unit_test(test_committed_samples),
-        cmocka_unit_test(test_mutated_vocab),
+        cmocka_unit_test(test_pretokenizer),      cmocka_unit_test(test_byte_alphabet),
+        cmocka_unit_test(test_merge_rank),        cmocka_unit_test(test_ignore_merges),
+        cmocka_unit_test(test_special),           cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_long_text),         cmocka_unit_test(test_byte_fallback),
+        cmocka_unit_test(test_ids_and_templates), cmocka_unit_test(test_bad_vocab),
+        cmocka_unit_test(test_committed_samples), cmocka_unit_test(test_mutated_vocab),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -759,16 +759,25 @@ static void test_concurrent_start(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_watts),       cmocka_unit_test(test_wrap_in_window),
-        cmocka_unit_test(test_two_sockets),       cmocka_unit_test(test_exact_arithmetic),
-        cmocka_unit_test(test_counter_reset),     cmocka_unit_test(test_zone_disappears),
-        cmocka_unit_test(test_garbage_midrun),    cmocka_unit_test(test_transient_read_error),
+        cmocka_unit_test(test_known_watts),
+        cmocka_unit_test(test_wrap_in_window),
+        cmocka_unit_test(test_two_sockets),
+        cmocka_unit_test(test_exact_arithmetic),
+        cmocka_unit_test(test_counter_reset),
+        cmocka_unit_test(test_zone_disappears),
+        cmocka_unit_test(test_garbage_midrun),
+        cmocka_unit_test(test_transient_read_error),
         cmocka_unit_test(test_windows),
-        cmocka_unit_test(test_marks_and_between), cmocka_unit_test(test_baseline),
-        cmocka_unit_test(test_power_sensor),      cmocka_unit_test(test_timeline_thinning),
-        cmocka_unit_test(test_estimator),         cmocka_unit_test(test_no_sensors),
-        cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_concurrent_start),  cmocka_unit_test(test_thinning_keeps_recent),
+        cmocka_unit_test(test_marks_and_between),
+        cmocka_unit_test(test_baseline),
+        cmocka_unit_test(test_power_sensor),
+        cmocka_unit_test(test_timeline_thinning),
+        cmocka_unit_test(test_estimator),
+        cmocka_unit_test(test_no_sensors),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_concurrent_start),
+        cmocka_unit_test(test_thinning_keeps_recent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,12 +162,10 @@ static void test_proc_stat(void **state)
         parse_proc_stat(S("cpu 99999999999999999999 1 1 1\n"), &busy, &total, &ncpu), 0);
     assert_int_not_equal(parse_proc_stat(S(""), &busy, &total, &ncpu), 0);
     /* Sums that wrap, by a later term than the first. */
-    assert_int_equal(
-        parse_proc_stat(S("cpu 5 18446744073709551615 10 0\n"), &busy, &total, &ncpu),
-        JB_ERR_FORMAT);
-    assert_int_equal(
-        parse_proc_stat(S("cpu 1 0 0 18446744073709551615\n"), &busy, &total, &ncpu),
-        JB_ERR_FORMAT);
+    assert_int_equal(parse_proc_stat(S("cpu 5 18446744073709551615 10 0\n"), &busy, &total, &ncpu),
+                     JB_ERR_FORMAT);
+    assert_int_equal(parse_proc_stat(S("cpu 1 0 0 18446744073709551615\n"), &busy, &total, &ncpu),
+                     JB_ERR_FORMAT);
     assert_int_equal(parse_proc_stat(S("cpu 0 0 0 18446744073709551615\n"), &busy, &total, &ncpu),
                      0);
     assert_true(busy == 0 && total == UINT64_MAX);

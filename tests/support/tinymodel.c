@@ -13,7 +13,10 @@
 #define TM_SPECIALS 2
 #define TM_VOCAB (256 + TM_MERGES + TM_SPECIALS)
 
-int tm_vocab_size(void) { return TM_VOCAB; }
+int tm_vocab_size(void)
+{
+    return TM_VOCAB;
+}
 
 void tm_defaults(struct tm_options *o, const char *arch, enum ggml_type type)
 {
@@ -78,9 +81,8 @@ struct tensor_spec {
     int kind; /* 0 matrix, 1 norm (around 1), 2 bias (small), 3 rope factors (1..4) */
 };
 
-static int add_spec(struct tensor_spec *specs, int *n, const struct tm_options *o,
-                    const char *name, enum ggml_type type, uint32_t n_dims, uint64_t ne0,
-                    uint64_t ne1, int kind)
+static int add_spec(struct tensor_spec *specs, int *n, const struct tm_options *o, const char *name,
+                    enum ggml_type type, uint32_t n_dims, uint64_t ne0, uint64_t ne1, int kind)
 {
     if (o->skip_tensor && strcmp(o->skip_tensor, name) == 0)
         return 0;
@@ -102,14 +104,15 @@ int tm_write(const char *path, const struct tm_options *o, char *err)
     struct tensor_spec *specs = calloc((size_t)(8 + 16 * o->n_layers), sizeof(*specs));
     if (!specs)
         return err_setf(err, JB_ERR_NOMEM, "out of memory");
-    add_spec(specs, &n_specs, o, "token_embd.weight", o->embd_type, 2, (uint64_t)o->dim, TM_VOCAB, 0);
+    add_spec(specs, &n_specs, o, "token_embd.weight", o->embd_type, 2, (uint64_t)o->dim, TM_VOCAB,
+             0);
     add_spec(specs, &n_specs, o, "output_norm.weight", GGML_TYPE_F32, 1, (uint64_t)o->dim, 1, 1);
     if (!o->tied)
-        add_spec(specs, &n_specs, o, "output.weight", o->output_type, 2, (uint64_t)o->dim,
-                 TM_VOCAB, 0);
+        add_spec(specs, &n_specs, o, "output.weight", o->output_type, 2, (uint64_t)o->dim, TM_VOCAB,
+                 0);
     if (o->rope_freqs)
-        add_spec(specs, &n_specs, o, "rope_freqs.weight", GGML_TYPE_F32, 1,
-                 (uint64_t)head_dim / 2, 1, 3);
+        add_spec(specs, &n_specs, o, "rope_freqs.weight", GGML_TYPE_F32, 1, (uint64_t)head_dim / 2,
+                 1, 3);
     for (int l = 0; l < o->n_layers; l++) {
         char nm[64];
 #define T(s, ty, nd, a, b, k)                                                                      \
@@ -175,7 +178,8 @@ int tm_write(const char *path, const struct tm_options *o, char *err)
     for (int i = 0; i < TM_VOCAB; i++)
         tokens[i] = tok_store[i];
     gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
-    gguf_writer_kv_str(w, "tokenizer.ggml.pre", strcmp(o->arch, "llama") == 0 ? "llama-bpe" : "qwen2");
+    gguf_writer_kv_str(w, "tokenizer.ggml.pre",
+                       strcmp(o->arch, "llama") == 0 ? "llama-bpe" : "qwen2");
     gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, TM_VOCAB);
     gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, TM_VOCAB);
     gguf_writer_kv_arr_str(w, "tokenizer.ggml.merges", merges, TM_MERGES);
@@ -215,10 +219,18 @@ int tm_write(const char *path, const struct tm_options *o, char *err)
             for (size_t j = 0; j < n_in; j++) {
                 float u = rng_uniform(&r);
                 switch (t->kind) {
-                case 0: row[j] = u * scale; break;
-                case 1: row[j] = 1.0f + 0.2f * u; break;
-                case 2: row[j] = 0.3f * u; break;
-                default: row[j] = 1.0f + 1.5f * (u + 1.0f); break;
+                case 0:
+                    row[j] = u * scale;
+                    break;
+                case 1:
+                    row[j] = 1.0f + 0.2f * u;
+                    break;
+                case 2:
+                    row[j] = 0.3f * u;
+                    break;
+                default:
+                    row[j] = 1.0f + 1.5f * (u + 1.0f);
+                    break;
                 }
             }
             if ((rc = quant_quantize_row(t->type, row, q, n_in)) == 0)

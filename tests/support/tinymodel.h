@@ -14,18 +14,18 @@
 #include "infer/gguf.h"
 
 struct tm_options {
-    const char *arch;          /* "llama", "qwen2", or any string for error tests */
-    enum ggml_type type;       /* attention and FFN matrices */
-    enum ggml_type embd_type;  /* token_embd.weight */
+    const char *arch;           /* "llama", "qwen2", or any string for error tests */
+    enum ggml_type type;        /* attention and FFN matrices */
+    enum ggml_type embd_type;   /* token_embd.weight */
     enum ggml_type output_type; /* output.weight (unless tied) */
-    int tied;                  /* no output.weight: the embeddings are the output */
-    int biases;                /* attn_q/k/v.bias */
-    int rope_freqs;            /* rope_freqs.weight (llama 3 style) */
+    int tied;                   /* no output.weight: the embeddings are the output */
+    int biases;                 /* attn_q/k/v.bias */
+    int rope_freqs;             /* rope_freqs.weight (llama 3 style) */
     int n_layers, dim, n_heads, n_kv_heads, ffn_dim;
     float rope_base;
     uint64_t seed;
-    const char *skip_tensor;   /* leave this tensor out */
-    const char *odd_tensor;    /* write this tensor as odd_type instead */
+    const char *skip_tensor; /* leave this tensor out */
+    const char *odd_tensor;  /* write this tensor as odd_type instead */
     enum ggml_type odd_type;
 };
 
