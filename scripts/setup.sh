@@ -32,7 +32,7 @@ install_deps() {
   # without a font, labels come out as empty boxes).
   local pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
               libcairo2-dev libpcre2-dev libcmocka-dev fonts-dejavu-core)
-  [ $want_test -eq 1 ] && pkgs+=(clang libclang-rt-dev python3 libcap2-bin)
+  [ $want_test -eq 1 ] && pkgs+=(clang clang-format libclang-rt-dev python3 libcap2-bin)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -51,6 +51,19 @@ cmake -S . -B build -DJB_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"
 
 if [ $want_test -eq 1 ]; then
+  # House style: every C file as .clang-format lays it out (Debian's
+  # clang-format; Homebrew's may be another version and lay out otherwise).
+  if [ "$(uname -s)" = Linux ] && [ -d .git ]; then
+    if ! git ls-files -z '*.c' '*.h' | xargs -0 clang-format --dry-run -Werror 2>/tmp/jb-format.$$; then
+      head -20 /tmp/jb-format.$$ >&2; rm -f /tmp/jb-format.$$
+      echo "setup.sh: files not laid out as .clang-format says; fix with:" \
+           "git ls-files '*.c' '*.h' | xargs clang-format -i" >&2
+      exit 1
+    fi
+    rm -f /tmp/jb-format.$$
+  else
+    echo "setup.sh: layout check not run (needs Linux and a git checkout)" >&2
+  fi
   ctest --test-dir build --output-on-failure -j "$jobs"
   cmake -S . -B build-asan -DJB_WERROR=ON -DJB_SANITIZE=ON -DJB_BUILD_BENCH=OFF \
         -DCMAKE_BUILD_TYPE=Debug >/dev/null
