@@ -695,6 +695,18 @@ static int act_slot(enum ggml_type t)
     return at == GGML_TYPE_F32 ? 0 : at == GGML_TYPE_Q8_0 ? 1 : 2;
 }
 
+/* x (n_tok, n_in) made into the activation format weights of type t take,
+ * in the session's buffer for that format, which it returns. */
+static const uint8_t *quantize_input(struct infer_session *s, enum ggml_type t, const float *x,
+                                     int n_tok, size_t n_in)
+{
+    uint8_t *dst = s->act[act_slot(t)];
+    size_t arb = kern_act_row_bytes(t, n_in);
+    for (int k = 0; k < n_tok; k++)
+        kern_quantize_act(t, x + (size_t)k * n_in, dst + (size_t)k * arb, n_in);
+    return dst;
+}
+
 /* y_i = W_i x (+ b_i) for n_tok input rows x (n_tok, n_in). The input is
  * quantised once per activation format the matrices need, unless pre_act
  * holds it already (one matrix only: n_tok rows of its activation format). */
@@ -711,13 +723,9 @@ static void matmul(struct infer_session *s, const float *x, const uint8_t *pre_a
     for (int i = 0; i < n_mats; i++) {
         int slot = act_slot(w[i]->type);
         size_t arb = kern_act_row_bytes(w[i]->type, (size_t)n_in);
-        if (pre_act) {
+        if (!pre_act && !done[slot]) {
             done[slot] = 1;
-        } else if (!done[slot]) {
-            done[slot] = 1;
-            for (int k = 0; k < n_tok; k++)
-                kern_quantize_act(w[i]->type, x + (size_t)k * (size_t)n_in,
-                                  s->act[slot] + (size_t)k * arb, (size_t)n_in);
+            quantize_input(s, w[i]->type, x, n_tok, (size_t)n_in);
         }
         struct mm_task *t = &j.task[i];
         t->w = w[i];
@@ -884,16 +892,10 @@ static void ffn_hidden(struct infer_session *s, const struct layer *L, int n_tok
     j.arb_gate = kern_act_row_bytes(L->w_gate.type, dim);
     j.arb_up = kern_act_row_bytes(L->w_up.type, dim);
     j.arb_down = kern_act_row_bytes(L->w_down.type, (size_t)m->ffn_dim);
-    int slot_gate = act_slot(L->w_gate.type), slot_up = act_slot(L->w_up.type);
-    for (int k = 0; k < n_tok; k++)
-        kern_quantize_act(L->w_gate.type, s->xb + (size_t)k * dim,
-                          s->act[slot_gate] + (size_t)k * j.arb_gate, dim);
-    if (slot_up != slot_gate)
-        for (int k = 0; k < n_tok; k++)
-            kern_quantize_act(L->w_up.type, s->xb + (size_t)k * dim,
-                              s->act[slot_up] + (size_t)k * j.arb_up, dim);
-    j.act_gate = s->act[slot_gate];
-    j.act_up = s->act[slot_up];
+    j.act_gate = quantize_input(s, L->w_gate.type, s->xb, n_tok, dim);
+    j.act_up = act_slot(L->w_up.type) == act_slot(L->w_gate.type)
+                   ? j.act_gate
+                   : quantize_input(s, L->w_up.type, s->xb, n_tok, dim);
     /* whole w_down blocks per chunk, about 2 * MM_CHUNKS_PER_THREAD chunks
      * per thread (each chunk is two matrices' rows) */
     int blk = (int)kern_block_elems(L->w_down.type);
