@@ -71,6 +71,16 @@ static inline int fuzz_rc_known(int rc)
     return rc <= 0 && rc >= JB_ERR_UNSUPPORTED;
 }
 
+/* The next piece of a stream fed in chunks from pos: step bytes, or with
+ * step 0 a size taken from the data's own bytes (*k counts the bytes used
+ * for that); never past the end. */
+static inline size_t fuzz_chunk(const uint8_t *data, size_t size, size_t pos, size_t step,
+                                size_t *k)
+{
+    size_t n = step ? step : 1 + (size_t)(data[(*k)++ % size] % 37);
+    return n > size - pos ? size - pos : n;
+}
+
 /* For the stream framings (NDJSON, SSE): run(data, size, step, out, err)
  * feeds data in pieces of step bytes (0: sizes taken from the data) and
  * writes what it parsed to out. The result, the output and the message

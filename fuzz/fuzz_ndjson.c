@@ -36,9 +36,7 @@ static int run(const uint8_t *data, size_t size, size_t step, struct buf *lines,
     int rc = 0;
     size_t pos = 0, k = 0;
     while (pos < size && rc == 0) {
-        size_t n = step ? step : 1 + (size_t)(data[k++ % size] % 37);
-        if (n > size - pos)
-            n = size - pos;
+        size_t n = fuzz_chunk(data, size, pos, step, &k);
         rc = ndjson_feed(&nd, data + pos, n, collect, lines, err);
         pos += n;
     }
