@@ -11,9 +11,11 @@
  * RSS. Exit status 0 when every engine run meets both, 1 otherwise, 2 for
  * bad usage. --python runs bench/harness_overhead_ref.py (the reference
  * workflow's way: a Python loop over the streamed lines) against the same
- * server, for comparison; --floor reads the same stream with bare poll()
- * and recv() (no HTTP, no JSON) to show what one wake-up per token costs on
- * this machine at all. Neither decides the exit status.
+ * server, for comparison; --floor reads the same stream twice more: through
+ * the HTTP layer over libcurl with a body callback that only counts bytes
+ * (what the transport costs before a line is read), and with bare poll()
+ * and recv() (no HTTP, no JSON: what one wake-up per token costs on this
+ * machine at all). None of these decides the exit status.
  *
  * The client here is the engine layer alone (engine->generate with an
  * on_token that counts); the runner's meter windows and record writing
@@ -35,6 +37,7 @@
 #include "common/buf.h"
 #include "common/str.h"
 #include "engines/engine.h"
+#include "engines/http.h"
 #include "fakeserver.h"
 #include "joulebench/joulebench.h"
 
@@ -188,6 +191,56 @@ static int run_floor(int port, long tokens, struct figures *f)
     return 0;
 }
 
+static int count_bytes(void *user, const char *data, size_t len, double t_s, char *err)
+{
+    (void)data;
+    (void)t_s;
+    (void)err;
+    *(long *)user += (long)len;
+    return 0;
+}
+
+/* The same stream through joulebench's HTTP layer over libcurl with a body
+ * callback that only counts bytes: no line splitting, no JSON. What the
+ * transport costs per token before the engine reads a single line. */
+static int run_http_only(const char *url, long tokens, struct figures *f)
+{
+    memset(f, 0, sizeof *f);
+    f->engine = "libcurl";
+    struct http_options opt = {.idle_timeout_s = 30};
+    struct http_client *c;
+    char err[ERR_LEN], full[256], body[256];
+    if (http_client_open(&c, &opt, err)) {
+        fprintf(stderr, "harness_overhead: %s\n", err);
+        return -1;
+    }
+    http_join(full, sizeof full, url, "/api/generate");
+    snprintf(body, sizeof body,
+             "{\"model\":\"fake:latest\",\"prompt\":\"hi\",\"options\":{\"num_predict\":%ld}}",
+             tokens);
+    long bytes = 0, status = 0;
+    double u0, s0, u1, s1;
+    cpu_now_s(&u0, &s0);
+    double t0 = jb_clock_s();
+    int rc = http_request(c, full, body, count_bytes, &bytes, &status, NULL, err);
+    double t1 = jb_clock_s();
+    cpu_now_s(&u1, &s1);
+    http_client_close(c);
+    if (rc) {
+        fprintf(stderr, "harness_overhead: libcurl: %s\n", err);
+        return -1;
+    }
+    f->tokens = tokens;
+    f->wall_s = t1 - t0;
+    f->user_s = u1 - u0;
+    f->sys_s = s1 - s0;
+    f->cpu_s = f->user_s + f->sys_s;
+    f->cpu_pct = 100.0 * f->cpu_s / f->wall_s;
+    f->us_per_token = 1e6 * f->cpu_s / (double)tokens;
+    f->rss_mb = peak_rss_mb();
+    return 0;
+}
+
 /* The Python reference prints one JSON line with its own figures. */
 static int run_python(const char *script, const char *url, long tokens, struct buf *out)
 {
@@ -280,7 +333,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int failed = 0;
-    struct figures f[2], fl;
+    struct figures f[2], fl, fh;
     for (int i = 0; i < n_engines; i++) {
         if (!json)
             fprintf(stderr, "streaming %d tokens at %g tokens/s from %s (%s)...\n", tokens, rate,
@@ -290,9 +343,11 @@ int main(int argc, char **argv)
         else if (f[i].cpu_pct > TARGET_CPU_PCT || f[i].rss_mb > TARGET_RSS_MB)
             failed = 1;
     }
-    int floor_rc = -1;
-    if (floor_run)
+    int floor_rc = -1, http_rc = -1;
+    if (floor_run) {
+        http_rc = run_http_only(proc.url, tokens, &fh);
         floor_rc = run_floor(proc.port, tokens, &fl);
+    }
     struct buf py = {0};
     int py_rc = -1;
     if (python)
@@ -316,6 +371,10 @@ int main(int argc, char **argv)
                    fl.cpu_s, fl.cpu_pct, fl.us_per_token, fl.tokens);
         else
             printf("], \"floor\": null");
+        if (http_rc == 0)
+            printf(", \"libcurl_only\": {\"cpu_s\": %.4f, \"cpu_pct_of_one_core\": %.4f, "
+                   "\"cpu_us_per_token\": %.2f}",
+                   fh.cpu_s, fh.cpu_pct, fh.us_per_token);
         printf(floor_rc == 0 ? "}, \"python_reference\": %s}\n" : ", \"python_reference\": %s}\n",
                py_rc == 0 && py.len ? str_trim(py.data) : "null");
     } else {
@@ -330,6 +389,10 @@ int main(int argc, char **argv)
                    f[i].status                                                      ? "ERROR"
                    : f[i].cpu_pct <= TARGET_CPU_PCT && f[i].rss_mb <= TARGET_RSS_MB ? "met"
                                                                                     : "MISSED");
+        if (http_rc == 0)
+            printf("%-8s %8.2f %8.4f %8.4f %8.4f %10.4f %12.2f %9s  %s\n", "libcurl", fh.wall_s,
+                   fh.cpu_s, fh.user_s, fh.sys_s, fh.cpu_pct, fh.us_per_token, "-",
+                   "the HTTP layer over libcurl, body bytes counted, no lines, no JSON");
         if (floor_rc == 0)
             printf("%-8s %8.2f %8.4f %8.4f %8.4f %10.4f %12.2f %9s  %s\n", "floor", fl.wall_s,
                    fl.cpu_s, fl.user_s, fl.sys_s, fl.cpu_pct, fl.us_per_token, "-",
