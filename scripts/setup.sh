@@ -4,7 +4,9 @@
 #
 #   scripts/setup.sh          install what is missing, build
 #   scripts/setup.sh --test   also build with ASan+UBSan, run every test in
-#                             both builds, and run the fuzz targets briefly
+#                             both builds, run the fuzz targets briefly, and
+#                             on x86-64 Linux check the NEON kernels under
+#                             qemu (scripts/neon_check.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +14,7 @@ want_test=0
 for a in "$@"; do
   case "$a" in
     --test) want_test=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -33,6 +35,9 @@ install_deps() {
   local pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
               libcairo2-dev libpcre2-dev libcmocka-dev fonts-dejavu-core)
   [ $want_test -eq 1 ] && pkgs+=(clang clang-format libclang-rt-dev python3 libcap2-bin)
+  # The AArch64 cross compiler and user-mode qemu: the NEON kernels' tests.
+  [ $want_test -eq 1 ] && [ "$(uname -m)" = x86_64 ] &&
+    pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
   local missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -77,5 +82,13 @@ if [ $want_test -eq 1 ]; then
          "(brew install llvm; FUZZ_CC=\$(brew --prefix llvm)/bin/clang scripts/fuzz.sh)" >&2
   else
     JOBS=$jobs scripts/fuzz.sh 5
+  fi
+  # The NEON kernels run on every Apple Silicon Mac; here they are built for
+  # AArch64 and tested under qemu against the scalar reference.
+  if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
+    scripts/neon_check.sh build
+  else
+    echo "setup.sh: NEON check under qemu not run (needs x86-64 Linux; on an ARM machine" \
+         "the tests above already ran the NEON kernels)" >&2
   fi
 fi
