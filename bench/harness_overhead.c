@@ -71,6 +71,20 @@ static double peak_rss_mb(void)
 #endif
 }
 
+/* The figures of one run from its wall clock and CPU readings; per_token
+ * divides the CPU time (the tokens the run saw). */
+static void set_figures(struct figures *f, long per_token, double t0, double t1, double u0,
+                        double s0, double u1, double s1)
+{
+    f->wall_s = t1 - t0;
+    f->user_s = u1 - u0;
+    f->sys_s = s1 - s0;
+    f->cpu_s = f->user_s + f->sys_s;
+    f->cpu_pct = f->wall_s > 0 ? 100.0 * f->cpu_s / f->wall_s : NAN;
+    f->us_per_token = per_token > 0 ? 1e6 * f->cpu_s / (double)per_token : NAN;
+    f->rss_mb = peak_rss_mb();
+}
+
 static int count_token(void *user, const char *piece, size_t len, double t_s)
 {
     (void)piece;
@@ -112,13 +126,7 @@ static int run_engine(const char *engine, const char *url, long tokens, struct f
     cpu_now_s(&u1, &s1);
     f->status = rc;
     f->tokens = res.output_tokens;
-    f->wall_s = t1 - t0;
-    f->user_s = u1 - u0;
-    f->sys_s = s1 - s0;
-    f->cpu_s = f->user_s + f->sys_s;
-    f->cpu_pct = f->wall_s > 0 ? 100.0 * f->cpu_s / f->wall_s : NAN;
-    f->us_per_token = seen > 0 ? 1e6 * f->cpu_s / (double)seen : NAN;
-    f->rss_mb = peak_rss_mb();
+    set_figures(f, seen, t0, t1, u0, s0, u1, s1);
     if (rc) {
         fprintf(stderr, "harness_overhead: %s: %s\n", engine, res.error);
     } else if (seen != tokens || res.output_tokens != tokens) {
@@ -181,13 +189,7 @@ static int run_floor(int port, long tokens, struct figures *f)
     cpu_now_s(&u1, &s1);
     close(fd);
     f->tokens = reads;
-    f->wall_s = t1 - t0;
-    f->user_s = u1 - u0;
-    f->sys_s = s1 - s0;
-    f->cpu_s = f->user_s + f->sys_s;
-    f->cpu_pct = 100.0 * f->cpu_s / f->wall_s;
-    f->us_per_token = 1e6 * f->cpu_s / (double)tokens;
-    f->rss_mb = peak_rss_mb();
+    set_figures(f, tokens, t0, t1, u0, s0, u1, s1);
     return 0;
 }
 
@@ -231,13 +233,7 @@ static int run_http_only(const char *url, long tokens, struct figures *f)
         return -1;
     }
     f->tokens = tokens;
-    f->wall_s = t1 - t0;
-    f->user_s = u1 - u0;
-    f->sys_s = s1 - s0;
-    f->cpu_s = f->user_s + f->sys_s;
-    f->cpu_pct = 100.0 * f->cpu_s / f->wall_s;
-    f->us_per_token = 1e6 * f->cpu_s / (double)tokens;
-    f->rss_mb = peak_rss_mb();
+    set_figures(f, tokens, t0, t1, u0, s0, u1, s1);
     return 0;
 }
 
@@ -367,7 +363,7 @@ int main(int argc, char **argv)
                    f[i].rss_mb);
         if (floor_rc == 0)
             printf("], \"floor\": {\"cpu_s\": %.4f, \"cpu_pct_of_one_core\": %.4f, "
-                   "\"cpu_us_per_token\": %.2f, \"reads\": %ld",
+                   "\"cpu_us_per_token\": %.2f, \"reads\": %ld}",
                    fl.cpu_s, fl.cpu_pct, fl.us_per_token, fl.tokens);
         else
             printf("], \"floor\": null");
@@ -375,8 +371,9 @@ int main(int argc, char **argv)
             printf(", \"libcurl_only\": {\"cpu_s\": %.4f, \"cpu_pct_of_one_core\": %.4f, "
                    "\"cpu_us_per_token\": %.2f}",
                    fh.cpu_s, fh.cpu_pct, fh.us_per_token);
-        printf(floor_rc == 0 ? "}, \"python_reference\": %s}\n" : ", \"python_reference\": %s}\n",
-               py_rc == 0 && py.len ? str_trim(py.data) : "null");
+        else
+            printf(", \"libcurl_only\": null");
+        printf(", \"python_reference\": %s}\n", py_rc == 0 && py.len ? str_trim(py.data) : "null");
     } else {
         printf("harness overhead: %d tokens at %g tokens/s, server in a separate process\n", tokens,
                rate);
