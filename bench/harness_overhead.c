@@ -228,8 +228,9 @@ static int run_http_only(const char *url, long tokens, struct figures *f)
     double t1 = jb_clock_s();
     cpu_now_s(&u1, &s1);
     http_client_close(c);
-    if (rc) {
-        fprintf(stderr, "harness_overhead: libcurl: %s\n", err);
+    if (rc || bytes < tokens) {
+        fprintf(stderr, "harness_overhead: libcurl: %s\n",
+                rc ? err : "the stream was shorter than one byte a token");
         return -1;
     }
     f->tokens = tokens;
