@@ -114,9 +114,14 @@ static const char *domain_title(int d)
     return d >= 0 && d < JB_DOMAIN_COUNT ? t[d] : "?";
 }
 
-static void model_label(char *dst, size_t size, const struct report_model_stats *m)
+/* Opens a table row with the model's cell, "(synthetic)" after the name of
+ * a synthetic model. */
+static void model_row(struct md *b, const struct report_model_stats *m)
 {
-    snprintf(dst, size, "%s%s", m->name, m->synthetic ? " (synthetic)" : "");
+    char c[128];
+    snprintf(c, sizeof c, "%s%s", m->name, m->synthetic ? " (synthetic)" : "");
+    md_puts(b, "|");
+    md_cell(b, c);
 }
 
 /* The reference workflow's table, one row per model, plus speed and power
@@ -136,9 +141,7 @@ static void headline(struct md *b, const struct report_summary *s)
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
-        md_puts(b, "|");
-        model_label(c, sizeof c, m);
-        md_cell(b, c);
+        model_row(b, m);
         fmt_ci(c, sizeof c, m->j_per_token.mean, m->j_per_token.ci95,
                m->energy_estimated || m->tokens_estimated);
         md_cell(b, c);
@@ -231,9 +234,7 @@ static void energy_detail(struct md *b, const struct report_summary *s, int has_
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
         int est = m->energy_estimated;
-        md_puts(b, "|");
-        model_label(c, sizeof c, m);
-        md_cell(b, c);
+        model_row(b, m);
         snprintf(c, sizeof c, "%zu (%zu, %zu)", m->n_measured, m->n_failed, m->n_warmup);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->j_per_token.mean, m->j_per_token.ci95, est || m->tokens_estimated);
@@ -273,9 +274,7 @@ static void energy_detail(struct md *b, const struct report_summary *s, int has_
     md_puts(b, "\n");
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
-        md_puts(b, "|");
-        model_label(c, sizeof c, m);
-        md_cell(b, c);
+        model_row(b, m);
         for (int d = 0; d < JB_DOMAIN_COUNT; d++)
             if (s->domains & (1u << d)) {
                 fmt_ci(c, sizeof c, m->domain_j_per_token[d].mean, m->domain_j_per_token[d].ci95,
@@ -295,9 +294,7 @@ static void latency(struct md *b, const struct report_summary *s)
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
-        md_puts(b, "|");
-        model_label(c, sizeof c, m);
-        md_cell(b, c);
+        model_row(b, m);
         fmt_ci(c, sizeof c, m->tokens_per_s.mean, m->tokens_per_s.ci95, m->tokens_estimated);
         md_cell(b, c);
         fmt_ci(c, sizeof c, m->ttft_s.mean, m->ttft_s.ci95, 0);
@@ -327,9 +324,7 @@ static void loads(struct md *b, const struct report_summary *s)
     char c[128];
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
-        md_puts(b, "|");
-        model_label(c, sizeof c, m);
-        md_cell(b, c);
+        model_row(b, m);
         snprintf(c, sizeof c, "%zu", m->n_loads);
         md_cell(b, c);
         fmt_val(c, sizeof c, m->load_s, 0);
@@ -354,9 +349,7 @@ static void per_prompt(struct md *b, const struct report_summary *s)
         const struct report_model_stats *m = &s->models[i];
         for (size_t p = 0; p < m->n_prompts; p++) {
             const struct report_prompt_stats *ps = &m->prompts[p];
-            md_puts(b, "|");
-            model_label(c, sizeof c, m);
-            md_cell(b, c);
+            model_row(b, m);
             md_cell(b, *ps->prompt_id ? ps->prompt_id : "(no prompt id)");
             snprintf(c, sizeof c, "%zu", ps->n);
             md_cell(b, c);
@@ -457,9 +450,7 @@ static void carbon_cost(struct md *b, const struct report_summary *s)
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
         int est = m->energy_estimated;
-        md_puts(b, "|");
-        model_label(c, sizeof c, m);
-        md_cell(b, c);
+        model_row(b, m);
         if (co2) {
             fmt_val(c, sizeof c, m->co2_g_per_request, est);
             md_cell(b, c);
