@@ -4,15 +4,21 @@
  *
  * Decode reads every weight once per token, so its ceiling is bandwidth /
  * bytes per token (the roofline). This program measures, in one run and
- * with the same threads: the STREAM-style triad bandwidth (a = b + s * c
- * over arrays far larger than the caches, 24 bytes per element counted as
- * STREAM does, best of several passes) right before each model, then the
- * model's prefill and decode tokens per second, and decode as a fraction
- * of that roofline.
+ * with the same number of threads: the STREAM-style triad bandwidth (a = b
+ * + s * c over arrays far larger than the caches, 24 bytes per element
+ * counted as STREAM does, best of three passes) right before every timed
+ * rep, then that rep's prefill and decode tokens per second. Each rep's
+ * decode is a fraction of the roofline from the bandwidth taken next to
+ * it, and the median of those fractions is the figure: on a shared machine
+ * the bandwidth moves by a quarter from one minute to the next, and a
+ * single measurement at the start would move every fraction with it.
  *
- * Models: synthetic Qwen2.5-0.5B-shaped files from synth's "0.5b" preset
- * in Q8_0 and Q4_K, written once to the cache folder (--dir), or any GGUF
- * with --model (repeatable).
+ * Models: three synthetic files of about 0.5 B parameters, written once to
+ * the cache folder (--dir): Q8_0 and Q4_K_M-like in the shape of
+ * Qwen2.5-0.5B (whose rows of 896 are no multiple of 256, so the Q4_K file
+ * falls back to Q5_0 for them, as llama.cpp does), and one with every
+ * matrix in Q4_K (rows of 1024 and 4096). Or any GGUF with --model
+ * (repeatable).
  *
  *   bench_engine [--threads N] [--wait spin|sleep] [--prompt N] [--decode N]
  *                [--reps N] [--dir DIR] [--model FILE]... [--json]
@@ -78,70 +84,162 @@ static void init_worker(void *ctx, int thread, int n_threads)
     }
 }
 
-/* Bytes per second of the best pass (STREAM's convention: 3 x 8 bytes per
- * element, write-allocate traffic not counted). */
-static int measure_bandwidth(struct pool *p, double *bw, char *err)
+/* The arrays, 256 MiB each, made once for the whole run. */
+static int triad_new(struct pool *p, struct triad_job *j, char *err)
 {
-    const size_t n = (size_t)64 << 20 >> 3 << 2; /* 32 Mi doubles: 256 MiB per array */
-    struct triad_job j = {.n = n, .s = 3.0};
-    j.a = malloc(n * sizeof(double));
-    j.b = malloc(n * sizeof(double));
-    j.c = malloc(n * sizeof(double));
-    if (!j.a || !j.b || !j.c) {
-        free(j.a);
-        free(j.b);
-        free(j.c);
+    j->n = (size_t)32 << 20; /* doubles */
+    j->s = 3.0;
+    j->a = malloc(j->n * sizeof(double));
+    j->b = malloc(j->n * sizeof(double));
+    j->c = malloc(j->n * sizeof(double));
+    if (!j->a || !j->b || !j->c) {
+        free(j->a);
+        free(j->b);
+        free(j->c);
         return err_setf(err, JB_ERR_NOMEM, "out of memory for the bandwidth arrays (768 MiB)");
     }
-    pool_run(p, init_worker, &j);
+    pool_run(p, init_worker, j);
+    return 0;
+}
+
+static void triad_free(struct triad_job *j)
+{
+    free(j->a);
+    free(j->b);
+    free(j->c);
+}
+
+/* Bytes per second of the best of three passes after one that warms up
+ * (STREAM's convention: 3 x 8 bytes per element, write-allocate traffic
+ * not counted). Every pass writes the same a = b + 3c, which is checked,
+ * so the loops cannot be optimised away. */
+static double triad_measure(struct pool *p, struct triad_job *j)
+{
     double best = 0.0;
-    for (int pass = 0; pass < 6; pass++) {
+    for (int pass = 0; pass < 4; pass++) {
         double t0 = jb_clock_s();
-        pool_run(p, triad_worker, &j);
+        pool_run(p, triad_worker, j);
         double dt = jb_clock_s() - t0;
-        double v = 24.0 * (double)n / dt;
-        if (pass > 0 && v > best) /* the first pass warms up */
+        double v = 24.0 * (double)j->n / dt;
+        if (pass > 0 && v > best)
             best = v;
     }
-    /* keep the result observable so the loops are not optimised away */
-    if (j.a[n / 2] != 1.0 + 3.0 * 2.0)
-        best = NAN;
-    free(j.a);
-    free(j.b);
-    free(j.c);
-    *bw = best;
-    return 0;
+    return j->a[j->n / 2] == 1.0 + 3.0 * 2.0 ? best : NAN;
 }
 
 /* ---- models ---- */
 
-static int ensure_synth(const char *dir, const char *type_name, enum ggml_type type, char *path,
-                        size_t size, char *err)
+/* The default models: synth's "0.5b" preset (Qwen2.5-0.5B's shape) with
+ * the given type, or with dim, heads and ffn changed to multiples of 256. */
+struct default_model {
+    const char *file;
+    enum ggml_type type;
+    int dim, n_heads, ffn_dim; /* 0: the preset's */
+    const char *what;
+};
+
+static const struct default_model default_models[] = {
+    {"synth-0.5b-Q8_0.gguf", GGML_TYPE_Q8_0, 0, 0, 0, "Qwen2.5-0.5B shape, every matrix Q8_0"},
+    {"synth-0.5b-d1024-Q4_K.gguf", GGML_TYPE_Q4_K, 1024, 16, 4096,
+     "dim 1024, ffn 4096: every matrix Q4_K"},
+    {"synth-0.5b-Q4_K.gguf", GGML_TYPE_Q4_K, 0, 0, 0,
+     "Qwen2.5-0.5B shape, Q4_K_M-like: rows of 896 are no multiple of 256 and fall back to "
+     "Q5_0, as in llama.cpp"},
+};
+#define N_DEFAULT_MODELS (int)(sizeof default_models / sizeof default_models[0])
+
+static int ensure_synth(const char *dir, const struct default_model *d, char *path, size_t size,
+                        char *err)
 {
     int rc = fs_mkdir_p(dir, err);
     if (rc)
         return rc;
-    char name[64];
-    snprintf(name, sizeof name, "synth-0.5b-%s.gguf", type_name);
-    if ((rc = fs_path_join(path, size, dir, name)))
-        return err_setf(err, rc, "%s/%s: path too long", dir, name);
+    if ((rc = fs_path_join(path, size, dir, d->file)))
+        return err_setf(err, rc, "%s/%s: path too long", dir, d->file);
     if (fs_exists(path))
         return 0;
     struct synth_options o;
     if ((rc = synth_preset("0.5b", &o)))
         return err_setf(err, rc, "synth has no 0.5b preset");
-    o.type = type;
+    o.type = d->type;
     o.seed = 1;
+    if (d->dim) {
+        o.dim = d->dim;
+        o.n_heads = d->n_heads;
+        o.ffn_dim = d->ffn_dim;
+    }
     fprintf(stderr, "bench_engine: writing %s (once; later runs reuse it)\n", path);
     return synth_write(path, &o, err);
 }
 
+#define MAX_REPS 16
+
 struct result {
-    double prefill_tps[16], decode_tps[16];
+    double prefill_tps[MAX_REPS], decode_tps[MAX_REPS];
+    double bw[MAX_REPS];   /* the triad taken right before each rep, bytes/s */
+    double frac[MAX_REPS]; /* each rep's decode against its own roofline */
     int n;
 };
 
-static int bench_model(const char *path, const struct opts *o, double bw, char *err)
+static double max_of(const double *v, int n)
+{
+    double m = v[0];
+    for (int i = 1; i < n; i++)
+        m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+static double min_of(const double *v, int n)
+{
+    double m = v[0];
+    for (int i = 1; i < n; i++)
+        m = v[i] < m ? v[i] : m;
+    return m;
+}
+
+static void print_result(const char *path, const char *what, const struct infer_model_info *in,
+                         const struct opts *o, const struct result *r)
+{
+    double pre_med = stats_percentile(r->prefill_tps, (size_t)r->n, 50.0);
+    double dec_med = stats_percentile(r->decode_tps, (size_t)r->n, 50.0);
+    double bw_med = stats_percentile(r->bw, (size_t)r->n, 50.0);
+    double frac_med = stats_percentile(r->frac, (size_t)r->n, 50.0);
+    double bytes = (double)in->decode_bytes;
+    if (o->json) {
+        printf("{\"model\":\"%s\",\"synthetic\":%s,\"weight_type\":\"%s\",\"n_params\":%llu,"
+               "\"decode_bytes\":%llu,\"threads\":%d,\"wait\":\"%s\",\"kernels\":\"%s\","
+               "\"prompt_tokens\":%d,\"decode_tokens\":%d,\"reps\":%d,"
+               "\"prefill_tps_median\":%.2f,\"prefill_tps_best\":%.2f,"
+               "\"decode_tps_median\":%.2f,\"decode_tps_best\":%.2f,"
+               "\"bandwidth_gbs_median\":%.2f,\"bandwidth_gbs_min\":%.2f,"
+               "\"bandwidth_gbs_max\":%.2f,\"roofline_fraction_median\":%.3f,"
+               "\"roofline_fraction_min\":%.3f,\"roofline_fraction_max\":%.3f}\n",
+               path, in->synthetic ? "true" : "false", in->weight_type,
+               (unsigned long long)in->n_params, (unsigned long long)in->decode_bytes, in->threads,
+               in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels, o->prompt, o->decode,
+               r->n, pre_med, max_of(r->prefill_tps, r->n), dec_med, max_of(r->decode_tps, r->n),
+               bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9, frac_med,
+               min_of(r->frac, r->n), max_of(r->frac, r->n));
+        return;
+    }
+    printf("model %s%s%s%s\n  %s %s%s, %.0f M params, %.1f MB of weights read per token, "
+           "%d threads (%s), %s kernels\n",
+           path, what ? " (" : "", what ? what : "", what ? ")" : "", in->arch, in->weight_type,
+           in->synthetic ? " (synthetic model)" : "", (double)in->n_params / 1e6, bytes / 1e6,
+           in->threads, in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels);
+    printf("  memory bandwidth (STREAM triad, %d threads) before each rep: %.1f GB/s median, "
+           "%.1f-%.1f\n",
+           in->threads, bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9);
+    printf("  prefill %4d tokens: %8.1f tok/s median, %8.1f best (%d reps)\n", o->prompt, pre_med,
+           max_of(r->prefill_tps, r->n), r->n);
+    printf("  decode  %4d tokens: %8.2f tok/s median, %8.2f best = %.1f GB/s = %.0f %% of the "
+           "roofline (median of the reps' own; %.0f-%.0f %%)\n",
+           o->decode, dec_med, max_of(r->decode_tps, r->n), bytes * dec_med / 1e9, 100.0 * frac_med,
+           100.0 * min_of(r->frac, r->n), 100.0 * max_of(r->frac, r->n));
+}
+
+static int bench_model(const char *path, const char *what, const struct opts *o,
+                       struct pool *bw_pool, struct triad_job *triad, char *err)
 {
     struct infer_options io = {.threads = o->threads, .wait = o->wait};
     struct infer_model *m = NULL;
@@ -168,7 +266,8 @@ static int bench_model(const char *path, const struct opts *o, double bw, char *
     }
     struct result r = {.n = 0};
     /* one untimed round first: page cache, thread start, branch predictors */
-    for (int rep = -1; rep < o->reps && rep < 16 && !rc; rep++) {
+    for (int rep = -1; rep < o->reps && rep < MAX_REPS && !rc; rep++) {
+        double bw = rep >= 0 ? triad_measure(bw_pool, triad) : 0.0;
         infer_session_reset(s);
         const float *lg;
         double t0 = jb_clock_s();
@@ -180,49 +279,16 @@ static int bench_model(const char *path, const struct opts *o, double bw, char *
         for (int i = 0; i < o->decode && !rc; i++)
             rc = infer_decode(s, sampler_sample(&smp, lg, in->vocab_size), &lg, err);
         double t2 = jb_clock_s();
-        if (rep >= 0) {
+        if (rep >= 0 && !rc) {
             r.prefill_tps[r.n] = o->prompt / (t1 - t0);
             r.decode_tps[r.n] = o->decode / (t2 - t1);
+            r.bw[r.n] = bw;
+            r.frac[r.n] = (double)in->decode_bytes * r.decode_tps[r.n] / bw;
             r.n++;
         }
     }
-    if (!rc) {
-        double pre_med = stats_percentile(r.prefill_tps, (size_t)r.n, 50.0);
-        double dec_med = stats_percentile(r.decode_tps, (size_t)r.n, 50.0);
-        double dec_best = r.decode_tps[0], pre_best = r.prefill_tps[0];
-        for (int i = 1; i < r.n; i++) {
-            dec_best = r.decode_tps[i] > dec_best ? r.decode_tps[i] : dec_best;
-            pre_best = r.prefill_tps[i] > pre_best ? r.prefill_tps[i] : pre_best;
-        }
-        double bytes = (double)in->decode_bytes;
-        double frac_med = bytes * dec_med / bw, frac_best = bytes * dec_best / bw;
-        if (o->json) {
-            printf("{\"model\":\"%s\",\"synthetic\":%s,\"weight_type\":\"%s\",\"n_params\":%llu,"
-                   "\"decode_bytes\":%llu,\"threads\":%d,\"wait\":\"%s\",\"kernels\":\"%s\","
-                   "\"prompt_tokens\":%d,\"decode_tokens\":%d,\"reps\":%d,"
-                   "\"prefill_tps_median\":%.2f,\"prefill_tps_best\":%.2f,"
-                   "\"decode_tps_median\":%.2f,\"decode_tps_best\":%.2f,"
-                   "\"bandwidth_gbs\":%.2f,\"roofline_fraction_median\":%.3f,"
-                   "\"roofline_fraction_best\":%.3f}\n",
-                   path, in->synthetic ? "true" : "false", in->weight_type,
-                   (unsigned long long)in->n_params, (unsigned long long)in->decode_bytes,
-                   in->threads, in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels,
-                   o->prompt, o->decode, r.n, pre_med, pre_best, dec_med, dec_best, bw / 1e9,
-                   frac_med, frac_best);
-        } else {
-            printf("model %s\n  %s %s%s, %.0f M params, %.1f MB of weights read per token, "
-                   "%d threads (%s), %s kernels\n",
-                   path, in->arch, in->weight_type, in->synthetic ? " (synthetic model)" : "",
-                   (double)in->n_params / 1e6, bytes / 1e6, in->threads,
-                   in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels);
-            printf("  prefill %4d tokens: %8.1f tok/s median, %8.1f best (%d reps)\n", o->prompt,
-                   pre_med, pre_best, r.n);
-            printf("  decode  %4d tokens: %8.2f tok/s median, %8.2f best = %.1f GB/s = %.0f %% "
-                   "of the roofline (best %.0f %%)\n",
-                   o->decode, dec_med, dec_best, bytes * dec_med / 1e9, 100.0 * frac_med,
-                   100.0 * frac_best);
-        }
-    }
+    if (!rc)
+        print_result(path, what, in, o, &r);
     free(prompt);
     infer_session_free(s);
     infer_model_free(m);
@@ -267,7 +333,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--decode") == 0) {
             bad = parse_int(v, 1, 4096, &o.decode);
         } else if (strcmp(a, "--reps") == 0) {
-            bad = parse_int(v, 1, 16, &o.reps);
+            bad = parse_int(v, 1, MAX_REPS, &o.reps);
         } else if (strcmp(a, "--dir") == 0) {
             o.dir = v;
         } else if (strcmp(a, "--model") == 0 && o.n_models < MAX_MODELS) {
@@ -288,39 +354,40 @@ int main(int argc, char **argv)
 
     char err[ERR_LEN] = "";
     int rc = 0;
-    char paths[2][FS_PATH_MAX];
+    char paths[N_DEFAULT_MODELS][FS_PATH_MAX];
+    const char *whats[MAX_MODELS] = {NULL};
     if (o.n_models == 0) {
-        if ((rc = ensure_synth(o.dir, "Q8_0", GGML_TYPE_Q8_0, paths[0], sizeof paths[0], err)) ||
-            (rc = ensure_synth(o.dir, "Q4_K", GGML_TYPE_Q4_K, paths[1], sizeof paths[1], err))) {
-            fprintf(stderr, "bench_engine: %s\n", err);
-            return err_exit_code(rc);
+        for (int i = 0; i < N_DEFAULT_MODELS; i++) {
+            if ((rc = ensure_synth(o.dir, &default_models[i], paths[i], sizeof paths[i], err))) {
+                fprintf(stderr, "bench_engine: %s\n", err);
+                return err_exit_code(rc);
+            }
+            o.models[i] = paths[i];
+            whats[i] = default_models[i].what;
         }
-        o.models[0] = paths[0];
-        o.models[1] = paths[1];
-        o.n_models = 2;
+        o.n_models = N_DEFAULT_MODELS;
     }
 
-    /* Other processes on a shared machine change the bandwidth from minute
-     * to minute, so it is measured again right before each model, and each
-     * model's roofline uses the figure taken next to it. */
+    /* The triad runs on a pool of its own with the engine's thread count;
+     * the model's workers stop spinning and sleep within milliseconds of
+     * their last job, before the warm-up pass ends. */
     int threads = o.threads > 0 ? o.threads : pool_cpu_count();
     struct pool *p = NULL;
+    struct triad_job triad;
     if ((rc = pool_new(&p, threads, o.wait, err))) {
         fprintf(stderr, "bench_engine: %s\n", err);
         return err_exit_code(rc);
     }
+    if ((rc = triad_new(p, &triad, err))) {
+        pool_free(p);
+        fprintf(stderr, "bench_engine: %s\n", err);
+        return err_exit_code(rc);
+    }
     for (int i = 0; i < o.n_models && !rc; i++) {
-        double bw = 0.0;
-        if ((rc = measure_bandwidth(p, &bw, err)))
-            break;
-        if (o.json)
-            printf("{\"bandwidth_gbs\":%.2f,\"threads\":%d}\n", bw / 1e9, threads);
-        else
-            printf("memory bandwidth (STREAM triad, %d threads): %.2f GB/s\n", threads, bw / 1e9);
-        fflush(stdout);
-        rc = bench_model(o.models[i], &o, bw, err);
+        rc = bench_model(o.models[i], whats[i], &o, p, &triad, err);
         fflush(stdout);
     }
+    triad_free(&triad);
     pool_free(p);
     if (rc) {
         fprintf(stderr, "bench_engine: %s\n", err);
