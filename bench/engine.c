@@ -14,11 +14,12 @@
  * single measurement at the start would move every fraction with it.
  *
  * Models: three synthetic files of about 0.5 B parameters, written once to
- * the cache folder (--dir): Q8_0 and Q4_K_M-like in the shape of
- * Qwen2.5-0.5B (whose rows of 896 are no multiple of 256, so the Q4_K file
- * falls back to Q5_0 for them, as llama.cpp does), and one with every
- * matrix in Q4_K (rows of 1024 and 4096). Or any GGUF with --model
- * (repeatable).
+ * the cache folder (--dir): Q8_0 in the shape of Qwen2.5-0.5B; every matrix
+ * in Q4_K (rows of 1024 and 4096, since K-quant rows are multiples of
+ * 256); and Qwen2.5-0.5B in llama.cpp's Q4_K_M mix, the kind of file
+ * Ollama's default small Qwen tags are (its rows of 896 fall back to Q5_0
+ * and Q8_0).
+ * Or any GGUF with --model (repeatable).
  *
  *   bench_engine [--threads N] [--wait spin|sleep] [--prompt N] [--decode N]
  *                [--reps N] [--dir DIR] [--model FILE]... [--json]
@@ -134,17 +135,18 @@ static double triad_measure(struct pool *p, struct triad_job *j)
 struct default_model {
     const char *file;
     enum ggml_type type;
+    int q4_k_m;
     int dim, n_heads, ffn_dim; /* 0: the preset's */
     const char *what;
 };
 
 static const struct default_model default_models[] = {
-    {"synth-0.5b-Q8_0.gguf", GGML_TYPE_Q8_0, 0, 0, 0, "Qwen2.5-0.5B shape, every matrix Q8_0"},
-    {"synth-0.5b-d1024-Q4_K.gguf", GGML_TYPE_Q4_K, 1024, 16, 4096,
+    {"synth-0.5b-Q8_0.gguf", GGML_TYPE_Q8_0, 0, 0, 0, 0, "Qwen2.5-0.5B shape, every matrix Q8_0"},
+    {"synth-0.5b-d1024-Q4_K.gguf", GGML_TYPE_Q4_K, 0, 1024, 16, 4096,
      "dim 1024, ffn 4096: every matrix Q4_K"},
-    {"synth-0.5b-Q4_K.gguf", GGML_TYPE_Q4_K, 0, 0, 0,
-     "Qwen2.5-0.5B shape, Q4_K_M-like: rows of 896 are no multiple of 256 and fall back to "
-     "Q5_0, as in llama.cpp"},
+    {"synth-0.5b-Q4_K_M.gguf", GGML_TYPE_Q4_K, 1, 0, 0, 0,
+     "Qwen2.5-0.5B shape in llama.cpp's Q4_K_M mix: rows of 896 are no K-quant rows, so Q5_0, "
+     "Q8_0 for the embedding and some attn_v, Q4_K and Q6_K for ffn_down"},
 };
 #define N_DEFAULT_MODELS (int)(sizeof default_models / sizeof default_models[0])
 
@@ -162,6 +164,7 @@ static int ensure_synth(const char *dir, const struct default_model *d, char *pa
     if ((rc = synth_preset("0.5b", &o)))
         return err_setf(err, rc, "synth has no 0.5b preset");
     o.type = d->type;
+    o.q4_k_m = d->q4_k_m;
     o.seed = 1;
     if (d->dim) {
         o.dim = d->dim;

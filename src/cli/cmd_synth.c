@@ -29,7 +29,9 @@ static void usage(FILE *f)
             "  --preset NAME  tiny (~1.4 M parameters), small (~27 M, the default) or\n"
             "                 0.5b (the shape of Qwen2.5-0.5B, 494 M)\n"
             "  --arch NAME    qwen2 (tied embeddings, q/k/v biases; default) or llama\n"
-            "  --type TYPE    matrix type: F32 F16 BF16 Q8_0 (default) Q4_0 Q5_0 Q4_K Q6_K;\n"
+            "  --type TYPE    matrix type: F32 F16 BF16 Q8_0 (default) Q4_0 Q5_0 Q4_K Q6_K,\n"
+            "                 or Q4_K_M: llama.cpp's mix of Q4_K and Q6_K (Q6_K for the\n"
+            "                 output and for attn_v and ffn_down in some layers);\n"
             "                 K-quant rows not a multiple of 256 fall back to Q5_0 / Q8_0\n"
             "  --layers --dim --heads --kv-heads --ffn --vocab --ctx N   change the shape\n"
             "  --seed N       random seed (default 42): the same seed writes the same file\n");
@@ -56,7 +58,7 @@ int cmd_synth(int argc, char **argv)
     synth_options_default(&o);
     const char *preset = "small", *out = NULL, *arch = NULL;
     enum ggml_type type = o.type;
-    int type_set = 0;
+    int type_set = 0, q4_k_m = 0;
     /* shape options apply after the preset, whatever their order */
     int layers = 0, dim = 0, heads = 0, kv = 0, ffn = 0, vocab = 0, ctx = 0;
     uint64_t seed = o.seed;
@@ -105,10 +107,13 @@ int cmd_synth(int argc, char **argv)
                 return cli_usage_error(cmd, "--arch is qwen2 or llama, not '%s'", val);
             arch = val;
         } else if (strcmp(a, "--type") == 0) {
-            if (parse_type(val, &type))
+            q4_k_m = strcasecmp(val, "Q4_K_M") == 0;
+            if (q4_k_m)
+                type = GGML_TYPE_Q4_K;
+            else if (parse_type(val, &type))
                 return cli_usage_error(cmd,
-                                       "--type is F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K or "
-                                       "Q6_K, not '%s'",
+                                       "--type is F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, "
+                                       "Q4_K_M or Q6_K, not '%s'",
                                        val);
             type_set = 1;
         } else if (strcmp(a, "--seed") == 0) {
@@ -119,8 +124,10 @@ int cmd_synth(int argc, char **argv)
     synth_preset(preset, &o);
     if (arch)
         o.arch = arch;
-    if (type_set)
+    if (type_set) {
         o.type = type;
+        o.q4_k_m = q4_k_m;
+    }
     o.seed = seed;
     if (layers)
         o.n_layers = layers;
@@ -139,7 +146,7 @@ int cmd_synth(int argc, char **argv)
     char def[128];
     if (!out) {
         char tname[16];
-        str_lcpy(tname, ggml_type_name(o.type), sizeof tname);
+        str_lcpy(tname, synth_type_name(&o), sizeof tname);
         for (char *p = tname; *p; p++)
             *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
         snprintf(def, sizeof def, "synthetic-%s-%s-%s.gguf", preset, o.arch, tname);
@@ -157,6 +164,6 @@ int cmd_synth(int argc, char **argv)
     printf("wrote %s: synthetic model (random weights), %s, %d layers, dim %d, %d heads "
            "(%d kv), ffn %d, vocab %d, %s, %.1f M parameters, in %.1f s\n",
            out, o.arch, o.n_layers, o.dim, o.n_heads, o.n_kv_heads, o.ffn_dim, o.vocab_size,
-           ggml_type_name(o.type), params / 1e6, took);
+           synth_type_name(&o), params / 1e6, took);
     return 0;
 }

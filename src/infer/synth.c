@@ -513,12 +513,39 @@ static enum ggml_type row_type(enum ggml_type t, uint64_t row)
     return t;
 }
 
-static void plan_add(struct plan *p, size_t *n, const char *name, enum ggml_type type,
+/* llama.cpp's choice of layers that get more bits in a Q4_K_M file. */
+static int more_bits(int layer, int n_layers)
+{
+    return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
+enum ggml_type synth_tensor_type(const struct synth_options *o, const char *name, uint64_t row_len)
+{
+    enum ggml_type t = o->type;
+    if (o->q4_k_m && o->type == GGML_TYPE_Q4_K) {
+        int layer;
+        char rest[32];
+        if (strcmp(name, is_llama(o) ? "output.weight" : "token_embd.weight") == 0)
+            t = GGML_TYPE_Q6_K;
+        else if (sscanf(name, "blk.%d.%31s", &layer, rest) == 2 &&
+                 (strcmp(rest, "attn_v.weight") == 0 || strcmp(rest, "ffn_down.weight") == 0) &&
+                 more_bits(layer, o->n_layers))
+            t = GGML_TYPE_Q6_K;
+    }
+    return row_type(t, row_len);
+}
+
+const char *synth_type_name(const struct synth_options *o)
+{
+    return o->q4_k_m && o->type == GGML_TYPE_Q4_K ? "Q4_K_M" : ggml_type_name(o->type);
+}
+
+static void plan_add(struct plan *p, size_t *n, const char *name, const struct synth_options *o,
                      uint32_t n_dims, uint64_t ne0, uint64_t ne1, enum fill fill, float scale)
 {
     struct plan *x = &p[(*n)++];
     snprintf(x->name, sizeof x->name, "%s", name);
-    x->type = fill == FILL_NORM ? GGML_TYPE_F32 : row_type(type, ne0);
+    x->type = fill == FILL_NORM ? GGML_TYPE_F32 : synth_tensor_type(o, name, ne0);
     x->n_dims = n_dims;
     x->ne[0] = ne0;
     x->ne[1] = ne1;
@@ -539,34 +566,33 @@ static size_t make_plan(const struct synth_options *o, struct plan *p)
     uint64_t vocab = (uint64_t)o->vocab_size;
     float in_dim = 1.0f / sqrtf((float)dim), res = 1.0f / sqrtf(2.0f * (float)o->n_layers);
     float logit = 2.5f / sqrtf((float)dim);
-    enum ggml_type t = o->type;
     int llama = is_llama(o);
     /* tied (qwen2): the embedding is also the output projection */
-    plan_add(p, &n, "token_embd.weight", t, 2, dim, vocab, FILL_UNIFORM, llama ? 1.0f : logit);
+    plan_add(p, &n, "token_embd.weight", o, 2, dim, vocab, FILL_UNIFORM, llama ? 1.0f : logit);
     for (int l = 0; l < o->n_layers; l++) {
         char name[64];
 #define NAME(s) (snprintf(name, sizeof name, "blk.%d." s, l), name)
-        plan_add(p, &n, NAME("attn_norm.weight"), t, 1, dim, 1, FILL_NORM, 0);
-        plan_add(p, &n, NAME("attn_q.weight"), t, 2, dim, dim, FILL_UNIFORM, in_dim);
+        plan_add(p, &n, NAME("attn_norm.weight"), o, 1, dim, 1, FILL_NORM, 0);
+        plan_add(p, &n, NAME("attn_q.weight"), o, 2, dim, dim, FILL_UNIFORM, in_dim);
         if (!llama)
-            plan_add(p, &n, NAME("attn_q.bias"), GGML_TYPE_F32, 1, dim, 1, FILL_UNIFORM, 0.1f);
-        plan_add(p, &n, NAME("attn_k.weight"), t, 2, dim, kv, FILL_UNIFORM, in_dim);
+            plan_add(p, &n, NAME("attn_q.bias"), o, 1, dim, 1, FILL_UNIFORM, 0.1f);
+        plan_add(p, &n, NAME("attn_k.weight"), o, 2, dim, kv, FILL_UNIFORM, in_dim);
         if (!llama)
-            plan_add(p, &n, NAME("attn_k.bias"), GGML_TYPE_F32, 1, kv, 1, FILL_UNIFORM, 0.1f);
-        plan_add(p, &n, NAME("attn_v.weight"), t, 2, dim, kv, FILL_UNIFORM, in_dim);
+            plan_add(p, &n, NAME("attn_k.bias"), o, 1, kv, 1, FILL_UNIFORM, 0.1f);
+        plan_add(p, &n, NAME("attn_v.weight"), o, 2, dim, kv, FILL_UNIFORM, in_dim);
         if (!llama)
-            plan_add(p, &n, NAME("attn_v.bias"), GGML_TYPE_F32, 1, kv, 1, FILL_UNIFORM, 0.1f);
-        plan_add(p, &n, NAME("attn_output.weight"), t, 2, dim, dim, FILL_UNIFORM, in_dim * res);
-        plan_add(p, &n, NAME("ffn_norm.weight"), t, 1, dim, 1, FILL_NORM, 0);
-        plan_add(p, &n, NAME("ffn_gate.weight"), t, 2, dim, ffn, FILL_UNIFORM, in_dim);
-        plan_add(p, &n, NAME("ffn_up.weight"), t, 2, dim, ffn, FILL_UNIFORM, in_dim);
-        plan_add(p, &n, NAME("ffn_down.weight"), t, 2, ffn, dim, FILL_UNIFORM,
+            plan_add(p, &n, NAME("attn_v.bias"), o, 1, kv, 1, FILL_UNIFORM, 0.1f);
+        plan_add(p, &n, NAME("attn_output.weight"), o, 2, dim, dim, FILL_UNIFORM, in_dim * res);
+        plan_add(p, &n, NAME("ffn_norm.weight"), o, 1, dim, 1, FILL_NORM, 0);
+        plan_add(p, &n, NAME("ffn_gate.weight"), o, 2, dim, ffn, FILL_UNIFORM, in_dim);
+        plan_add(p, &n, NAME("ffn_up.weight"), o, 2, dim, ffn, FILL_UNIFORM, in_dim);
+        plan_add(p, &n, NAME("ffn_down.weight"), o, 2, ffn, dim, FILL_UNIFORM,
                  res / sqrtf((float)ffn));
 #undef NAME
     }
-    plan_add(p, &n, "output_norm.weight", t, 1, dim, 1, FILL_NORM, 0);
+    plan_add(p, &n, "output_norm.weight", o, 1, dim, 1, FILL_NORM, 0);
     if (llama)
-        plan_add(p, &n, "output.weight", t, 2, dim, vocab, FILL_UNIFORM, logit);
+        plan_add(p, &n, "output.weight", o, 2, dim, vocab, FILL_UNIFORM, logit);
     /* biases are F32 whatever the matrix type */
     for (size_t i = 0; i < n; i++)
         if (p[i].n_dims == 1 && p[i].fill == FILL_UNIFORM)
@@ -690,7 +716,7 @@ static uint32_t file_type_of(enum ggml_type t)
     case GGML_TYPE_Q5_0:
         return 8;
     case GGML_TYPE_Q4_K:
-        return 14; /* Q4_K_S: one type, no mix */
+        return 14; /* Q4_K_S: one type, no mix (the Q4_K_M mix is 15) */
     case GGML_TYPE_Q6_K:
         return 18;
     case GGML_TYPE_BF16:
@@ -733,12 +759,13 @@ int synth_write(const char *path, const struct synth_options *o, char *err)
 #define KEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
     gguf_writer_kv_str(w, "general.architecture", arch);
     snprintf(name, sizeof name, "synthetic %s %dL-%dd %s (seed %llu)", arch, o->n_layers, o->dim,
-             ggml_type_name(o->type), (unsigned long long)o->seed);
+             synth_type_name(o), (unsigned long long)o->seed);
     gguf_writer_kv_str(w, "general.name", name);
     gguf_writer_kv_bool(w, "general.joulebench.synthetic", 1);
     gguf_writer_kv_u64(w, "general.joulebench.seed", o->seed);
     gguf_writer_kv_u32(w, "general.joulebench.synth_version", SYNTH_VERSION);
-    gguf_writer_kv_u32(w, "general.file_type", file_type_of(o->type));
+    gguf_writer_kv_u32(w, "general.file_type",
+                       o->q4_k_m && o->type == GGML_TYPE_Q4_K ? 15 : file_type_of(o->type));
     if (quant_traits(o->type)->block_elems > 1)
         gguf_writer_kv_u32(w, "general.quantization_version", 2);
     gguf_writer_kv_u32(w, KEY("block_count"), (uint32_t)o->n_layers);

@@ -27,6 +27,9 @@ struct synth_options {
                      * 8 ChatML / Llama 3 specials (the last ids); >= 265 */
     int ctx_len;
     uint64_t seed;
+    /* with type Q4_K: the per-tensor types of llama.cpp's Q4_K_M instead of
+     * Q4_K everywhere (see synth_tensor_type) */
+    int q4_k_m;
 };
 
 /* Named presets (qwen2, Q8_0, seed 42): "tiny" (tests: 2 layers, dim 256,
@@ -36,6 +39,16 @@ struct synth_options {
  * the embedding and has q/k/v biases; llama has output.weight. */
 int synth_preset(const char *name, struct synth_options *out);
 void synth_options_default(struct synth_options *o); /* "small" in Q8_0 */
+/* The type the tensor `name` (a GGUF tensor name such as "blk.3.attn_v.weight",
+ * whose rows are row_len elements) gets in a file written with o. Q4_K_M, as
+ * llama.cpp's quantizer picks it: the output projection (qwen2: the tied
+ * embedding) Q6_K; attn_v and ffn_down Q6_K in the first and last eighth of
+ * the layers and every third layer between, Q4_K in the others; every other
+ * matrix Q4_K. Then, as there, K-quant rows that are not a multiple of 256
+ * fall back: Q4_K to Q5_0, Q6_K to Q8_0. */
+enum ggml_type synth_tensor_type(const struct synth_options *o, const char *name, uint64_t row_len);
+/* "Q4_K_M" for the mix, else the type's name. */
+const char *synth_type_name(const struct synth_options *o);
 /* Parameters the options describe. */
 uint64_t synth_param_count(const struct synth_options *o);
 /* Writes the model (atomically: a temporary file renamed when complete).

@@ -258,6 +258,64 @@ static void test_llama_q4k(void **state)
     tu_rmtree_free(dir);
 }
 
+/* The Q4_K_M mix, as llama.cpp's quantizer picks it: Q6_K for the output
+ * (qwen2: the tied embedding, llama: output.weight) and for attn_v and
+ * ffn_down in the layers that get more bits (the first and last eighth, and
+ * every third between), Q4_K elsewhere; rows that are no multiple of 256
+ * fall back, Q6_K to Q8_0 and Q4_K to Q5_0. */
+static void test_q4_k_m(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("synth");
+    char path[FS_PATH_MAX];
+    fs_path_join(path, sizeof path, dir, "q4km.gguf");
+    struct synth_options o;
+    synth_preset("tiny", &o);
+    o.type = GGML_TYPE_Q4_K;
+    o.q4_k_m = 1;
+    o.n_layers = 16; /* more bits: 0, 1, 4, 7, 10, 13, 14, 15 */
+    o.ffn_dim = 544; /* w_down rows of 544: the fallback types */
+    struct model m;
+    write_and_open(path, &o, &m);
+    const struct gguf_file *f = &m.f;
+    assert_int_equal(get_u(f, "general.file_type"), 15);
+    assert_string_equal(synth_type_name(&o), "Q4_K_M");
+    tensor(f, "token_embd.weight", GGML_TYPE_Q6_K, 256, 1024);
+    static const int more[] = {0, 1, 4, 7, 10, 13, 14, 15};
+    size_t k = 0;
+    for (int l = 0; l < o.n_layers; l++) {
+        int more_bits = k < sizeof more / sizeof more[0] && more[k] == l;
+        k += (size_t)more_bits;
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+        tensor(f, name, more_bits ? GGML_TYPE_Q6_K : GGML_TYPE_Q4_K, 256, 128);
+        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+        tensor(f, name, more_bits ? GGML_TYPE_Q8_0 : GGML_TYPE_Q5_0, 544, 256);
+        snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
+        tensor(f, name, GGML_TYPE_Q4_K, 256, 256);
+        snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l);
+        tensor(f, name, GGML_TYPE_Q4_K, 256, 544);
+        snprintf(name, sizeof name, "blk.%d.attn_v.bias", l);
+        tensor(f, name, GGML_TYPE_F32, 128, 1);
+    }
+    gguf_close(&m.map, &m.f);
+    /* llama: the output projection gets Q6_K, the embedding stays Q4_K */
+    o.arch = "llama";
+    o.n_layers = 2;
+    write_and_open(path, &o, &m);
+    tensor(&m.f, "output.weight", GGML_TYPE_Q6_K, 256, 1024);
+    tensor(&m.f, "token_embd.weight", GGML_TYPE_Q4_K, 256, 1024);
+    gguf_close(&m.map, &m.f);
+    /* without the flag, Q4_K is Q4_K everywhere */
+    o.q4_k_m = 0;
+    write_and_open(path, &o, &m);
+    tensor(&m.f, "output.weight", GGML_TYPE_Q4_K, 256, 1024);
+    tensor(&m.f, "blk.0.attn_v.weight", GGML_TYPE_Q4_K, 256, 128);
+    assert_int_equal(get_u(&m.f, "general.file_type"), 14);
+    gguf_close(&m.map, &m.f);
+    tu_rmtree_free(dir);
+}
+
 /* Every type writes, and its weights keep their scale. */
 static void test_types(void **state)
 {
@@ -407,6 +465,19 @@ static void test_command(void **state)
     gguf_close(&map, &f);
     buf_free(&out);
     buf_free(&err);
+    /* --type Q4_K_M: the mix, named so in the file and the message */
+    char *mix[] = {JB_TOOL, "synth", "--preset", "tiny", "--type", "Q4_K_M", "-o", path, NULL};
+    rc = tu_run(mix, NULL, &out, &err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(buf_str(&out), "Q4_K_M"));
+    assert_int_equal(gguf_open(path, &map, &f, e), 0);
+    assert_int_equal(get_u(&f, "general.file_type"), 15);
+    assert_int_equal(gguf_find_tensor(&f, "token_embd.weight")->type, GGML_TYPE_Q6_K);
+    assert_int_equal(gguf_find_tensor(&f, "blk.1.attn_v.weight")->type, GGML_TYPE_Q6_K);
+    assert_int_equal(gguf_find_tensor(&f, "blk.1.attn_q.weight")->type, GGML_TYPE_Q4_K);
+    gguf_close(&map, &f);
+    buf_free(&out);
+    buf_free(&err);
     char *bad[][6] = {
         {JB_TOOL, "synth", "--type", "Q3_K", NULL},
         {JB_TOOL, "synth", "--preset", "7b", NULL},
@@ -432,10 +503,11 @@ static void test_command(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_qwen2_tiny),    cmocka_unit_test(test_vocabulary),
-        cmocka_unit_test(test_llama_q4k),     cmocka_unit_test(test_types),
-        cmocka_unit_test(test_seed),          cmocka_unit_test(test_bad_options),
-        cmocka_unit_test(test_default_model), cmocka_unit_test(test_command),
+        cmocka_unit_test(test_qwen2_tiny),  cmocka_unit_test(test_vocabulary),
+        cmocka_unit_test(test_llama_q4k),   cmocka_unit_test(test_q4_k_m),
+        cmocka_unit_test(test_types),       cmocka_unit_test(test_seed),
+        cmocka_unit_test(test_bad_options), cmocka_unit_test(test_default_model),
+        cmocka_unit_test(test_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
