@@ -31,9 +31,9 @@
  * one */
 #define ATTN_INLINE_WORK_SLEEP (1 << 18)
 #define ATTN_INLINE_WORK_SPIN (1 << 13)
-/* row chunks per thread in a matrix product (see matmul) */
-#define MM_CHUNKS_PER_THREAD 3
-/* most weight bytes in one chunk */
+/* fewest rows in one claim of a matrix product's rows (see claim_rows) */
+#define MM_MIN_ROWS 16
+/* most weight bytes in one claim */
 #define MM_CHUNK_MAX_BYTES (1u << 20)
 
 /* A weight matrix used in place: n_out rows of n_in elements. */
@@ -641,43 +641,87 @@ int infer_session_ctx(const struct infer_session *s)
 
 /* ---- the forward pass ---- */
 
+/* Guided self-scheduling of rows [0, total) in multiples of unit: each
+ * claim takes 1 / (2 * n_threads) of what is left, at least MM_MIN_ROWS and
+ * at most max_rows, and never reaches past end(r0) (the end of the span r0
+ * is in). Long claims first stream well (each is one run of rows for the
+ * prefetcher); short ones at the end let the threads finish together, where
+ * equal chunks left one thread waiting for the other's last one (about 4 %
+ * of decode on 2 threads). The cap bounds how long a thread that lost its
+ * core to another process holds up the others. Returns the rows claimed
+ * from *r0, 0 when none are left. */
+static int claim_rows(atomic_int *next, int total, int unit, int n_threads,
+                      int (*end)(const void *ctx, int r0, int *max_rows), const void *ctx, int *r0)
+{
+    int at = atomic_load_explicit(next, memory_order_relaxed);
+    for (;;) {
+        if (at >= total)
+            return 0;
+        int max_rows, stop = end(ctx, at, &max_rows);
+        int min_rows = (MM_MIN_ROWS + unit - 1) / unit * unit;
+        int size = (total - at) / (2 * n_threads);
+        size = (size + unit - 1) / unit * unit;
+        max_rows = max_rows / unit * unit;
+        if (size > max_rows)
+            size = max_rows;
+        if (size < min_rows)
+            size = min_rows;
+        int to = at + size < stop ? at + size : stop;
+        if (atomic_compare_exchange_weak_explicit(next, &at, to, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *r0 = at;
+            return to - at;
+        }
+    }
+}
+
 /* Up to three matrices that read the same input, run as one pool job so
- * the threads meet once: rows are handed out in chunks from a shared
- * counter, which also balances threads that lose their core to another
- * process. */
+ * the threads meet once: their rows, one after the other, are handed out
+ * by claim_rows, which also balances threads that lose their core to
+ * another process. */
 struct mm_task {
     const struct wmat *w;
     const uint8_t *act; /* (n_tok, act_row_bytes) */
     size_t act_row_bytes;
     float *y;          /* (n_tok, w->n_out) */
     const float *bias; /* (w->n_out) or NULL */
-    int chunk_rows;
-    int first_chunk;
+    int first_row;     /* of the job's rows */
 };
 
 struct mm_job {
     struct mm_task task[3];
     int n_task;
     int n_tok;
-    int n_chunks;
+    int n_rows; /* all the tasks' */
     atomic_int next;
 };
+
+static int mm_task_of(const struct mm_job *j, int row)
+{
+    int ti = 0;
+    while (ti + 1 < j->n_task && row >= j->task[ti + 1].first_row)
+        ti++;
+    return ti;
+}
+
+/* claims stay within one matrix, and within MM_CHUNK_MAX_BYTES of it */
+static int mm_span_end(const void *ctx, int row, int *max_rows)
+{
+    const struct mm_job *j = ctx;
+    const struct mm_task *t = &j->task[mm_task_of(j, row)];
+    size_t cap = MM_CHUNK_MAX_BYTES / t->w->row_bytes;
+    *max_rows = cap < 1 ? 1 : cap > (size_t)t->w->n_out ? t->w->n_out : (int)cap;
+    return t->first_row + t->w->n_out;
+}
 
 static void mm_worker(void *ctx, int thread, int n_threads)
 {
     (void)thread;
-    (void)n_threads;
     struct mm_job *j = ctx;
-    for (;;) {
-        int c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (c >= j->n_chunks)
-            break;
-        int ti = 0;
-        while (ti + 1 < j->n_task && c >= j->task[ti + 1].first_chunk)
-            ti++;
-        const struct mm_task *t = &j->task[ti];
-        int r0 = (c - t->first_chunk) * t->chunk_rows;
-        int r1 = r0 + t->chunk_rows < t->w->n_out ? r0 + t->chunk_rows : t->w->n_out;
+    int v0, n;
+    while ((n = claim_rows(&j->next, j->n_rows, 1, n_threads, mm_span_end, j, &v0)) > 0) {
+        const struct mm_task *t = &j->task[mm_task_of(j, v0)];
+        int r0 = v0 - t->first_row, r1 = r0 + n;
         kern_matmul(t->w->type, (size_t)t->w->n_in, t->w->data, t->w->row_bytes, (size_t)r0,
                     (size_t)r1, t->act, t->act_row_bytes, (size_t)j->n_tok, t->y,
                     (size_t)t->w->n_out);
@@ -718,8 +762,7 @@ static void matmul(struct infer_session *s, const float *x, const uint8_t *pre_a
     memset(&j, 0, sizeof(j));
     int done[3] = {0, 0, 0};
     int n_in = w[0]->n_in;
-    int threads = pool_threads(s->m->pool);
-    int chunks = 0;
+    int rows = 0;
     for (int i = 0; i < n_mats; i++) {
         int slot = act_slot(w[i]->type);
         size_t arb = kern_act_row_bytes(w[i]->type, (size_t)n_in);
@@ -733,22 +776,12 @@ static void matmul(struct infer_session *s, const float *x, const uint8_t *pre_a
         t->act_row_bytes = arb;
         t->y = y[i];
         t->bias = bias ? bias[i] : NULL;
-        /* about MM_CHUNKS_PER_THREAD chunks per thread, at least 16 rows
-         * each: fewer, longer runs of rows stream better than many short
-         * ones */
-        int cr = w[i]->n_out / (threads * MM_CHUNKS_PER_THREAD);
-        /* a thread that lost its core to another process holds up the
-         * others for at most one chunk: cap big matrices' chunks */
-        size_t cap = MM_CHUNK_MAX_BYTES / w[i]->row_bytes;
-        if ((size_t)cr > cap)
-            cr = (int)cap;
-        t->chunk_rows = cr < 16 ? 16 : cr;
-        t->first_chunk = chunks;
-        chunks += (w[i]->n_out + t->chunk_rows - 1) / t->chunk_rows;
+        t->first_row = rows;
+        rows += w[i]->n_out;
     }
     j.n_task = n_mats;
     j.n_tok = n_tok;
-    j.n_chunks = chunks;
+    j.n_rows = rows;
     atomic_init(&j.next, 0);
     pool_run(s->m->pool, mm_worker, &j);
 }
@@ -846,24 +879,30 @@ struct ffn_job {
     const struct layer *L;
     const uint8_t *act_gate, *act_up; /* (n_tok, arb_gate / arb_up) */
     size_t arb_gate, arb_up, arb_down;
-    int n_tok, chunk_rows, n_chunks;
+    int n_tok, blk; /* claims are whole w_down blocks of rows */
     atomic_int next;
 };
+
+static int ffn_span_end(const void *ctx, int row, int *max_rows)
+{
+    const struct ffn_job *j = ctx;
+    (void)row;
+    size_t row_bytes = j->L->w_gate.row_bytes + j->L->w_up.row_bytes;
+    size_t cap = MM_CHUNK_MAX_BYTES / row_bytes;
+    *max_rows = cap < (size_t)j->blk ? j->blk : (int)cap; /* cap <= 1 Mi */
+    return j->s->m->ffn_dim;
+}
 
 static void ffn_worker(void *ctx, int thread, int n_threads)
 {
     (void)thread;
-    (void)n_threads;
     struct ffn_job *j = ctx;
     struct infer_session *s = j->s;
     const struct layer *L = j->L;
     size_t ffn = (size_t)s->m->ffn_dim;
-    for (;;) {
-        int c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (c >= j->n_chunks)
-            break;
-        size_t r0 = (size_t)c * (size_t)j->chunk_rows;
-        size_t r1 = r0 + (size_t)j->chunk_rows < ffn ? r0 + (size_t)j->chunk_rows : ffn;
+    int v0, n;
+    while ((n = claim_rows(&j->next, (int)ffn, j->blk, n_threads, ffn_span_end, j, &v0)) > 0) {
+        size_t r0 = (size_t)v0, r1 = r0 + (size_t)n;
         kern_matmul(L->w_gate.type, (size_t)L->w_gate.n_in, L->w_gate.data, L->w_gate.row_bytes, r0,
                     r1, j->act_gate, j->arb_gate, (size_t)j->n_tok, s->hb, ffn);
         kern_matmul(L->w_up.type, (size_t)L->w_up.n_in, L->w_up.data, L->w_up.row_bytes, r0, r1,
@@ -896,15 +935,7 @@ static void ffn_hidden(struct infer_session *s, const struct layer *L, int n_tok
     j.act_up = act_slot(L->w_up.type) == act_slot(L->w_gate.type)
                    ? j.act_gate
                    : quantize_input(s, L->w_up.type, s->xb, n_tok, dim);
-    /* whole w_down blocks per chunk, about 2 * MM_CHUNKS_PER_THREAD chunks
-     * per thread (each chunk is two matrices' rows) */
-    int blk = (int)kern_block_elems(L->w_down.type);
-    int n_blocks = m->ffn_dim / blk;
-    int per = n_blocks / (pool_threads(m->pool) * MM_CHUNKS_PER_THREAD * 2);
-    j.chunk_rows = (per < 1 ? 1 : per) * blk;
-    if (j.chunk_rows < 16 && m->ffn_dim >= 16)
-        j.chunk_rows = (16 + blk - 1) / blk * blk;
-    j.n_chunks = (m->ffn_dim + j.chunk_rows - 1) / j.chunk_rows;
+    j.blk = (int)kern_block_elems(L->w_down.type);
     atomic_init(&j.next, 0);
     pool_run(m->pool, ffn_worker, &j);
 }
