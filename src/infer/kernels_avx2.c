@@ -609,40 +609,50 @@ AVX2 static void avx2_matmul_q4_k(size_t n, const void *w, size_t w_stride, size
 }
 
 /* The integer part of one Q6_K block with the unsigned 6-bit quants
- * (0..63); the caller subtracts 32 * sum(scale_g * bsum_g). */
-AVX2 static inline __m256i q6k_block_isum(const struct quant_block_q6_k *x, const int8_t *qa)
+ * (0..63), minus 32 * scale_g * bsum_g for each group g of 16 (the offset
+ * that makes them signed), as eight int32 lanes whose sum is the block's
+ * integer dot product. Each vpmaddubsw covers 32 elements, two groups: the
+ * low 128-bit lane group 2i, the high lane group 2i+1. The scales are
+ * widened once, even groups in the low lane and odd ones in the high, so
+ * one byte shuffle with the same control in both lanes gives each product
+ * its pair of scales (a scalar load and broadcast per group cost four times
+ * the vector operations). */
+AVX2 static inline __m256i q6k_block_isum(const struct quant_block_q6_k *x,
+                                          const struct quant_block_q8_k *y)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i isum = _mm256_setzero_si256();
+    __m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
+    /* 32 * sum_g scale_g * bsum_g, kept in lanes */
+    __m256i corr =
+        _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)y->bsums));
+    __m256i eo = _mm256_cvtepi8_epi16(
+        _mm_shuffle_epi8(sc8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
+    __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
     for (int h = 0; h < 2; h++) {
         const uint8_t *ql = x->ql + 64 * h;
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
-        const int8_t *sc = x->scales + 8 * h;
-        const int8_t *a = qa + 128 * h;
+        const int8_t *a = y->qs + 128 * h;
         __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
         __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        __m256i q1 =
-            _mm256_or_si256(_mm256_and_si256(l0, m4),
-                            _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
-        __m256i q2 =
-            _mm256_or_si256(_mm256_and_si256(l1, m4),
-                            _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
-        __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                     _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
-        __m256i q4 = _mm256_or_si256(
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                               _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                               _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+        q[3] = _mm256_or_si256(
             _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
             _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xC0)), 2));
-        __m256i p1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)a));
-        __m256i p2 = _mm256_maddubs_epi16(q2, _mm256_loadu_si256((const __m256i *)(a + 32)));
-        __m256i p3 = _mm256_maddubs_epi16(q3, _mm256_loadu_si256((const __m256i *)(a + 64)));
-        __m256i p4 = _mm256_maddubs_epi16(q4, _mm256_loadu_si256((const __m256i *)(a + 96)));
-        /* the low 128-bit lane holds the first 16 elements: scale g, then g+1 */
-        p1 = _mm256_madd_epi16(p1, _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0])));
-        p2 = _mm256_madd_epi16(p2, _mm256_set_m128i(_mm_set1_epi16(sc[3]), _mm_set1_epi16(sc[2])));
-        p3 = _mm256_madd_epi16(p3, _mm256_set_m128i(_mm_set1_epi16(sc[5]), _mm_set1_epi16(sc[4])));
-        p4 = _mm256_madd_epi16(p4, _mm256_set_m128i(_mm_set1_epi16(sc[7]), _mm_set1_epi16(sc[6])));
-        isum = _mm256_add_epi32(
-            isum, _mm256_add_epi32(_mm256_add_epi32(p1, p2), _mm256_add_epi32(p3, p4)));
+        for (int k = 0; k < 4; k++) {
+            /* groups 8h + 2k (low lane) and 8h + 2k + 1 (high): int16 4h + k of eo */
+            int m = 4 * h + k;
+            __m256i sc =
+                _mm256_shuffle_epi8(eo, _mm256_set1_epi16((short)(2 * m | (2 * m + 1) << 8)));
+            __m256i p =
+                _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(a + 32 * k)));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+        }
     }
     return isum;
 }
@@ -665,12 +675,7 @@ AVX2 static inline __attribute__((always_inline)) float q6k_row(size_t n, const 
             _mm_prefetch(p + 128, _MM_HINT_T0);
             _mm_prefetch(p + 192, _MM_HINT_T0);
         }
-        /* 32 * sum_g scale_g * bsum_g: scales widened to int16, one vpmaddwd */
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
-        __m256i bs = _mm256_loadu_si256((const __m256i *)y[b].bsums);
-        int32_t corr = hsum_epi32(_mm256_madd_epi16(sc16, bs));
-        __m256i isum = q6k_block_isum(&x[b], y[b].qs);
-        isum = _mm256_sub_epi32(isum, _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 32 * corr));
+        __m256i isum = q6k_block_isum(&x[b], &y[b]);
         float d = f16_to_f32(x[b].d) * y[b].d;
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
     }
