@@ -491,6 +491,10 @@ void kern_dot_f16_rows(size_t n, const uint16_t *k, size_t stride, size_t n_rows
                        float *out)
 {
     const struct kern_impl *impl = impl_get();
+    if (impl->dot_f16_rows) {
+        impl->dot_f16_rows(n, k, stride, n_rows, q, out);
+        return;
+    }
     float (*dot)(size_t, const void *, const void *) =
         impl->dot[KS_F16] ? impl->dot[KS_F16] : scalar_dot_f16;
     for (size_t p = 0; p < n_rows; p++)
@@ -501,6 +505,10 @@ void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows
                        float *out)
 {
     const struct kern_impl *impl = impl_get();
+    if (impl->sum_f16_rows) {
+        impl->sum_f16_rows(n, v, stride, n_rows, w, out);
+        return;
+    }
     void (*axpy)(size_t, float, const uint16_t *, float *) =
         impl->axpy_f16 ? impl->axpy_f16 : scalar_axpy_f16;
     memset(out, 0, n * sizeof(*out));

@@ -242,6 +242,75 @@ AVX2 static float avx2_dot_bf16(size_t n, const void *w, const void *a)
     return s;
 }
 
+/* ---- attention over the F16 KV cache ---- */
+
+/* out[p] = dot(k row p, q) for n_rows rows, eight rows at a time: eight
+ * independent accumulators keep the FMA pipes busy where one row's chain
+ * of dependent FMAs would wait on their latency, and three rounds of
+ * horizontal adds finish eight sums together instead of one reduction
+ * per row. */
+AVX2 static void avx2_dot_f16_rows(size_t n, const uint16_t *k, size_t stride, size_t n_rows,
+                                   const float *q, float *out)
+{
+    size_t n8 = n / 8 * 8, p = 0;
+    for (; p + 8 <= n_rows; p += 8) {
+        __m256 a[8];
+        for (int r = 0; r < 8; r++)
+            a[r] = _mm256_setzero_ps();
+        for (size_t i = 0; i < n8; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            for (int r = 0; r < 8; r++)
+                a[r] = _mm256_fmadd_ps(load_f16(k + (p + (size_t)r) * stride + i), qv, a[r]);
+        }
+        /* [s0 s1 s2 s3 | s0 s1 s2 s3] halves, then the halves added */
+        __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20),
+                                 _mm256_permute2f128_ps(t0, t1, 0x31));
+        _mm256_storeu_ps(out + p, s);
+        for (size_t i = n8; i < n; i++)
+            for (int r = 0; r < 8; r++)
+                out[p + (size_t)r] += f16_to_f32(k[(p + (size_t)r) * stride + i]) * q[i];
+    }
+    for (; p < n_rows; p++)
+        out[p] = avx2_dot_f16(n, k + p * stride, q);
+}
+
+/* out = sum over rows p of w[p] * (v row p), 64 columns at a time held in
+ * eight registers across all the rows: axpy per row stored the whole sum
+ * and loaded it back for the next row, a chain through memory. Each
+ * column still adds its rows in order with one FMA each, as axpy did. */
+AVX2 static void avx2_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows,
+                                   const float *w, float *out)
+{
+    size_t c = 0;
+    for (; c + 64 <= n; c += 64) {
+        __m256 a[8];
+        for (int i = 0; i < 8; i++)
+            a[i] = _mm256_setzero_ps();
+        for (size_t p = 0; p < n_rows; p++) {
+            __m256 wp = _mm256_broadcast_ss(w + p);
+            const uint16_t *row = v + p * stride + c;
+            for (int i = 0; i < 8; i++)
+                a[i] = _mm256_fmadd_ps(wp, load_f16(row + 8 * i), a[i]);
+        }
+        for (int i = 0; i < 8; i++)
+            _mm256_storeu_ps(out + c + 8 * (size_t)i, a[i]);
+    }
+    for (; c + 8 <= n; c += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (size_t p = 0; p < n_rows; p++)
+            a = _mm256_fmadd_ps(_mm256_broadcast_ss(w + p), load_f16(v + p * stride + c), a);
+        _mm256_storeu_ps(out + c, a);
+    }
+    for (; c < n; c++) {
+        float a = 0.0f;
+        for (size_t p = 0; p < n_rows; p++)
+            a += w[p] * f16_to_f32(v[p * stride + c]);
+        out[c] = a;
+    }
+}
+
 /* ---- 32-element blocks with Q8_0 activations ---- */
 
 /* The 32-element block types against T activation rows at once (T <= 4
@@ -721,6 +790,8 @@ static const struct kern_impl avx2_table = {
     .quantize_q8_k = avx2_quantize_q8_k,
     .f32_to_f16 = avx2_f32_to_f16,
     .axpy_f16 = avx2_axpy_f16,
+    .dot_f16_rows = avx2_dot_f16_rows,
+    .sum_f16_rows = avx2_sum_f16_rows,
 };
 
 /* AVX2 and FMA through __builtin_cpu_supports (which also checks that the

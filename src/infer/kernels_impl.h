@@ -35,6 +35,12 @@ struct kern_impl {
     void (*quantize_q8_k)(const float *x, void *dst, size_t n);
     void (*f32_to_f16)(const float *x, uint16_t *y, size_t n);
     void (*axpy_f16)(size_t n, float a, const uint16_t *x, float *y);
+    /* kern_dot_f16_rows, kern_sum_f16_rows; NULL: loops over dot[KS_F16]
+     * and axpy_f16 */
+    void (*dot_f16_rows)(size_t n, const uint16_t *k, size_t stride, size_t n_rows, const float *q,
+                         float *out);
+    void (*sum_f16_rows)(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
+                         float *out);
 };
 
 /* The scalar table (always present); the others exist when their build

@@ -328,6 +328,61 @@ static void check_f16(const char *impl)
     }
 }
 
+/* Attention over the F16 cache: kern_dot_f16_rows and kern_sum_f16_rows
+ * against sums in double, for head sizes with and without a vector tail,
+ * row counts around the kernels' groups of eight, and a row stride wider
+ * than the row; nothing past the outputs is written. */
+static void check_f16_rows(const char *impl)
+{
+    enum { MAXN = 131, MAXR = 37, STRIDE = MAXN + 5 };
+    static const size_t ns[] = {3, 8, 64, 72, 128, 131};
+    static const size_t rows[] = {1, 7, 8, 9, 17, 37};
+    static uint16_t kv[MAXR * STRIDE];
+    float q[MAXN], w[MAXR], out[MAXN + 1];
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        kv[i] = quant_f32_to_f16(frand());
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+            size_t n = ns[ni], nr = rows[ri];
+            for (size_t i = 0; i < n; i++)
+                q[i] = frand();
+            for (size_t p = 0; p < nr; p++)
+                w[p] = frand();
+            out[nr] = -12345.0f;
+            kern_dot_f16_rows(n, kv, STRIDE, nr, q, out);
+            assert_true(out[nr] == -12345.0f);
+            for (size_t p = 0; p < nr; p++) {
+                double want = 0.0, mag = 0.0;
+                for (size_t i = 0; i < n; i++) {
+                    double t = (double)quant_f16_to_f32(kv[p * STRIDE + i]) * q[i];
+                    want += t;
+                    mag += fabs(t);
+                }
+                if (!(fabs(out[p] - want) <= 1e-6 * mag + 1e-7)) {
+                    print_error("%s dot_f16_rows n %zu rows %zu row %zu: %g vs %g\n", impl, n, nr,
+                                p, (double)out[p], want);
+                    fail();
+                }
+            }
+            out[n] = -12345.0f;
+            kern_sum_f16_rows(n, kv, STRIDE, nr, w, out);
+            assert_true(out[n] == -12345.0f);
+            for (size_t i = 0; i < n; i++) {
+                double want = 0.0, mag = 0.0;
+                for (size_t p = 0; p < nr; p++) {
+                    double t = (double)w[p] * quant_f16_to_f32(kv[p * STRIDE + i]);
+                    want += t;
+                    mag += fabs(t);
+                }
+                if (!(fabs(out[i] - want) <= 1e-6 * mag + 1e-7)) {
+                    print_error("%s sum_f16_rows n %zu rows %zu column %zu: %g vs %g\n", impl, n,
+                                nr, i, (double)out[i], want);
+                    fail();
+                }
+            }
+        }
+}
+
 static void run_impl(enum kern_impl_id id, const char *name)
 {
     char err[ERR_LEN] = "";
@@ -341,6 +396,7 @@ static void run_impl(enum kern_impl_id id, const char *name)
     check_activations(name);
     check_matmul(name);
     check_f16(name);
+    check_f16_rows(name);
 }
 
 static void test_scalar(void **state)
