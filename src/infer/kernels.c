@@ -84,6 +84,24 @@ static float scalar_dot_f32(size_t n, const void *w, const void *a)
     return s;
 }
 
+static void scalar_softmax(float *x, size_t n, float scale)
+{
+    float max = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        x[i] *= scale;
+        if (x[i] > max)
+            max = x[i];
+    }
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (size_t i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
 static float scalar_dot_f16(size_t n, const void *w, const void *a)
 {
     const uint16_t *x = w;
@@ -234,6 +252,7 @@ const struct kern_impl kern_impl_scalar = {
     .quantize_q8_k = scalar_quantize_q8_k,
     .f32_to_f16 = scalar_f32_to_f16,
     .axpy_f16 = scalar_axpy_f16,
+    .softmax = scalar_softmax,
 };
 
 #if !(defined(__x86_64__) || defined(__i386__))
@@ -514,4 +533,10 @@ void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows
     memset(out, 0, n * sizeof(*out));
     for (size_t p = 0; p < n_rows; p++)
         axpy(n, w[p], v + p * stride, out);
+}
+
+void kern_softmax(float *x, size_t n, float scale)
+{
+    const struct kern_impl *impl = impl_get();
+    (impl->softmax ? impl->softmax : scalar_softmax)(x, n, scale);
 }

@@ -80,5 +80,7 @@ void kern_dot_f16_rows(size_t n, const uint16_t *k, size_t stride, size_t n_rows
                        float *out);
 void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
                        float *out);
+/* x = softmax(scale * x) over n > 0 values, in place. */
+void kern_softmax(float *x, size_t n, float scale);
 
 #endif

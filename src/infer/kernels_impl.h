@@ -41,6 +41,8 @@ struct kern_impl {
                          float *out);
     void (*sum_f16_rows)(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
                          float *out);
+    /* kern_softmax; NULL: the scalar one */
+    void (*softmax)(float *x, size_t n, float scale);
 };
 
 /* The scalar table (always present); the others exist when their build

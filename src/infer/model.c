@@ -844,20 +844,7 @@ static void attn_worker(void *ctx, int thread, int n_threads)
         const float *q = s->q + (size_t)t * (size_t)m->q_dim + (size_t)h * (size_t)hd;
         size_t kv_off = layer_off + (size_t)(h / group) * (size_t)hd;
         kern_dot_f16_rows((size_t)hd, s->k_cache + kv_off, (size_t)m->kv_dim, (size_t)n_pos, q, sc);
-        float max = -INFINITY;
-        for (int p = 0; p < n_pos; p++) {
-            sc[p] *= scale;
-            if (sc[p] > max)
-                max = sc[p];
-        }
-        float sum = 0.0f;
-        for (int p = 0; p < n_pos; p++) {
-            sc[p] = expf(sc[p] - max);
-            sum += sc[p];
-        }
-        float inv = 1.0f / sum;
-        for (int p = 0; p < n_pos; p++)
-            sc[p] *= inv;
+        kern_softmax(sc, (size_t)n_pos, scale);
         kern_sum_f16_rows((size_t)hd, s->v_cache + kv_off, (size_t)m->kv_dim, (size_t)n_pos, sc,
                           s->ao + (size_t)t * (size_t)m->q_dim + (size_t)h * (size_t)hd);
     }

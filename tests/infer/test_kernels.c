@@ -383,6 +383,44 @@ static void check_f16_rows(const char *impl)
         }
 }
 
+/* kern_softmax against softmax in double: lengths around the vector width,
+ * scores far below the maximum (which underflow to 0 in float), nothing
+ * past n written, and a NaN score makes NaN as expf does. */
+static void check_softmax(const char *impl)
+{
+    static const size_t ns[] = {1, 3, 8, 13, 64, 100, 1031};
+    static float x[1040];
+    static double ref[1040];
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        size_t n = ns[ni];
+        for (size_t i = 0; i < n; i++)
+            x[i] = 40.0f * frand() - (i % 7 == 3 ? 900.0f : 0.0f);
+        x[n] = -12345.0f;
+        const float scale = 0.125f;
+        double max = -INFINITY, sum = 0.0;
+        for (size_t i = 0; i < n; i++)
+            max = fmax(max, (double)(x[i] * scale));
+        for (size_t i = 0; i < n; i++)
+            sum += ref[i] = exp((double)(x[i] * scale) - max);
+        kern_softmax(x, n, scale);
+        assert_true(x[n] == -12345.0f);
+        double got_sum = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double want = ref[i] / sum;
+            got_sum += x[i];
+            if (!(fabs(x[i] - want) <= 2e-6 * want + 1e-30)) {
+                print_error("%s softmax n %zu element %zu: %g vs %g\n", impl, n, i, (double)x[i],
+                            want);
+                fail();
+            }
+        }
+        assert_true(fabs(got_sum - 1.0) < 1e-5);
+    }
+    x[0] = 1.0f, x[1] = NAN, x[2] = 2.0f;
+    kern_softmax(x, 3, 1.0f);
+    assert_true(isnan(x[1]));
+}
+
 static void run_impl(enum kern_impl_id id, const char *name)
 {
     char err[ERR_LEN] = "";
@@ -397,6 +435,7 @@ static void run_impl(enum kern_impl_id id, const char *name)
     check_matmul(name);
     check_f16(name);
     check_f16_rows(name);
+    check_softmax(name);
 }
 
 static void test_scalar(void **state)
