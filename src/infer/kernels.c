@@ -102,6 +102,12 @@ static void scalar_softmax(float *x, size_t n, float scale)
         x[i] *= inv;
 }
 
+static void scalar_swiglu(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static float scalar_dot_f16(size_t n, const void *w, const void *a)
 {
     const uint16_t *x = w;
@@ -253,6 +259,7 @@ const struct kern_impl kern_impl_scalar = {
     .f32_to_f16 = scalar_f32_to_f16,
     .axpy_f16 = scalar_axpy_f16,
     .softmax = scalar_softmax,
+    .swiglu = scalar_swiglu,
 };
 
 #if !(defined(__x86_64__) || defined(__i386__))
@@ -539,4 +546,10 @@ void kern_softmax(float *x, size_t n, float scale)
 {
     const struct kern_impl *impl = impl_get();
     (impl->softmax ? impl->softmax : scalar_softmax)(x, n, scale);
+}
+
+void kern_swiglu(float *g, const float *u, size_t n)
+{
+    const struct kern_impl *impl = impl_get();
+    (impl->swiglu ? impl->swiglu : scalar_swiglu)(g, u, n);
 }

@@ -82,5 +82,7 @@ void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows
                        float *out);
 /* x = softmax(scale * x) over n > 0 values, in place. */
 void kern_softmax(float *x, size_t n, float scale);
+/* The FFN's SwiGLU: g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + e^-x). */
+void kern_swiglu(float *g, const float *u, size_t n);
 
 #endif

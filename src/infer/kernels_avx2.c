@@ -380,6 +380,24 @@ AVX2 static void avx2_softmax(float *x, size_t n, float scale)
                             _mm256_mul_ps(_mm256_maskload_ps(x + n8, tail_mask), inv));
 }
 
+/* silu(g) * u with silu(x) = x * sigmoid(x), sigmoid from t = e^-|x| (never
+ * overflows): 1 / (1 + t) for x >= 0, t / (1 + t) below; the tail as
+ * scalar code. */
+AVX2 static void avx2_swiglu(float *g, const float *u, size_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256 t = exp_neg_ps(_mm256_or_ps(x, sign)); /* e^-|x| */
+        __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, t));
+        __m256 sig = _mm256_blendv_ps(r, _mm256_mul_ps(t, r), x); /* x's sign picks */
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(x, sig), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 /* ---- 32-element blocks with Q8_0 activations ---- */
 
 /* The 32-element block types against T activation rows at once (T <= 4
@@ -862,6 +880,7 @@ static const struct kern_impl avx2_table = {
     .dot_f16_rows = avx2_dot_f16_rows,
     .sum_f16_rows = avx2_sum_f16_rows,
     .softmax = avx2_softmax,
+    .swiglu = avx2_swiglu,
 };
 
 /* AVX2 and FMA through __builtin_cpu_supports (which also checks that the

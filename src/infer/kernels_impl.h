@@ -41,8 +41,9 @@ struct kern_impl {
                          float *out);
     void (*sum_f16_rows)(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
                          float *out);
-    /* kern_softmax; NULL: the scalar one */
+    /* kern_softmax, kern_swiglu; NULL: the scalar ones */
     void (*softmax)(float *x, size_t n, float scale);
+    void (*swiglu)(float *g, const float *u, size_t n);
 };
 
 /* The scalar table (always present); the others exist when their build

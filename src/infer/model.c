@@ -850,11 +850,6 @@ static void attn_worker(void *ctx, int thread, int n_threads)
     }
 }
 
-static float silu(float x)
-{
-    return x / (1.0f + expf(-x));
-}
-
 /* The FFN's hidden state as one pool job: each chunk of rows computes its
  * gate and up rows, applies silu(gate) * up, and quantises those rows for
  * w_down. Chunks are whole activation blocks of w_down, so the blocks come
@@ -897,8 +892,7 @@ static void ffn_worker(void *ctx, int thread, int n_threads)
         size_t off = kern_act_row_bytes(L->w_down.type, r0);
         for (size_t k = 0; k < (size_t)j->n_tok; k++) {
             float *h = s->hb + k * ffn, *h2 = s->hb2 + k * ffn;
-            for (size_t r = r0; r < r1; r++)
-                h[r] = silu(h[r]) * h2[r];
+            kern_swiglu(h + r0, h2 + r0, r1 - r0);
             kern_quantize_act(L->w_down.type, h + r0, s->act_ffn + k * j->arb_down + off, r1 - r0);
         }
     }

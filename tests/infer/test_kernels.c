@@ -421,6 +421,29 @@ static void check_softmax(const char *impl)
     assert_true(isnan(x[1]));
 }
 
+/* kern_swiglu against silu(g) * u in double, over both signs, large
+ * magnitudes (where e^-x alone would overflow) and a tail. */
+static void check_swiglu(const char *impl)
+{
+    enum { LEN = 37 };
+    float g[LEN + 1], u[LEN], g0[LEN];
+    for (int i = 0; i < LEN; i++) {
+        g0[i] = g[i] = 12.0f * frand() * (i % 5 == 2 ? 20.0f : 1.0f);
+        u[i] = frand();
+    }
+    g[LEN] = -12345.0f;
+    kern_swiglu(g, u, LEN);
+    assert_true(g[LEN] == -12345.0f);
+    for (int i = 0; i < LEN; i++) {
+        double x = g0[i], want = x / (1.0 + exp(-x)) * u[i];
+        if (!(fabs(g[i] - want) <= 1e-6 * fabs(want) + 1e-30)) {
+            print_error("%s swiglu element %d (x = %g): %g vs %g\n", impl, i, x, (double)g[i],
+                        want);
+            fail();
+        }
+    }
+}
+
 static void run_impl(enum kern_impl_id id, const char *name)
 {
     char err[ERR_LEN] = "";
@@ -436,6 +459,7 @@ static void run_impl(enum kern_impl_id id, const char *name)
     check_f16(name);
     check_f16_rows(name);
     check_softmax(name);
+    check_swiglu(name);
 }
 
 static void test_scalar(void **state)
