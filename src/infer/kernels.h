@@ -80,6 +80,16 @@ void kern_dot_f16_rows(size_t n, const uint16_t *k, size_t stride, size_t n_rows
                        float *out);
 void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
                        float *out);
+/* The same for the g query heads of one KV group at once, so that an
+ * implementation can read each cache row once for all of them (AVX2 does
+ * in the weighted sum; its dot products gained nothing from it): out + h *
+ * out_stride gets head h's dot products with q + h * n; out + h * n gets
+ * the sum weighted by w + h * w_stride. Each head's results are the
+ * single-head functions' bit for bit. */
+void kern_dot_f16_rows_heads(size_t n, const uint16_t *k, size_t stride, size_t n_rows,
+                             const float *q, size_t g, float *out, size_t out_stride);
+void kern_sum_f16_rows_heads(size_t n, const uint16_t *v, size_t stride, size_t n_rows,
+                             const float *w, size_t w_stride, size_t g, float *out);
 /* x = softmax(scale * x) over n > 0 values, in place. */
 void kern_softmax(float *x, size_t n, float scale);
 /* The FFN's SwiGLU: g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + e^-x). */

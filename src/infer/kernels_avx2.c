@@ -312,6 +312,71 @@ AVX2 static void avx2_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, s
     }
 }
 
+/* avx2_sum_f16_rows for G (<= 8, a constant after inlining) heads: each
+ * eight columns of a cache row are converted once and added into every
+ * head's sum, in row order, one FMA each as there, so each head gets the
+ * same bits. */
+AVX2 static inline __attribute__((always_inline)) void
+sum_rows_heads(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
+               size_t w_stride, int G, float *out)
+{
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256 a[8];
+        for (int h = 0; h < G; h++)
+            a[h] = _mm256_setzero_ps();
+        for (size_t p = 0; p < n_rows; p++) {
+            __m256 vv = load_f16(v + p * stride + c);
+            for (int h = 0; h < G; h++)
+                a[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + (size_t)h * w_stride + p), vv, a[h]);
+        }
+        for (int h = 0; h < G; h++)
+            _mm256_storeu_ps(out + (size_t)h * n + c, a[h]);
+    }
+    for (; c < n; c++)
+        for (int h = 0; h < G; h++) {
+            float a = 0.0f;
+            for (size_t p = 0; p < n_rows; p++)
+                a += w[(size_t)h * w_stride + p] * f16_to_f32(v[p * stride + c]);
+            out[(size_t)h * n + c] = a;
+        }
+}
+
+AVX2 static void avx2_sum_f16_rows_heads(size_t n, const uint16_t *v, size_t stride, size_t n_rows,
+                                         const float *w, size_t w_stride, size_t g, float *out)
+{
+    for (size_t h0 = 0; h0 < g; h0 += 8) {
+        const float *wh = w + h0 * w_stride;
+        float *oh = out + h0 * n;
+        switch (g - h0 < 8 ? g - h0 : 8) {
+        case 1:
+            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 1, oh);
+            break;
+        case 2:
+            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 2, oh);
+            break;
+        case 3:
+            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 3, oh);
+            break;
+        case 4:
+            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 4, oh);
+            break;
+        case 5:
+            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 5, oh);
+            break;
+        case 6:
+            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 6, oh);
+            break;
+        case 7:
+            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 7, oh);
+            break;
+        default:
+            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 8, oh);
+            break;
+        }
+    }
+}
+
 /* e^x for x <= 0 (softmax's x - max), within 3 ulp (2.2e-7 relative,
  * checked against exp in double over [-87, 0]) down to -87, where it is
  * near the smallest normal float; below that it stays there instead of
@@ -879,6 +944,7 @@ static const struct kern_impl avx2_table = {
     .axpy_f16 = avx2_axpy_f16,
     .dot_f16_rows = avx2_dot_f16_rows,
     .sum_f16_rows = avx2_sum_f16_rows,
+    .sum_f16_rows_heads = avx2_sum_f16_rows_heads,
     .softmax = avx2_softmax,
     .swiglu = avx2_swiglu,
 };

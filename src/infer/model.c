@@ -82,7 +82,7 @@ struct infer_session {
     float *k, *v;                /* (batch, kv_dim) */
     float *ao;                   /* (batch, q_dim) attention output */
     float *hb, *hb2;             /* (batch, ffn) */
-    float *att;                  /* (threads, ctx) attention scores, one row per thread */
+    float *att;                  /* (threads, heads per KV group, ctx) attention scores */
     uint8_t *act[3];             /* (batch, max_act_row_bytes) inputs as F32, Q8_0, Q8_K */
     uint8_t *act_ffn;            /* (batch, max_act_row_bytes) the FFN's hidden state made
                                   * for w_down by ffn_worker */
@@ -586,7 +586,8 @@ int infer_session_new(struct infer_model *m, int ctx_len, struct infer_session *
     s->ao = malloc(B * (size_t)m->q_dim * sizeof(float));
     s->hb = malloc(B * (size_t)m->ffn_dim * sizeof(float));
     s->hb2 = malloc(B * (size_t)m->ffn_dim * sizeof(float));
-    s->att = malloc((size_t)pool_threads(m->pool) * (size_t)ctx_len * sizeof(float));
+    s->att = malloc((size_t)pool_threads(m->pool) * (size_t)(m->n_heads / m->n_kv_heads) *
+                    (size_t)ctx_len * sizeof(float));
     for (int i = 0; i < 3; i++)
         s->act[i] = malloc(B * m->max_act_row_bytes);
     s->act_ffn = malloc(B * m->max_act_row_bytes);
@@ -826,27 +827,41 @@ struct attn_job {
  * cache rows 0..pos of the head's KV group. */
 static void attn_worker(void *ctx, int thread, int n_threads)
 {
-    (void)n_threads;
     struct attn_job *j = ctx;
     struct infer_session *s = j->s;
     const struct infer_model *m = s->m;
     int hd = m->head_dim, group = m->n_heads / m->n_kv_heads;
-    float *sc = s->att + (size_t)thread * (size_t)s->ctx;
     float scale = 1.0f / sqrtf((float)hd);
     size_t layer_off = (size_t)j->layer * (size_t)s->ctx * (size_t)m->kv_dim;
-    int items = j->n_tok * m->n_heads;
+    /* One item is a token's query heads of one KV group, which read each
+     * cache row once for all of them; groups are split into parts only
+     * when there would be fewer items than threads. Each head's result is
+     * the same whichever part computes it. */
+    int groups = j->n_tok * m->n_kv_heads;
+    int parts = groups >= n_threads ? 1 : (n_threads + groups - 1) / groups;
+    if (parts > group)
+        parts = group;
+    int per = (group + parts - 1) / parts;
+    int items = groups * parts;
+    float *sc = s->att + (size_t)thread * (size_t)group * (size_t)s->ctx;
     for (;;) {
         int it = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (it >= items)
             break;
-        int t = it / m->n_heads, h = it % m->n_heads;
-        int n_pos = j->pos0 + t + 1;
-        const float *q = s->q + (size_t)t * (size_t)m->q_dim + (size_t)h * (size_t)hd;
-        size_t kv_off = layer_off + (size_t)(h / group) * (size_t)hd;
-        kern_dot_f16_rows((size_t)hd, s->k_cache + kv_off, (size_t)m->kv_dim, (size_t)n_pos, q, sc);
-        kern_softmax(sc, (size_t)n_pos, scale);
-        kern_sum_f16_rows((size_t)hd, s->v_cache + kv_off, (size_t)m->kv_dim, (size_t)n_pos, sc,
-                          s->ao + (size_t)t * (size_t)m->q_dim + (size_t)h * (size_t)hd);
+        int t = it / (m->n_kv_heads * parts), kvh = it / parts % m->n_kv_heads;
+        int h0 = kvh * group + it % parts * per;
+        int h1 = h0 + per < (kvh + 1) * group ? h0 + per : (kvh + 1) * group;
+        if (h0 >= h1)
+            continue;
+        size_t g = (size_t)(h1 - h0), n_pos = (size_t)(j->pos0 + t + 1);
+        size_t kv_off = layer_off + (size_t)kvh * (size_t)hd;
+        size_t q_off = (size_t)t * (size_t)m->q_dim + (size_t)h0 * (size_t)hd;
+        kern_dot_f16_rows_heads((size_t)hd, s->k_cache + kv_off, (size_t)m->kv_dim, n_pos,
+                                s->q + q_off, g, sc, (size_t)s->ctx);
+        for (size_t h = 0; h < g; h++)
+            kern_softmax(sc + h * (size_t)s->ctx, n_pos, scale);
+        kern_sum_f16_rows_heads((size_t)hd, s->v_cache + kv_off, (size_t)m->kv_dim, n_pos, sc,
+                                (size_t)s->ctx, g, s->ao + q_off);
     }
 }
 

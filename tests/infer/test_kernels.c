@@ -383,6 +383,49 @@ static void check_f16_rows(const char *impl)
         }
 }
 
+/* The KV-group forms give each head exactly what the single-head forms
+ * give it (the engine's results must not depend on how heads are grouped
+ * onto threads): group sizes 1 to 9 (past one register block of eight),
+ * head sizes with and without a tail and one past the grouped path's
+ * limit, strides wider than the rows. */
+static void check_f16_rows_heads(const char *impl)
+{
+    enum { MAXN = 300, MAXR = 37, STRIDE = MAXN + 3, MAXG = 9, OSTR = MAXR + 4 };
+    static const size_t ns[] = {3, 64, 72, 131, 300};
+    static const size_t rows[] = {1, 7, 8, 9, 37};
+    static uint16_t kv[MAXR * STRIDE];
+    static float q[MAXG * MAXN], w[MAXG * OSTR], got[MAXG * MAXN], want[MAXN];
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        kv[i] = quant_f32_to_f16(frand());
+    for (size_t i = 0; i < MAXG * MAXN; i++)
+        q[i] = frand();
+    for (size_t i = 0; i < MAXG * OSTR; i++)
+        w[i] = frand();
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+            for (size_t g = 1; g <= MAXG; g++) {
+                size_t n = ns[ni], nr = rows[ri];
+                kern_dot_f16_rows_heads(n, kv, STRIDE, nr, q, g, got, OSTR);
+                for (size_t h = 0; h < g; h++) {
+                    kern_dot_f16_rows(n, kv, STRIDE, nr, q + h * n, want);
+                    if (memcmp(got + h * OSTR, want, nr * sizeof(float)) != 0) {
+                        print_error("%s dot_f16_rows_heads n %zu rows %zu g %zu head %zu differs\n",
+                                    impl, n, nr, g, h);
+                        fail();
+                    }
+                }
+                kern_sum_f16_rows_heads(n, kv, STRIDE, nr, w, OSTR, g, got);
+                for (size_t h = 0; h < g; h++) {
+                    kern_sum_f16_rows(n, kv, STRIDE, nr, w + h * OSTR, want);
+                    if (memcmp(got + h * n, want, n * sizeof(float)) != 0) {
+                        print_error("%s sum_f16_rows_heads n %zu rows %zu g %zu head %zu differs\n",
+                                    impl, n, nr, g, h);
+                        fail();
+                    }
+                }
+            }
+}
+
 /* kern_softmax against softmax in double: lengths around the vector width,
  * scores far below the maximum (which underflow to 0 in float), nothing
  * past n written, and a NaN score makes NaN as expf does. */
@@ -458,6 +501,7 @@ static void run_impl(enum kern_impl_id id, const char *name)
     check_matmul(name);
     check_f16(name);
     check_f16_rows(name);
+    check_f16_rows_heads(name);
     check_softmax(name);
     check_swiglu(name);
 }
