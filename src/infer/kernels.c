@@ -545,11 +545,6 @@ void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows
 void kern_dot_f16_rows_heads(size_t n, const uint16_t *k, size_t stride, size_t n_rows,
                              const float *q, size_t g, float *out, size_t out_stride)
 {
-    const struct kern_impl *impl = impl_get();
-    if (impl->dot_f16_rows_heads) {
-        impl->dot_f16_rows_heads(n, k, stride, n_rows, q, g, out, out_stride);
-        return;
-    }
     for (size_t h = 0; h < g; h++)
         kern_dot_f16_rows(n, k, stride, n_rows, q + h * n, out + h * out_stride);
 }

@@ -82,7 +82,8 @@ void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows
                        float *out);
 /* The same for the g query heads of one KV group at once, so that an
  * implementation can read each cache row once for all of them (AVX2 does
- * in the weighted sum; its dot products gained nothing from it): out + h *
+ * in the weighted sum; dot products made that way measured no faster, so
+ * they go one head at a time): out + h *
  * out_stride gets head h's dot products with q + h * n; out + h * n gets
  * the sum weighted by w + h * w_stride. Each head's results are the
  * single-head functions' bit for bit. */

@@ -41,10 +41,7 @@ struct kern_impl {
                          float *out);
     void (*sum_f16_rows)(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
                          float *out);
-    /* kern_dot_f16_rows_heads, kern_sum_f16_rows_heads; NULL: the
-     * single-head functions per head */
-    void (*dot_f16_rows_heads)(size_t n, const uint16_t *k, size_t stride, size_t n_rows,
-                               const float *q, size_t g, float *out, size_t out_stride);
+    /* kern_sum_f16_rows_heads; NULL: kern_sum_f16_rows per head */
     void (*sum_f16_rows_heads)(size_t n, const uint16_t *v, size_t stride, size_t n_rows,
                                const float *w, size_t w_stride, size_t g, float *out);
     /* kern_softmax, kern_swiglu; NULL: the scalar ones */
