@@ -80,13 +80,13 @@ void kern_dot_f16_rows(size_t n, const uint16_t *k, size_t stride, size_t n_rows
                        float *out);
 void kern_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows, const float *w,
                        float *out);
-/* The same for the g query heads of one KV group at once, so that an
- * implementation can read each cache row once for all of them (AVX2 does
- * in the weighted sum; dot products made that way measured no faster, so
- * they go one head at a time): out + h *
- * out_stride gets head h's dot products with q + h * n; out + h * n gets
- * the sum weighted by w + h * w_stride. Each head's results are the
- * single-head functions' bit for bit. */
+/* The same for the g query heads of one KV group at once (q and the
+ * weights one head after another): out + h * out_stride gets head h's dot
+ * products with q + h * n, and out + h * n its sum weighted by
+ * w + h * w_stride. An implementation may read each cache row once for all
+ * the heads (AVX2 does in the weighted sum; dot products made that way
+ * measured no faster, so they go one head at a time), and each head's
+ * results are the single-head functions' bit for bit. */
 void kern_dot_f16_rows_heads(size_t n, const uint16_t *k, size_t stride, size_t n_rows,
                              const float *q, size_t g, float *out, size_t out_stride);
 void kern_sum_f16_rows_heads(size_t n, const uint16_t *v, size_t stride, size_t n_rows,
