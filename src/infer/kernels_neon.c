@@ -11,6 +11,7 @@
 #if defined(__ARM_NEON) && defined(__aarch64__)
 
 #include <arm_neon.h>
+#include <math.h>
 
 #include "infer/quant.h"
 
@@ -179,6 +180,121 @@ static float neon_dot_q6_k(size_t n, const void *w, const void *a)
     return s;
 }
 
+/* out = sum over rows p of w[p] * (v row p), 64 columns at a time held in
+ * sixteen registers across all the rows instead of stored and reloaded by
+ * axpy for every row; each column adds its rows in order with one fused
+ * multiply-add, as axpy did. */
+static void neon_sum_f16_rows(size_t n, const uint16_t *v, size_t stride, size_t n_rows,
+                              const float *w, float *out)
+{
+    size_t c = 0;
+    for (; c + 64 <= n; c += 64) {
+        float32x4_t a[16];
+        for (int i = 0; i < 16; i++)
+            a[i] = vdupq_n_f32(0.0f);
+        for (size_t p = 0; p < n_rows; p++) {
+            const uint16_t *row = v + p * stride + c;
+            for (int i = 0; i < 16; i++)
+                a[i] = vfmaq_n_f32(a[i], vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(row + 4 * i))),
+                                   w[p]);
+        }
+        for (int i = 0; i < 16; i++)
+            vst1q_f32(out + c + 4 * (size_t)i, a[i]);
+    }
+    for (; c + 4 <= n; c += 4) {
+        float32x4_t a = vdupq_n_f32(0.0f);
+        for (size_t p = 0; p < n_rows; p++)
+            a = vfmaq_n_f32(a, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(v + p * stride + c))),
+                            w[p]);
+        vst1q_f32(out + c, a);
+    }
+    for (; c < n; c++) {
+        float a = 0.0f;
+        for (size_t p = 0; p < n_rows; p++)
+            a += w[p] * f16_to_f32(v[p * stride + c]);
+        out[c] = a;
+    }
+}
+
+/* e^x for x <= 0, the AVX2 kernels' method: x = k ln 2 + r (ln 2 in two
+ * parts), e^r by its Taylor series to r^6 / 720, 2^k in the exponent
+ * bits; clamped at -87, near the smallest normal float. vmaxq keeps NaN. */
+static inline float32x4_t exp_neg(float32x4_t x)
+{
+    x = vmaxq_f32(x, vdupq_n_f32(-87.0f));
+    float32x4_t k = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504f)));
+    float32x4_t r = vfmsq_f32(x, k, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, k, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.0f / 720.0f);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(k), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+}
+
+static inline float exp_neg1(float x)
+{
+    return vgetq_lane_f32(exp_neg(vdupq_n_f32(x)), 0);
+}
+
+/* Softmax of scale * x in three passes, four values at a time, the tail
+ * through the same exponential one value at a time. */
+static void neon_softmax(float *x, size_t n, float scale)
+{
+    size_t n4 = n / 4 * 4;
+    float32x4_t vmax = vdupq_n_f32(-INFINITY);
+    for (size_t i = 0; i < n4; i += 4) {
+        float32x4_t v = vmulq_n_f32(vld1q_f32(x + i), scale);
+        vst1q_f32(x + i, v);
+        vmax = vmaxnmq_f32(vmax, v); /* ignores NaN, as the scalar maximum does */
+    }
+    float max = vmaxnmvq_f32(vmax);
+    for (size_t i = n4; i < n; i++) {
+        x[i] *= scale;
+        if (x[i] > max)
+            max = x[i];
+    }
+    float32x4_t vm = vdupq_n_f32(max), vsum = vdupq_n_f32(0.0f);
+    for (size_t i = 0; i < n4; i += 4) {
+        float32x4_t e = exp_neg(vsubq_f32(vld1q_f32(x + i), vm));
+        vst1q_f32(x + i, e);
+        vsum = vaddq_f32(vsum, e);
+    }
+    float sum = vaddvq_f32(vsum);
+    for (size_t i = n4; i < n; i++) {
+        x[i] = exp_neg1(x[i] - max);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (size_t i = 0; i < n4; i += 4)
+        vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+    for (size_t i = n4; i < n; i++)
+        x[i] *= inv;
+}
+
+/* silu(g) * u, the sigmoid from t = e^-|x|: 1 / (1 + t) for x >= 0,
+ * t / (1 + t) below. */
+static void neon_swiglu(float *g, const float *u, size_t n)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t x = vld1q_f32(g + i);
+        float32x4_t t = exp_neg(vnegq_f32(vabsq_f32(x)));
+        float32x4_t r = vdivq_f32(one, vaddq_f32(one, t));
+        float32x4_t sig = vbslq_f32(vcgeq_f32(x, vdupq_n_f32(0.0f)), r, vmulq_f32(t, r));
+        vst1q_f32(g + i, vmulq_f32(vmulq_f32(x, sig), vld1q_f32(u + i)));
+    }
+    for (; i < n; i++) {
+        float x = g[i], t = exp_neg1(-fabsf(x)), r = 1.0f / (1.0f + t);
+        g[i] = x * (x >= 0.0f ? r : t * r) * u[i];
+    }
+}
+
 static const struct kern_impl neon_table = {
     .name = "neon",
     .dot =
@@ -192,6 +308,9 @@ static const struct kern_impl neon_table = {
         },
     .f32_to_f16 = neon_f32_to_f16,
     .axpy_f16 = neon_axpy_f16,
+    .sum_f16_rows = neon_sum_f16_rows,
+    .softmax = neon_softmax,
+    .swiglu = neon_swiglu,
 };
 
 /* NEON is part of every AArch64 CPU. */
