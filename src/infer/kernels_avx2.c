@@ -403,8 +403,8 @@ AVX2 static inline __m256 exp_neg_ps(__m256 x)
 }
 
 /* Softmax of scale * x in three passes, eight values at a time; the tail
- * goes through the same vector code with the missing values at -inf
- * (e^-inf is 0 here as in expf, and they are not stored). */
+ * goes through the same vector code, with masked loads and stores and the
+ * lanes past n kept out of the maximum (-inf) and the sum (zeroed). */
 AVX2 static void avx2_softmax(float *x, size_t n, float scale)
 {
     const __m256 vs = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
