@@ -348,32 +348,22 @@ AVX2 static void avx2_sum_f16_rows_heads(size_t n, const uint16_t *v, size_t str
     for (size_t h0 = 0; h0 < g; h0 += 8) {
         const float *wh = w + h0 * w_stride;
         float *oh = out + h0 * n;
+/* one case per group size, so the accumulators are registers */
+#define SUM_HEADS(G)                                                                               \
+    case G:                                                                                        \
+        sum_rows_heads(n, v, stride, n_rows, wh, w_stride, G, oh);                                 \
+        break;
         switch (g - h0 < 8 ? g - h0 : 8) {
-        case 1:
-            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 1, oh);
-            break;
-        case 2:
-            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 2, oh);
-            break;
-        case 3:
-            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 3, oh);
-            break;
-        case 4:
-            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 4, oh);
-            break;
-        case 5:
-            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 5, oh);
-            break;
-        case 6:
-            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 6, oh);
-            break;
-        case 7:
-            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 7, oh);
-            break;
-        default:
-            sum_rows_heads(n, v, stride, n_rows, wh, w_stride, 8, oh);
-            break;
+            SUM_HEADS(1)
+            SUM_HEADS(2)
+            SUM_HEADS(3)
+            SUM_HEADS(4)
+            SUM_HEADS(5)
+            SUM_HEADS(6)
+            SUM_HEADS(7)
+            SUM_HEADS(8)
         }
+#undef SUM_HEADS
     }
 }
 
