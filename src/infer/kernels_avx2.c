@@ -811,65 +811,29 @@ AVX2 static void avx2_matmul_q4_k(size_t n, const void *w, size_t w_stride, size
     }
 }
 
-/* The integer part of one Q6_K block with the unsigned 6-bit quants
- * (0..63), minus 32 * scale_g * bsum_g for each group g of 16 (the offset
- * that makes them signed), as eight int32 lanes whose sum is the block's
- * integer dot product. Each vpmaddubsw covers 32 elements, two groups: the
- * low 128-bit lane group 2i, the high lane group 2i+1. The scales are
- * widened once, even groups in the low lane and odd ones in the high, so
- * one byte shuffle with the same control in both lanes gives each product
- * its pair of scales (a scalar load and broadcast per group cost four times
- * the vector operations). */
-AVX2 static inline __m256i q6k_block_isum(const struct quant_block_q6_k *x,
-                                          const struct quant_block_q8_k *y)
-{
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m128i sc8 = _mm_loadu_si128((const __m128i *)x->scales);
-    /* 32 * sum_g scale_g * bsum_g, kept in lanes */
-    __m256i corr =
-        _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256((const __m256i *)y->bsums));
-    __m256i eo = _mm256_cvtepi8_epi16(
-        _mm_shuffle_epi8(sc8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
-    __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = x->ql + 64 * h;
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
-        const int8_t *a = y->qs + 128 * h;
-        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        __m256i q[4];
-        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                               _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
-        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                               _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
-        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                               _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
-        q[3] = _mm256_or_si256(
-            _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-            _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xC0)), 2));
-        for (int k = 0; k < 4; k++) {
-            /* groups 8h + 2k (low lane) and 8h + 2k + 1 (high): int16 4h + k of eo */
-            int m = 4 * h + k;
-            __m256i sc =
-                _mm256_shuffle_epi8(eo, _mm256_set1_epi16((short)(2 * m | (2 * m + 1) << 8)));
-            __m256i p =
-                _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(a + 32 * k)));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
-        }
-    }
-    return isum;
-}
-
-/* One Q6_K row against one activation row. Decode (pf) asks for the
- * weights PF_DIST ahead, the four lines of a 210-byte block; in prefill the
- * rows are in cache and the same code runs without it, so both give the
- * same bits. */
-AVX2 static inline __attribute__((always_inline)) float q6k_row(size_t n, const void *w,
-                                                                const void *a, int pf)
+/* Q6_K rows against T activation rows at once (T <= 4, a constant after
+ * inlining): each block's quants and scales are unpacked once and used for
+ * every token. Per block and token the integer part takes the unsigned
+ * 6-bit quants (0..63) and starts from -32 * scale_g * bsum_g for each group
+ * g of 16 (the offset that makes them signed), kept in eight int32 lanes.
+ * Each vpmaddubsw covers 32 elements, two groups: the low 128-bit lane
+ * group 2i, the high lane group 2i+1. The scales are widened once, even
+ * groups in the low lane and odd ones in the high, so one byte shuffle with
+ * the same control in both lanes gives each product its pair of scales (a
+ * scalar load and broadcast per group cost four times the vector
+ * operations). A token's operations do not depend on T, so decode and
+ * prefill give the same bits. Decode (pf) asks for the weights PF_DIST
+ * ahead, the four lines of a 210-byte block. */
+AVX2 static inline __attribute__((always_inline)) void q6k_tokens(size_t n, const void *w,
+                                                                  const void *a, size_t a_stride,
+                                                                  int T, int pf, float *y,
+                                                                  size_t ldy)
 {
     const struct quant_block_q6_k *x = w;
-    const struct quant_block_q8_k *y = a;
-    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[4];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK_K; b++) {
         if (pf) {
             const char *p = (const char *)&x[b] + PF_DIST;
@@ -878,33 +842,86 @@ AVX2 static inline __attribute__((always_inline)) float q6k_row(size_t n, const 
             _mm_prefetch(p + 128, _MM_HINT_T0);
             _mm_prefetch(p + 192, _MM_HINT_T0);
         }
-        __m256i isum = q6k_block_isum(&x[b], &y[b]);
-        float d = f16_to_f32(x[b].d) * y[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+        const struct quant_block_q8_k *yb[4];
+        for (int t = 0; t < T; t++)
+            yb[t] =
+                (const struct quant_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride) + b;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)x[b].scales);
+        __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m256i eo = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+            sc8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
+        __m256i isum[4];
+        for (int t = 0; t < T; t++) {
+            __m256i corr =
+                _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)yb[t]->bsums));
+            isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+        }
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[b].ql + 64 * h;
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[b].qh + 32 * h));
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i q[4];
+            q[0] =
+                _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+            q[1] =
+                _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+            q[3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8((char)0xC0)), 2));
+            for (int k = 0; k < 4; k++) {
+                /* groups 8h + 2k (low lane) and 8h + 2k + 1 (high): int16 4h + k of eo */
+                int m = 4 * h + k;
+                __m256i sc =
+                    _mm256_shuffle_epi8(eo, _mm256_set1_epi16((short)(2 * m | (2 * m + 1) << 8)));
+                for (int t = 0; t < T; t++) {
+                    __m256i p = _mm256_maddubs_epi16(
+                        q[k], _mm256_loadu_si256((const __m256i *)(yb[t]->qs + 128 * h + 32 * k)));
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, sc));
+                }
+            }
+        }
+        float dx = f16_to_f32(x[b].d);
+        for (int t = 0; t < T; t++)
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(dx * yb[t]->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
     }
-    return hsum_ps(acc);
+    for (int t = 0; t < T; t++)
+        y[(size_t)t * ldy] = hsum_ps(acc[t]);
 }
 
 AVX2 static float avx2_dot_q6_k(size_t n, const void *w, const void *a)
 {
-    return q6k_row(n, w, a, 0);
+    float y;
+    q6k_tokens(n, w, a, 0, 1, 0, &y, 0);
+    return y;
 }
 
-/* Decode through here streams the rows with prefetch (the ffn_down rows
- * of Q4_K_M files: about 10 % faster on them than the dot loop was). */
+/* Decode streams the rows with prefetch (the ffn_down rows of Q4_K_M
+ * files: about 10 % faster on them than the dot loop was); prefill takes
+ * four tokens per pass over a row. */
 AVX2 static void avx2_matmul_q6_k(size_t n, const void *w, size_t w_stride, size_t n_rows,
                                   const void *a, size_t a_stride, size_t n_act, float *y,
                                   size_t ldy)
 {
-    if (n_act == 1) {
-        for (size_t r = 0; r < n_rows; r++)
-            y[r] = q6k_row(n, (const uint8_t *)w + r * w_stride, a, 1);
-        return;
+    for (size_t r = 0; r < n_rows; r++) {
+        const void *row = (const uint8_t *)w + r * w_stride;
+        if (n_act == 1) {
+            q6k_tokens(n, row, a, a_stride, 1, 1, y + r, ldy);
+            continue;
+        }
+        size_t k = 0;
+        for (; k + 4 <= n_act; k += 4)
+            q6k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 4, 0, y + k * ldy + r,
+                       ldy);
+        for (; k < n_act; k++)
+            q6k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 1, 0, y + k * ldy + r,
+                       ldy);
     }
-    for (size_t k = 0; k < n_act; k++)
-        for (size_t r = 0; r < n_rows; r++)
-            y[k * ldy + r] =
-                q6k_row(n, (const uint8_t *)w + r * w_stride, (const uint8_t *)a + k * a_stride, 0);
 }
 
 static const struct kern_impl avx2_table = {
