@@ -793,24 +793,6 @@ AVX2 static float avx2_dot_q4_k(size_t n, const void *w, const void *a)
     return y;
 }
 
-/* Decode (n_act = 1) comes here too, so the row loop runs without a call
- * through the kernel table per row. */
-AVX2 static void avx2_matmul_q4_k(size_t n, const void *w, size_t w_stride, size_t n_rows,
-                                  const void *a, size_t a_stride, size_t n_act, float *y,
-                                  size_t ldy)
-{
-    for (size_t r = 0; r < n_rows; r++) {
-        const void *row = (const uint8_t *)w + r * w_stride;
-        size_t k = 0;
-        for (; k + 4 <= n_act; k += 4)
-            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy + r,
-                       ldy);
-        for (; k < n_act; k++)
-            q4k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy + r,
-                       ldy);
-    }
-}
-
 /* Q6_K rows against T activation rows at once (T <= 4, a constant after
  * inlining): each block's quants and scales are unpacked once and used for
  * every token. Per block and token the integer part takes the unsigned
@@ -822,12 +804,10 @@ AVX2 static void avx2_matmul_q4_k(size_t n, const void *w, size_t w_stride, size
  * the same control in both lanes gives each product its pair of scales (a
  * scalar load and broadcast per group cost four times the vector
  * operations). A token's operations do not depend on T, so decode and
- * prefill give the same bits. Decode (pf) asks for the weights PF_DIST
+ * prefill give the same bits. Decode (T = 1) asks for the weights PF_DIST
  * ahead, the four lines of a 210-byte block. */
-AVX2 static inline __attribute__((always_inline)) void q6k_tokens(size_t n, const void *w,
-                                                                  const void *a, size_t a_stride,
-                                                                  int T, int pf, float *y,
-                                                                  size_t ldy)
+AVX2 static inline __attribute__((always_inline)) void
+q6k_tokens(size_t n, const void *w, const void *a, size_t a_stride, int T, float *y, size_t ldy)
 {
     const struct quant_block_q6_k *x = w;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -835,7 +815,7 @@ AVX2 static inline __attribute__((always_inline)) void q6k_tokens(size_t n, cons
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (size_t b = 0; b < n / QK_K; b++) {
-        if (pf) {
+        if (T == 1) {
             const char *p = (const char *)&x[b] + PF_DIST;
             _mm_prefetch(p, _MM_HINT_T0);
             _mm_prefetch(p + 64, _MM_HINT_T0);
@@ -897,32 +877,31 @@ AVX2 static inline __attribute__((always_inline)) void q6k_tokens(size_t n, cons
 AVX2 static float avx2_dot_q6_k(size_t n, const void *w, const void *a)
 {
     float y;
-    q6k_tokens(n, w, a, 0, 1, 0, &y, 0);
+    q6k_tokens(n, w, a, 0, 1, &y, 0);
     return y;
 }
 
-/* Decode streams the rows with prefetch (the ffn_down rows of Q4_K_M
- * files: about 10 % faster on them than the dot loop was); prefill takes
- * four tokens per pass over a row. */
-AVX2 static void avx2_matmul_q6_k(size_t n, const void *w, size_t w_stride, size_t n_rows,
-                                  const void *a, size_t a_stride, size_t n_act, float *y,
-                                  size_t ldy)
-{
-    for (size_t r = 0; r < n_rows; r++) {
-        const void *row = (const uint8_t *)w + r * w_stride;
-        if (n_act == 1) {
-            q6k_tokens(n, row, a, a_stride, 1, 1, y + r, ldy);
-            continue;
-        }
-        size_t k = 0;
-        for (; k + 4 <= n_act; k += 4)
-            q6k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 4, 0, y + k * ldy + r,
-                       ldy);
-        for (; k < n_act; k++)
-            q6k_tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 1, 0, y + k * ldy + r,
-                       ldy);
+/* The K-quant products for any number of activation rows, decode too (so
+ * the row loop runs without a call through the kernel table per row): four
+ * tokens per pass over a weight row, then one at a time; with one token the
+ * tokens function prefetches the row ahead. */
+#define KQUANT_MATMUL(fn, tokens)                                                                  \
+    AVX2 static void fn(size_t n, const void *w, size_t w_stride, size_t n_rows, const void *a,    \
+                        size_t a_stride, size_t n_act, float *y, size_t ldy)                       \
+    {                                                                                              \
+        for (size_t r = 0; r < n_rows; r++) {                                                      \
+            const void *row = (const uint8_t *)w + r * w_stride;                                   \
+            size_t k = 0;                                                                          \
+            for (; k + 4 <= n_act; k += 4)                                                         \
+                tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 4, y + k * ldy + r,    \
+                       ldy);                                                                       \
+            for (; k < n_act; k++)                                                                 \
+                tokens(n, row, (const uint8_t *)a + k * a_stride, a_stride, 1, y + k * ldy + r,    \
+                       ldy);                                                                       \
+        }                                                                                          \
     }
-}
+KQUANT_MATMUL(avx2_matmul_q4_k, q4k_tokens)
+KQUANT_MATMUL(avx2_matmul_q6_k, q6k_tokens)
 
 static const struct kern_impl avx2_table = {
     .name = "avx2",
