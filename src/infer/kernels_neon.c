@@ -3,8 +3,8 @@
  * Deliberately plain: widening byte multiplies (vmull_s8/vmlal_s8, two
  * products per int16 lane, at most 2 * 128 * 127, so no overflow) summed
  * across the vector once per block, and the block scales applied in float.
- * Types without a NEON kernel here (BF16, Q5_0) use the scalar ones, and so
- * do the activation quantisers.
+ * Every weight type the engine reads has a dot product here, and the
+ * activation quantisers follow the scalar rule bit for bit.
  */
 #include "infer/kernels_impl.h"
 
@@ -79,6 +79,83 @@ static void neon_axpy_f16(size_t n, float a, const uint16_t *x, float *y)
         y[i] += a * f16_to_f32(x[i]);
 }
 
+/* bf16 is the top half of an f32: widen each value by 16 bits. */
+static float neon_dot_bf16(size_t n, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint16x8_t v = vld1q_u16(x + i);
+        float32x4_t lo = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(v), 16));
+        float32x4_t hi = vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(v), 16));
+        s0 = vfmaq_f32(s0, lo, vld1q_f32(y + i));
+        s1 = vfmaq_f32(s1, hi, vld1q_f32(y + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++)
+        s += quant_bf16_to_f32(x[i]) * y[i];
+    return s;
+}
+
+/* Largest |x[i]| over n (a multiple of 16) floats; NaN is ignored, as
+ * fmaxf does in the scalar quantisers. */
+static inline float amax_f32(const float *x, size_t n)
+{
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        float32x4_t a = vmaxnmq_f32(vabsq_f32(vld1q_f32(x + i)), vabsq_f32(vld1q_f32(x + i + 4)));
+        float32x4_t b =
+            vmaxnmq_f32(vabsq_f32(vld1q_f32(x + i + 8)), vabsq_f32(vld1q_f32(x + i + 12)));
+        m = vmaxnmq_f32(m, vmaxnmq_f32(a, b));
+    }
+    return vmaxnmvq_f32(m);
+}
+
+/* 16 quants: round(x * id) with ties away from zero (vcvtaq, as roundf),
+ * clamped to [-127, 127] before the conversion, so NaN gives 127 as the
+ * scalar fminf/fmaxf order does. */
+static inline int8x16_t quant16(const float *x, float id)
+{
+    const float32x4_t hi = vdupq_n_f32(127.0f), lo = vdupq_n_f32(-127.0f);
+    int32x4_t q[4];
+    for (int k = 0; k < 4; k++) {
+        float32x4_t v = vmulq_n_f32(vld1q_f32(x + 4 * k), id);
+        q[k] = vcvtaq_s32_f32(vmaxnmq_f32(lo, vminnmq_f32(hi, v)));
+    }
+    int16x8_t a = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+    int16x8_t b = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+    return vcombine_s8(vmovn_s16(a), vmovn_s16(b));
+}
+
+static void neon_quantize_q8_0(const float *x, void *dst, size_t n)
+{
+    struct quant_block_q8_0 *y = dst;
+    for (size_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        y[b].d = quant_f32_to_f16(amax_f32(x, QK8_0) / 127.0f);
+        float d = f16_to_f32(y[b].d);
+        float id = d > 0.0f ? 1.0f / d : 0.0f;
+        vst1q_s8(y[b].qs, quant16(x, id));
+        vst1q_s8(y[b].qs + 16, quant16(x + 16, id));
+    }
+}
+
+static void neon_quantize_q8_k(const float *x, void *dst, size_t n)
+{
+    struct quant_block_q8_k *y = dst;
+    for (size_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float d = amax_f32(x, QK_K) / 127.0f;
+        float id = d > 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = d;
+        for (int g = 0; g < QK_K / 16; g++) {
+            int8x16_t q = quant16(x + 16 * g, id);
+            vst1q_s8(y[b].qs + 16 * g, q);
+            y[b].bsums[g] = (int16_t)vaddlvq_s8(q);
+        }
+    }
+}
+
 static float neon_dot_q8_0(size_t n, const void *w, const void *a)
 {
     const struct quant_block_q8_0 *x = w;
@@ -103,6 +180,36 @@ static float neon_dot_q4_0(size_t n, const void *w, const void *a)
         uint8x16_t v = vld1q_u8(x[b].qs);
         int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
         int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+        int32_t is = dot16(lo, vld1q_s8(y[b].qs)) + dot16(hi, vld1q_s8(y[b].qs + 16));
+        s += f16_to_f32(x[b].d) * f16_to_f32(y[b].d) * (float)is;
+    }
+    return s;
+}
+
+/* The fifth bits of 16 Q5_0 elements (bits of the two bytes h[0], h[1])
+ * as 0x10 in the bytes whose bit is set. */
+static inline uint8x16_t q5_high(const uint8_t *h)
+{
+    const uint8x16_t bit = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    uint8x16_t v = vcombine_u8(vdup_n_u8(h[0]), vdup_n_u8(h[1]));
+    return vandq_u8(vtstq_u8(v, bit), vdupq_n_u8(0x10));
+}
+
+/* Q5_0: element j is (nibble | fifth bit << 4) - 16; nibbles as Q4_0's
+ * (low ones the first 16 elements), fifth bits in qh, bit j for element j. */
+static float neon_dot_q5_0(size_t n, const void *w, const void *a)
+{
+    const struct quant_block_q5_0 *x = w;
+    const struct quant_block_q8_0 *y = a;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const int8x16_t sixteen = vdupq_n_s8(16);
+    float s = 0.0f;
+    for (size_t b = 0; b < n / QK8_0; b++) {
+        uint8x16_t v = vld1q_u8(x[b].qs);
+        uint8x16_t ulo = vorrq_u8(vandq_u8(v, m4), q5_high(x[b].qh));
+        uint8x16_t uhi = vorrq_u8(vshrq_n_u8(v, 4), q5_high(x[b].qh + 2));
+        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(ulo), sixteen);
+        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(uhi), sixteen);
         int32_t is = dot16(lo, vld1q_s8(y[b].qs)) + dot16(hi, vld1q_s8(y[b].qs + 16));
         s += f16_to_f32(x[b].d) * f16_to_f32(y[b].d) * (float)is;
     }
@@ -301,11 +408,15 @@ static const struct kern_impl neon_table = {
         {
             [KS_F32] = neon_dot_f32,
             [KS_F16] = neon_dot_f16,
+            [KS_BF16] = neon_dot_bf16,
             [KS_Q8_0] = neon_dot_q8_0,
             [KS_Q4_0] = neon_dot_q4_0,
+            [KS_Q5_0] = neon_dot_q5_0,
             [KS_Q4_K] = neon_dot_q4_k,
             [KS_Q6_K] = neon_dot_q6_k,
         },
+    .quantize_q8_0 = neon_quantize_q8_0,
+    .quantize_q8_k = neon_quantize_q8_k,
     .f32_to_f16 = neon_f32_to_f16,
     .axpy_f16 = neon_axpy_f16,
     .sum_f16_rows = neon_sum_f16_rows,
