@@ -136,18 +136,25 @@ static void make_act(enum act_fill fill, float *x)
 
 /* The reference: weights and activations both dequantised by quant.c, the
  * sum in double. *mag gets sum |w * a|, the scale of float rounding. */
-static double reference_dot(enum ggml_type t, const uint8_t *row, const void *act, double *mag)
+static double reference_dot_n(enum ggml_type t, size_t n, const uint8_t *row, const void *act,
+                              double *mag)
 {
     float w[N], a[N];
-    assert_int_equal(quant_dequantize_row(t, row, w, N), 0);
-    assert_int_equal(quant_dequantize_row(kern_act_type(t), act, a, N), 0);
+    assert_true(n <= N);
+    assert_int_equal(quant_dequantize_row(t, row, w, n), 0);
+    assert_int_equal(quant_dequantize_row(kern_act_type(t), act, a, n), 0);
     double s = 0.0, m = 0.0;
-    for (int i = 0; i < N; i++) {
+    for (size_t i = 0; i < n; i++) {
         s += (double)w[i] * a[i];
         m += fabs((double)w[i] * a[i]);
     }
     *mag = m;
     return s;
+}
+
+static double reference_dot(enum ggml_type t, const uint8_t *row, const void *act, double *mag)
+{
+    return reference_dot_n(t, N, row, act, mag);
 }
 
 static int float_type(enum ggml_type t)
@@ -251,9 +258,13 @@ static void check_activations(const char *impl)
     }
 }
 
-/* kern_matmul over several rows and activation rows equals kern_dot for
- * each pair (the batched path reads each row once for all tokens), and
- * with one activation row (decode) equals it bit for bit. */
+/* kern_matmul over several rows and activation rows (the batched path
+ * reads each row once for all tokens), and with one activation row
+ * (decode), equals kern_dot for each pair bit for bit: a token's result
+ * must not depend on how many came with it. Rows of N elements, and rows
+ * of an odd number of blocks (the first n elements of the same rows, so
+ * the row stride is larger than a row), since some kernels take two
+ * blocks at a time. */
 static void check_matmul(const char *impl)
 {
     enum { ROWS = 7, TOK = 5 };
@@ -263,42 +274,55 @@ static void check_matmul(const char *impl)
     float y[TOK * (ROWS + 3)];
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         enum ggml_type t = all_types[ti];
-        size_t wrb = quant_row_bytes(t, N), arb = kern_act_row_bytes(t, N);
+        size_t be = kern_block_elems(t);
+        size_t sizes[2] = {N, (N / be - 1) * be}; /* N / be is even */
+        size_t wrb = quant_row_bytes(t, N);
         for (int r = 0; r < ROWS; r++)
             make_row(t, FILL_QUANTIZED, w + r * wrb);
-        for (int k = 0; k < TOK; k++) {
-            make_act(ACT_RANDOM, x);
-            kern_quantize_act(t, x, act + k * arb, N);
-        }
-        for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
-            y[i] = -12345.0f;
-        /* rows 2..6 only, ldy wider than the row count */
-        kern_matmul(t, N, w, wrb, 2, ROWS, act, arb, TOK, y, ROWS + 3);
-        for (int k = 0; k < TOK; k++) {
-            for (int r = 0; r < ROWS + 3; r++) {
-                float got = y[k * (ROWS + 3) + r];
-                if (r < 2 || r >= ROWS) {
-                    assert_true(got == -12345.0f); /* untouched */
-                    continue;
-                }
-                float want = kern_dot(t, N, w + r * wrb, act + k * arb);
-                if (!(fabsf(got - want) <= 1e-5f * (fabsf(want) + 1.0f))) {
-                    print_error("%s %s matmul row %d token %d: %g vs dot %g\n", impl,
-                                quant_traits(t)->name, r, k, (double)got, (double)want);
-                    fail();
+        for (int si = 0; si < 2; si++) {
+            size_t n = sizes[si], arb = kern_act_row_bytes(t, n);
+            assert_true(n / be % 2 == (size_t)si);
+            for (int k = 0; k < TOK; k++) {
+                make_act(ACT_RANDOM, x);
+                kern_quantize_act(t, x, act + k * arb, n);
+            }
+            for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
+                y[i] = -12345.0f;
+            /* rows 2..6 only, ldy wider than the row count */
+            kern_matmul(t, n, w, wrb, 2, ROWS, act, arb, TOK, y, ROWS + 3);
+            for (int k = 0; k < TOK; k++) {
+                for (int r = 0; r < ROWS + 3; r++) {
+                    float got = y[k * (ROWS + 3) + r];
+                    if (r < 2 || r >= ROWS) {
+                        assert_true(got == -12345.0f); /* untouched */
+                        continue;
+                    }
+                    float want = kern_dot(t, n, w + r * wrb, act + k * arb);
+                    double mag, ref = reference_dot_n(t, n, w + r * wrb, act + k * arb, &mag);
+                    if (!(fabs(want - ref) <= (float_type(t) ? 1e-4 : 2e-5) * mag + 1e-30)) {
+                        print_error("%s %s n %zu dot row %d token %d: %.9g, reference %.9g\n", impl,
+                                    quant_traits(t)->name, n, r, k, (double)want, ref);
+                        fail();
+                    }
+                    if (memcmp(&got, &want, sizeof want) != 0) {
+                        print_error("%s %s n %zu matmul row %d token %d: %.9g vs dot %.9g\n", impl,
+                                    quant_traits(t)->name, n, r, k, (double)got, (double)want);
+                        fail();
+                    }
                 }
             }
-        }
-        /* one activation row (decode): the same bits as dot, row by row */
-        for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
-            y[i] = -12345.0f;
-        kern_matmul(t, N, w, wrb, 1, ROWS, act + arb, arb, 1, y, 0);
-        for (int r = 0; r < ROWS + 3; r++) {
-            float want = r >= 1 && r < ROWS ? kern_dot(t, N, w + r * wrb, act + arb) : -12345.0f;
-            if (memcmp(&y[r], &want, sizeof want) != 0) {
-                print_error("%s %s decode matmul row %d: %g vs dot %g\n", impl,
-                            quant_traits(t)->name, r, (double)y[r], (double)want);
-                fail();
+            /* one activation row (decode) */
+            for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
+                y[i] = -12345.0f;
+            kern_matmul(t, n, w, wrb, 1, ROWS, act + arb, arb, 1, y, 0);
+            for (int r = 0; r < ROWS + 3; r++) {
+                float want =
+                    r >= 1 && r < ROWS ? kern_dot(t, n, w + r * wrb, act + arb) : -12345.0f;
+                if (memcmp(&y[r], &want, sizeof want) != 0) {
+                    print_error("%s %s n %zu decode matmul row %d: %.9g vs dot %.9g\n", impl,
+                                quant_traits(t)->name, n, r, (double)y[r], (double)want);
+                    fail();
+                }
             }
         }
     }
