@@ -12,6 +12,7 @@
 
 #include <arm_neon.h>
 #include <math.h>
+#include <string.h>
 
 #include "infer/quant.h"
 
@@ -169,23 +170,6 @@ static float neon_dot_q8_0(size_t n, const void *w, const void *a)
     return s;
 }
 
-static float neon_dot_q4_0(size_t n, const void *w, const void *a)
-{
-    const struct quant_block_q4_0 *x = w;
-    const struct quant_block_q8_0 *y = a;
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    const int8x16_t eight = vdupq_n_s8(8);
-    float s = 0.0f;
-    for (size_t b = 0; b < n / QK8_0; b++) {
-        uint8x16_t v = vld1q_u8(x[b].qs);
-        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
-        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
-        int32_t is = dot16(lo, vld1q_s8(y[b].qs)) + dot16(hi, vld1q_s8(y[b].qs + 16));
-        s += f16_to_f32(x[b].d) * f16_to_f32(y[b].d) * (float)is;
-    }
-    return s;
-}
-
 /* The fifth bits of 16 Q5_0 elements (bits of the two bytes h[0], h[1])
  * as 0x10 in the bytes whose bit is set. */
 static inline uint8x16_t q5_high(const uint8_t *h)
@@ -195,25 +179,42 @@ static inline uint8x16_t q5_high(const uint8_t *h)
     return vandq_u8(vtstq_u8(v, bit), vdupq_n_u8(0x10));
 }
 
-/* Q5_0: element j is (nibble | fifth bit << 4) - 16; nibbles as Q4_0's
- * (low ones the first 16 elements), fifth bits in qh, bit j for element j. */
-static float neon_dot_q5_0(size_t n, const void *w, const void *a)
+/* Q4_0 and Q5_0 (q5 set): element j is its nibble (the low nibbles are
+ * elements 0-15) minus 8, or for Q5_0 (nibble | fifth bit << 4) minus 16,
+ * the fifth bits in qh, bit j for element j. */
+static inline float dot_nibbles(size_t n, const uint8_t *w, int q5,
+                                const struct quant_block_q8_0 *y)
 {
-    const struct quant_block_q5_0 *x = w;
-    const struct quant_block_q8_0 *y = a;
+    size_t bsz = q5 ? sizeof(struct quant_block_q5_0) : sizeof(struct quant_block_q4_0);
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    const int8x16_t sixteen = vdupq_n_s8(16);
+    const int8x16_t off = vdupq_n_s8(q5 ? 16 : 8);
     float s = 0.0f;
     for (size_t b = 0; b < n / QK8_0; b++) {
-        uint8x16_t v = vld1q_u8(x[b].qs);
-        uint8x16_t ulo = vorrq_u8(vandq_u8(v, m4), q5_high(x[b].qh));
-        uint8x16_t uhi = vorrq_u8(vshrq_n_u8(v, 4), q5_high(x[b].qh + 2));
-        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(ulo), sixteen);
-        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(uhi), sixteen);
+        const uint8_t *blk = w + b * bsz;
+        uint16_t d;
+        memcpy(&d, blk, 2);
+        uint8x16_t v = vld1q_u8(blk + (q5 ? 6 : 2));
+        uint8x16_t ulo = vandq_u8(v, m4), uhi = vshrq_n_u8(v, 4);
+        if (q5) {
+            ulo = vorrq_u8(ulo, q5_high(blk + 2));
+            uhi = vorrq_u8(uhi, q5_high(blk + 4));
+        }
+        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(ulo), off);
+        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(uhi), off);
         int32_t is = dot16(lo, vld1q_s8(y[b].qs)) + dot16(hi, vld1q_s8(y[b].qs + 16));
-        s += f16_to_f32(x[b].d) * f16_to_f32(y[b].d) * (float)is;
+        s += f16_to_f32(d) * f16_to_f32(y[b].d) * (float)is;
     }
     return s;
+}
+
+static float neon_dot_q4_0(size_t n, const void *w, const void *a)
+{
+    return dot_nibbles(n, w, 0, a);
+}
+
+static float neon_dot_q5_0(size_t n, const void *w, const void *a)
+{
+    return dot_nibbles(n, w, 1, a);
 }
 
 /* Q4_K: as the scalar kernel, 16 nibbles at a time. */
