@@ -171,7 +171,7 @@ static int builtin_load(struct engine *e, const char *model, struct engine_resul
 
 /* Emits the longest run of complete UTF-8 characters held in pending, so a
  * character split over two tokens reaches the listener whole. Bytes that
- * can never become valid UTF-8 pass through (the record sanitises them). */
+ * can never become valid UTF-8 are ready too (stream_piece replaces them). */
 static size_t complete_utf8(const char *s, size_t len)
 {
     size_t i = 0;
@@ -209,6 +209,25 @@ static int push_id(int **arr, size_t *n, size_t *cap, int id)
     return 0;
 }
 
+/* One piece of the answer to the listener and the result, as a server
+ * would send it: valid UTF-8, bytes that can never be a character
+ * replaced by U+FFFD. */
+static int stream_piece(struct engine_result *res, const char *s, size_t len,
+                        engine_token_fn on_token, void *user)
+{
+    if (str_utf8_valid(s, len))
+        return engine_result_piece(res, s, len, jb_clock_s(), 1, on_token, user, res->error);
+    struct buf clean = {0};
+    int rc = str_utf8_sanitize(s, len, &clean);
+    if (rc)
+        rc = err_setf(res->error, rc, "out of memory");
+    else
+        rc = engine_result_piece(res, buf_str(&clean), clean.len, jb_clock_s(), 1, on_token, user,
+                                 res->error);
+    buf_free(&clean);
+    return rc;
+}
+
 static int builtin_generate(struct engine *e, const struct engine_request *req,
                             engine_token_fn on_token, void *user, struct engine_result *res)
 {
@@ -231,7 +250,9 @@ static int builtin_generate(struct engine *e, const struct engine_request *req,
         err_setf(res->error, rc, "cannot format the prompt for %s", m->key);
         goto out;
     }
-    rc = tokenizer_encode(tok, buf_str(&text), text.len, !req->raw, &ids, &n_ids, res->error);
+    /* Special-token text becomes special tokens in raw prompts too, as
+     * Ollama and llama.cpp's server tokenize them. */
+    rc = tokenizer_encode(tok, buf_str(&text), text.len, 1, &ids, &n_ids, res->error);
     if (rc)
         goto out;
     if (tokenizer_add_bos(tok) && tokenizer_bos(tok) >= 0 &&
@@ -256,9 +277,17 @@ static int builtin_generate(struct engine *e, const struct engine_request *req,
         goto out;
     }
     if ((int)n_ids >= infer_session_ctx(m->session)) {
-        rc = err_setf(res->error, JB_ERR_USAGE,
-                      "the prompt has %zu tokens; the context holds %d (raise it with --ctx)",
-                      n_ids, infer_session_ctx(m->session));
+        int ctx = infer_session_ctx(m->session);
+        if (info->ctx_train > 0 && ctx >= info->ctx_train)
+            rc = err_setf(res->error, JB_ERR_USAGE,
+                          "the prompt has %zu tokens; %s was trained for a context of %d, "
+                          "which must also hold the answer: shorten the prompt",
+                          n_ids, m->key, info->ctx_train);
+        else
+            rc = err_setf(res->error, JB_ERR_USAGE,
+                          "the prompt has %zu tokens; the context holds %d (raise it with --ctx%s)",
+                          n_ids, ctx,
+                          info->ctx_train > 0 ? ", up to the model's trained context" : "");
         goto out;
     }
 
@@ -275,9 +304,14 @@ static int builtin_generate(struct engine *e, const struct engine_request *req,
     double top_p = isnan(req->top_p) ? BUILTIN_TOP_P : req->top_p;
     sampler_init(&smp, temp, top_p, req->has_seed ? req->seed : (uint64_t)(res->t_sent_s * 1e9));
     long produced = 0;
+    /* ids the vocabulary cannot spell (embedding rows past its end) are
+     * never drawn */
+    int n_vocab = info->vocab_size;
+    if (tokenizer_vocab_size(tok) < (size_t)n_vocab)
+        n_vocab = (int)tokenizer_vocab_size(tok);
     str_lcpy(res->done_reason, "length", sizeof res->done_reason);
     while (produced < req->max_tokens) {
-        int id = sampler_sample(&smp, logits, info->vocab_size);
+        int id = sampler_sample(&smp, logits, n_vocab);
         if (tokenizer_is_eog(tok, id)) {
             str_lcpy(res->done_reason, "stop", sizeof res->done_reason);
             break;
@@ -285,22 +319,18 @@ static int builtin_generate(struct engine *e, const struct engine_request *req,
         if ((rc = push_id(&res->output_ids, &res->n_output_ids, &cap_out, id)))
             break;
         produced++;
-        tokenizer_decode(tok, id, &pending);
-        size_t ready = complete_utf8(buf_str(&pending), pending.len);
-        double t = jb_clock_s();
-        if (isnan(res->t_first_s))
-            res->t_first_s = t;
-        res->t_last_s = t;
-        res->pieces++;
-        if ((rc = engine_result_push_time(res, t)) ||
-            (rc = buf_append(&res->response, buf_str(&pending), ready)))
-            break;
-        int stop = on_token ? on_token(user, buf_str(&pending), ready, t) : 0;
-        buf_consume(&pending, ready);
-        if (stop) {
-            rc = err_setf(res->error, JB_ERR_INTERRUPTED, "interrupted");
+        if ((rc = tokenizer_decode(tok, id, &pending))) {
+            err_setf(res->error, rc, "cannot decode token %d", id);
             break;
         }
+        /* Pieces as the servers stream them: text that can show, a
+         * character split over tokens arriving with its last token (so
+         * the first piece, and TTFT, is the first text). */
+        size_t ready = complete_utf8(buf_str(&pending), pending.len);
+        rc = stream_piece(res, buf_str(&pending), ready, on_token, user);
+        buf_consume(&pending, ready);
+        if (rc)
+            break;
         if (infer_session_pos(m->session) + 1 >= infer_session_ctx(m->session)) {
             str_lcpy(res->done_reason, "context", sizeof res->done_reason);
             break;
@@ -313,8 +343,8 @@ static int builtin_generate(struct engine *e, const struct engine_request *req,
     }
     if (rc == JB_ERR_NOMEM)
         err_setf(res->error, rc, "out of memory while generating");
-    if (pending.len) /* an unfinished character at the end stays in the text */
-        buf_append(&res->response, buf_str(&pending), pending.len);
+    if (pending.len && !rc) /* a character left unfinished at the end */
+        rc = stream_piece(res, buf_str(&pending), pending.len, on_token, user);
     res->output_tokens = produced;
     if (produced > 1)
         res->eval_s = res->t_last_s - res->t_first_s;

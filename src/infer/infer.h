@@ -81,8 +81,9 @@ int infer_prefill(struct infer_session *s, const int *ids, size_t n, const float
 int infer_decode(struct infer_session *s, int id, const float **logits, char *err);
 
 /* Sampling: temperature 0 is greedy (lowest id wins ties); otherwise
- * softmax with temperature, then top-p (nucleus) when 0 < top_p < 1,
- * drawn from a seeded xorshift generator so a seed repeats a run. */
+ * softmax with temperature, then top-p (nucleus) when top_p < 1 (0 keeps
+ * the most likely token alone), drawn from a seeded xorshift generator so
+ * a seed repeats a run. */
 struct sampler {
     double temperature;
     double top_p;

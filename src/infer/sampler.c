@@ -34,17 +34,18 @@ static double next_uniform(struct sampler *s)
     return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* The largest logit, lowest id on ties; NaN never wins. */
+/* The largest logit, lowest id on ties; NaN never wins unless every
+ * logit is NaN (then id 0). */
 static int argmax(const float *logits, int n)
 {
-    int best = 0;
+    int best = -1;
     float bv = -INFINITY;
     for (int i = 0; i < n; i++)
-        if (logits[i] > bv) {
+        if (logits[i] > bv || (best < 0 && logits[i] == -INFINITY)) {
             bv = logits[i];
             best = i;
         }
-    return best;
+    return best < 0 ? 0 : best;
 }
 
 struct cand {
@@ -74,30 +75,36 @@ static int draw(struct sampler *s, const struct cand *c, int k, double total)
     return c[k - 1].id; /* rounding left r at the very end */
 }
 
-/* Softmax weights exp((l - max) / T), NaN logits weighing nothing. Top-p
- * keeps the top token and those with weight >= (1 - top_p) / (n - 1) of
- * the total: the others cannot be in the nucleus, because at most n - 1 of
- * them together weigh less than 1 - top_p; only the survivors are sorted. Without top-p the draw
- * walks the ids in order. Out of memory (a vocabulary-sized array), the
- * sample falls back to greedy rather than fail a generation. */
+/* Softmax weights exp((l - max) / T), NaN and -inf logits weighing
+ * nothing. Top-p keeps the smallest set of the most likely tokens whose
+ * weights reach top_p of the total (top_p 0: the most likely alone, as
+ * llama.cpp keeps one). Only candidates with weight >= (1 - top_p) /
+ * (n - 1) of the total can be in it (at most n - 1 others together weigh
+ * less than 1 - top_p), so only those are sorted. Without top-p the draw
+ * walks the ids in order. A temperature so small that 1 / T overflows is
+ * greedy. Out of memory (a vocabulary-sized array), the sample falls back
+ * to greedy rather than fail a generation. */
 int sampler_sample(struct sampler *s, const float *logits, int n)
 {
     if (n <= 0)
         return -1;
     int top = argmax(logits, n);
-    if (!(s->temperature > 0.0) || n == 1 || !isfinite(logits[top]))
+    double inv_t = 1.0 / s->temperature;
+    if (!(s->temperature > 0.0) || !isfinite(inv_t) || n == 1 || !isfinite(logits[top]) ||
+        s->top_p <= 0.0)
         return top;
     struct cand *c = malloc((size_t)n * sizeof(*c));
     if (!c)
         return top;
-    double max = logits[top], inv_t = 1.0 / s->temperature, sum = 0.0;
+    double max = logits[top], sum = 0.0;
     for (int i = 0; i < n; i++) {
-        double p = logits[i] == logits[i] ? exp((logits[i] - max) * inv_t) : 0.0;
+        double d = (double)logits[i] - max;
+        double p = d == d && d > -INFINITY ? exp(d * inv_t) : 0.0;
         c[i] = (struct cand){p, i};
         sum += p;
     }
     int id;
-    if (s->top_p > 0.0 && s->top_p < 1.0) {
+    if (s->top_p < 1.0) {
         double cutoff = (1.0 - s->top_p) / (double)(n - 1) * sum;
         int k = 0;
         for (int i = 0; i < n; i++)
@@ -108,7 +115,7 @@ int sampler_sample(struct sampler *s, const float *logits, int n)
         int keep = k;
         for (int i = 0; i < k; i++) {
             cum += c[i].p;
-            if (cum > limit) {
+            if (cum >= limit) {
                 keep = i + 1;
                 break;
             }

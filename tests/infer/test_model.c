@@ -732,6 +732,36 @@ static void test_sampler(void **state)
         int id = sampler_sample(&s, lg, 8);
         assert_true(id != 4 && id != 6);
     }
+    /* top-p 0 keeps the most likely token alone (not: no limit) */
+    sampler_init(&s, 1.0, 0.0, 11);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(sampler_sample(&s, l4, 4), 3);
+    /* the nucleus ends at the token that reaches top-p: of four equal
+     * weights (ties in id order), two reach exactly 0.5 */
+    float l4e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    memset(count, 0, sizeof count);
+    sampler_init(&s, 1.0, 0.5, 13);
+    for (int i = 0; i < 2000; i++)
+        count[sampler_sample(&s, l4e, 4)]++;
+    assert_int_equal(count[2] + count[3], 0);
+    assert_true(count[0] > 800 && count[1] > 800);
+    /* a temperature whose inverse overflows is greedy, not a NaN draw */
+    float l5[5] = {1.0f, 5.0f, 2.0f, 0.0f, -1.0f};
+    sampler_init(&s, 1e-310, 1.0, 3);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(sampler_sample(&s, l5, 5), 1);
+    /* infinite temperature: uniform over the finite logits, -inf never */
+    float l3[3] = {1.0f, 2.0f, -INFINITY};
+    memset(count, 0, sizeof count);
+    sampler_init(&s, INFINITY, 1.0, 17);
+    for (int i = 0; i < 4000; i++)
+        count[sampler_sample(&s, l3, 3)]++;
+    assert_int_equal(count[2], 0);
+    assert_true(fabs(count[0] / 4000.0 - 0.5) < 0.05);
+    /* greedy never picks NaN while a real logit exists */
+    float lnan[3] = {NAN, -INFINITY, -INFINITY};
+    sampler_init(&s, 0.0, 1.0, 1);
+    assert_int_equal(sampler_sample(&s, lnan, 3), 1);
 }
 
 int main(void)
