@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/sig.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "engines/engine.h"
@@ -58,6 +59,14 @@ static void builtin_close(struct engine *e)
     e->impl = NULL;
 }
 
+/* A long prompt's prefill stops between batches once SIGINT or SIGTERM
+ * asked the program to stop (the runner then keeps what it measured). */
+static int stop_asked(void *ctx)
+{
+    (void)ctx;
+    return sig_stop != 0;
+}
+
 /* Finds or loads the model named `name` (a .gguf path, or an Ollama name
  * looked up in Ollama's store). */
 static int get_model(struct engine *e, const char *name, struct builtin_model **out, char *err)
@@ -98,6 +107,7 @@ static int get_model(struct engine *e, const char *name, struct builtin_model **
         m->model = NULL;
         return rc;
     }
+    infer_session_set_stop(m->session, stop_asked, NULL);
     b->n++;
     *out = m;
     return 0;
@@ -269,6 +279,7 @@ static int builtin_generate(struct engine *e, const struct engine_request *req,
     }
     res->t_tokenized_s = jb_clock_s();
     res->prompt_tokens = (long)n_ids;
+    res->output_tokens = 0; /* exact from here on, even if the prompt is cut short */
     res->prompt_ids = ids;
     res->n_prompt_ids = n_ids;
     ids = NULL;

@@ -72,9 +72,13 @@ void infer_session_free(struct infer_session *s);
 void infer_session_reset(struct infer_session *s); /* empties the KV cache */
 int infer_session_pos(const struct infer_session *s);
 int infer_session_ctx(const struct infer_session *s);
+/* Asked before each batch of a prefill (a long prompt takes a while):
+ * non-zero stops it. NULL: never. */
+void infer_session_set_stop(struct infer_session *s, int (*should_stop)(void *ctx), void *ctx);
 /* Processes n prompt tokens after those already in the cache; *logits gets
  * the last position's logits (vocab_size floats). JB_ERR_USAGE if the
- * context would overflow. */
+ * context would overflow; JB_ERR_INTERRUPTED when should_stop said so (the
+ * tokens processed so far stay in the cache). */
 int infer_prefill(struct infer_session *s, const int *ids, size_t n, const float **logits,
                   char *err);
 /* One token: appends it and returns the next position's logits. */

@@ -74,19 +74,21 @@ struct infer_model {
 struct infer_session {
     struct infer_model *m;
     int ctx, pos, batch;
-    uint16_t *k_cache, *v_cache; /* (layer, ctx, kv_dim) F16 */
-    float *x;                    /* (batch, dim) residual stream */
-    float *xb;                   /* (batch, dim) normed input */
-    float *tmp;                  /* (batch, dim) matrix output before the residual add */
-    float *q;                    /* (batch, q_dim) */
-    float *k, *v;                /* (batch, kv_dim) */
-    float *ao;                   /* (batch, q_dim) attention output */
-    float *hb, *hb2;             /* (batch, ffn) */
-    float *att;                  /* (threads, heads per KV group, ctx) attention scores */
-    uint8_t *act[3];             /* (batch, max_act_row_bytes) inputs as F32, Q8_0, Q8_K */
-    uint8_t *act_ffn;            /* (batch, max_act_row_bytes) the FFN's hidden state made
-                                  * for w_down by ffn_worker */
-    float *logits;               /* (vocab) */
+    uint16_t *k_cache, *v_cache;   /* (layer, ctx, kv_dim) F16 */
+    float *x;                      /* (batch, dim) residual stream */
+    float *xb;                     /* (batch, dim) normed input */
+    float *tmp;                    /* (batch, dim) matrix output before the residual add */
+    float *q;                      /* (batch, q_dim) */
+    float *k, *v;                  /* (batch, kv_dim) */
+    float *ao;                     /* (batch, q_dim) attention output */
+    float *hb, *hb2;               /* (batch, ffn) */
+    float *att;                    /* (threads, heads per KV group, ctx) attention scores */
+    uint8_t *act[3];               /* (batch, max_act_row_bytes) inputs as F32, Q8_0, Q8_K */
+    uint8_t *act_ffn;              /* (batch, max_act_row_bytes) the FFN's hidden state made
+                                    * for w_down by ffn_worker */
+    float *logits;                 /* (vocab) */
+    int (*should_stop)(void *ctx); /* asked between prefill batches, or NULL */
+    void *stop_ctx;
 };
 
 /* ---- loading ---- */
@@ -1013,6 +1015,12 @@ static int check_ids(const struct infer_session *s, const int *ids, size_t n, ch
     return 0;
 }
 
+void infer_session_set_stop(struct infer_session *s, int (*should_stop)(void *ctx), void *ctx)
+{
+    s->should_stop = should_stop;
+    s->stop_ctx = ctx;
+}
+
 int infer_prefill(struct infer_session *s, const int *ids, size_t n, const float **logits,
                   char *err)
 {
@@ -1027,6 +1035,9 @@ int infer_prefill(struct infer_session *s, const int *ids, size_t n, const float
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i += (size_t)s->batch) {
+        if (s->should_stop && s->should_stop(s->stop_ctx))
+            return err_setf(err, JB_ERR_INTERRUPTED,
+                            "interrupted during the prompt, after %zu of its %zu tokens", i, n);
         size_t k = n - i < (size_t)s->batch ? n - i : (size_t)s->batch;
         forward(s, ids + i, (int)k, i + k == n);
     }

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "common/sig.h"
 #include "common/str.h"
 #include "etest.h"
 #include "infer/infer.h"
@@ -191,13 +192,41 @@ static void test_top_p_zero(void **state)
     engine_close(e);
 }
 
+/* SIGINT during a prompt stops its prefill (a long prompt on a large
+ * model takes a while) instead of waiting for the first token; the next
+ * request works as before. */
+static void test_interrupt_prefill(void **state)
+{
+    (void)state;
+    struct engine *e = open_builtin(0);
+    struct engine_request req;
+    etest_request(&req, g_tiny,
+                  "A prompt of several batches. A prompt of several batches. "
+                  "A prompt of several batches. A prompt of several batches.");
+    req.max_tokens = 8;
+    req.temperature = 0.0;
+    struct engine_result res;
+    engine_result_init(&res);
+    sig_stop = 1;
+    assert_int_equal(e->ops->generate(e, &req, NULL, NULL, &res), JB_ERR_INTERRUPTED);
+    sig_reset();
+    assert_non_null(strstr(res.error, "interrupted during the prompt"));
+    assert_int_equal(res.output_tokens, 0);
+    assert_true(isnan(res.t_first_s));
+    engine_result_free(&res);
+    engine_result_init(&res);
+    assert_int_equal(e->ops->generate(e, &req, NULL, NULL, &res), 0);
+    assert_int_equal(res.output_tokens, 8);
+    engine_result_free(&res);
+    engine_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_raw_specials),
-        cmocka_unit_test(test_pieces),
-        cmocka_unit_test(test_prompt_too_long),
-        cmocka_unit_test(test_top_p_zero),
+        cmocka_unit_test(test_raw_specials),      cmocka_unit_test(test_pieces),
+        cmocka_unit_test(test_prompt_too_long),   cmocka_unit_test(test_top_p_zero),
+        cmocka_unit_test(test_interrupt_prefill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
