@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -85,6 +86,7 @@ struct anode {
 struct index {
     uint32_t *slots; /* entry index + 1; 0 is empty */
     size_t cap;      /* a power of two */
+    uint64_t seed;   /* per index: names cannot be chosen to collide */
 };
 
 struct arena {
@@ -104,14 +106,31 @@ static void *arena_alloc(struct arena *a, size_t size)
     return n->data;
 }
 
-static uint64_t hash_bytes(const char *p, uint64_t len)
+/* FNV-1a from a per-index seed, then a 64-bit finaliser (every state bit
+ * reaches the slot bits). A fixed seed let a hostile file pick thousands of
+ * keys that share their low bits, and index_build's probing went
+ * quadratic: minutes of parsing for a few megabytes. The seed comes from
+ * the clock and the index's address, which a file cannot know. */
+static uint64_t hash_bytes(uint64_t seed, const char *p, uint64_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    uint64_t h = 0xcbf29ce484222325ull ^ seed;
     for (uint64_t i = 0; i < len; i++) {
         h ^= (unsigned char)p[i];
         h *= 0x100000001b3ull;
     }
-    return h;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+static uint64_t index_seed(const void *where)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)(uintptr_t)where;
+    return hash_bytes(0x9e3779b97f4a7c15ull, (const char *)&x, sizeof x);
 }
 
 static int str_equal(struct gguf_str a, struct gguf_str b)
@@ -132,9 +151,10 @@ static long index_build(struct arena *a, struct index *ix, size_t n,
         return -2;
     memset(ix->slots, 0, cap * sizeof *ix->slots);
     ix->cap = cap;
+    ix->seed = index_seed(ix->slots);
     for (size_t i = 0; i < n; i++) {
         struct gguf_str s = name_at(ctx, i);
-        size_t h = (size_t)hash_bytes(s.ptr, s.len) & (cap - 1);
+        size_t h = (size_t)hash_bytes(ix->seed, s.ptr, s.len) & (cap - 1);
         while (ix->slots[h]) {
             if (str_equal(name_at(ctx, ix->slots[h] - 1), s))
                 return (long)i;
@@ -151,13 +171,42 @@ static long index_find(const struct index *ix, const char *name,
     if (!ix->slots)
         return -1;
     struct gguf_str s = {name, strlen(name)};
-    size_t h = (size_t)hash_bytes(s.ptr, s.len) & (ix->cap - 1);
+    size_t h = (size_t)hash_bytes(ix->seed, s.ptr, s.len) & (ix->cap - 1);
     while (ix->slots[h]) {
         if (str_equal(name_at(ctx, ix->slots[h] - 1), s))
             return (long)ix->slots[h] - 1;
         h = (h + 1) & (ix->cap - 1);
     }
     return -1;
+}
+
+/* The longest cluster of occupied slots (cyclic): the most any probe
+ * walks. */
+static size_t index_longest_run(const struct index *ix)
+{
+    if (!ix->slots)
+        return 0;
+    size_t best = 0, run = 0, start = 0;
+    while (start < ix->cap && ix->slots[start]) /* begin after an empty slot */
+        start++;
+    if (start == ix->cap)
+        return ix->cap;
+    for (size_t k = 1; k <= ix->cap; k++) {
+        size_t i = (start + k) & (ix->cap - 1);
+        run = ix->slots[i] ? run + 1 : 0;
+        if (run > best)
+            best = run;
+    }
+    return best;
+}
+
+size_t gguf_index_longest_probe(const struct gguf_file *f)
+{
+    const struct arena *a = f->arena;
+    if (!a)
+        return 0;
+    size_t k = index_longest_run(&a->kv_index), t = index_longest_run(&a->tensor_index);
+    return k > t ? k : t;
 }
 
 static struct gguf_str kv_name(const void *ctx, size_t i)
@@ -1049,6 +1098,10 @@ static int kv_begin(struct gguf_writer *w, const char *key, enum gguf_type t)
     size_t n = strlen(key);
     if (n == 0 || n > GGUF_MAX_KEY)
         return werr(w, JB_ERR_USAGE, "metadata key '%s' is empty or too long", key);
+    /* the writer pads the data to the alignment it was given as a uint32;
+     * the key in another type would say one thing and the file do another */
+    if (t != GGUF_TYPE_UINT32 && strcmp(key, "general.alignment") == 0)
+        return werr(w, JB_ERR_USAGE, "general.alignment must be a uint32 (gguf_writer_kv_u32)");
     for (size_t i = 0; i < w->n_keys; i++)
         if (strcmp(w->keys[i], key) == 0)
             return werr(w, JB_ERR_USAGE, "metadata key '%s' written twice", key);
@@ -1258,6 +1311,8 @@ int gguf_writer_tensor(struct gguf_writer *w, const char *name, enum ggml_type t
     t->n_dims = n_dims;
     for (uint32_t d = 0; d < n_dims; d++)
         t->ne[d] = ne[d];
+    if (n / be > (uint64_t)INT64_MAX / bb) /* as the reader refuses it */
+        return werr(w, JB_ERR_USAGE, "tensor '%s': its size overflows", name);
     t->size = n / be * bb;
     w->n_tensors++;
     return 0;
@@ -1270,6 +1325,9 @@ static int write_header(struct gguf_writer *w)
     uint64_t off = 0;
     for (size_t i = 0; i < w->n_tensors; i++) {
         w->tensors[i].offset = off;
+        if (w->tensors[i].size > (uint64_t)INT64_MAX - off)
+            return werr(w, JB_ERR_USAGE, "the tensors' data passes 2^63 bytes at tensor '%s'",
+                        w->tensors[i].name);
         uint64_t end = off + w->tensors[i].size;
         off = (end + w->alignment - 1) / w->alignment * w->alignment;
     }

@@ -161,8 +161,11 @@ int gguf_get_arr(const struct gguf_file *f, const char *key, const struct gguf_v
  * type, JB_ERR_USAGE when i is out of range. */
 int gguf_arr_get_int(const struct gguf_value *arr, uint64_t i, int64_t *out);
 int gguf_arr_get_f64(const struct gguf_value *arr, uint64_t i, double *out);
-/* Lookups use a hash index built by gguf_parse: O(1). */
+/* Lookups use a hash index built by gguf_parse: O(1), with a per-file
+ * seed, so names chosen to collide cannot make them linear. */
 const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f, const char *name);
+/* The most slots any lookup in the key or tensor index walks (tests). */
+size_t gguf_index_longest_probe(const struct gguf_file *f);
 
 const char *gguf_type_name(enum gguf_type t);
 const char *ggml_type_name(enum ggml_type t); /* "Q4_K"; "type?" for unknown numbers */

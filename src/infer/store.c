@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,6 +194,46 @@ static int check_magic(const char *path, const char *name, char *err)
     return 0;
 }
 
+/* dir/part, or the entry of dir whose name equals part but for case
+ * (Ollama's names are case-insensitive, and the case on disk is the one
+ * the model was pulled with). 0, or JB_ERR_NOTFOUND. */
+static int join_ci(char *out, size_t size, const char *dir, const char *part)
+{
+    if (snprintf(out, size, "%s/%s", dir, part) >= (int)size)
+        return JB_ERR_NOTFOUND;
+    if (fs_exists(out))
+        return 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return JB_ERR_NOTFOUND;
+    int rc = JB_ERR_NOTFOUND;
+    for (struct dirent *de; rc && (de = readdir(d));)
+        if (de->d_name[0] != '.' && strcasecmp(de->d_name, part) == 0 &&
+            snprintf(out, size, "%s/%s", dir, de->d_name) < (int)size)
+            rc = 0;
+    closedir(d);
+    return rc;
+}
+
+/* The manifest of the parsed name under dir/manifests, matching each
+ * part's case as join_ci does. */
+static int find_manifest(const char *dir, const struct model_name *mn, char *out, size_t size)
+{
+    char a[FS_PATH_MAX], b[FS_PATH_MAX];
+    if (snprintf(a, sizeof a, "%s/manifests", dir) >= (int)sizeof a)
+        return JB_ERR_NOTFOUND;
+    const char *parts[4] = {mn->host, mn->ns, mn->model, mn->tag};
+    for (int i = 0; i < 4; i++) {
+        if (join_ci(b, sizeof b, a, parts[i]))
+            return JB_ERR_NOTFOUND;
+        memcpy(a, b, sizeof a);
+    }
+    if (fs_is_dir(a) || strlen(a) >= size)
+        return JB_ERR_NOTFOUND;
+    memcpy(out, a, strlen(a) + 1);
+    return 0;
+}
+
 int store_resolve(const char *models_dir, const char *name, char *path, size_t path_size,
                   char *digest, size_t digest_size, char *err)
 {
@@ -216,7 +257,7 @@ int store_resolve(const char *models_dir, const char *name, char *path, size_t p
                         "model '%s': there is no Ollama store at %s (set OLLAMA_MODELS to "
                         "another folder); run: ollama pull %s",
                         name, dir, name);
-    if (!fs_exists(manifest))
+    if (!fs_exists(manifest) && find_manifest(dir, &mn, manifest, sizeof manifest))
         return err_setf(err, JB_ERR_NOTFOUND,
                         "model '%s' is not in the Ollama store at %s (no %s); run: ollama pull "
                         "%s",

@@ -85,6 +85,13 @@ static void test_names(void **state)
     expect_blob(dir, "registry.ollama.ai/library/qwen2.5-coder:7b");
     expect_blob(dir, "someone/tiny-model:q8");
     expect_blob(dir, "localhost:5000/team/m:v1"); /* a host with a port */
+    /* Ollama's names are case-insensitive, whatever case is on disk */
+    expect_blob(dir, "Qwen2.5-Coder:7B");
+    expect_blob(dir, "SomeOne/Tiny-Model:Q8");
+    expect_blob(dir, "Registry.Ollama.AI/library/qwen2.5-coder");
+    tu_write(dir, "manifests/registry.ollama.ai/library/MixedCase/Big", manifest_a);
+    expect_blob(dir, "mixedcase:big");
+    expect_blob(dir, "MixedCase:Big");
     char path[FS_PATH_MAX];
     char err[ERR_LEN];
     /* digest may be NULL */
