@@ -49,31 +49,39 @@ cflags=(-std=c11 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-tru
         -Iinclude -Isrc -Itests/support -I"$sysroot/usr/include")
 common=(src/common/*.c tests/support/testutil.c)
 
-aarch64-linux-gnu-gcc "${cflags[@]}" -o $out/test_kernels tests/infer/test_kernels.c \
-  src/infer/kernels.c src/infer/kernels_neon.c src/infer/kernels_avx2.c src/infer/quant.c \
-  "${common[@]}" -L"$lib" -lcmocka -lm -lpthread
-aarch64-linux-gnu-gcc "${cflags[@]}" -o $out/test_model tests/infer/test_model.c \
-  tests/support/tinymodel.c src/infer/*.c "$corpus" "${common[@]}" \
-  -L"$lib" -lcmocka -ljansson -lpcre2-8 -lm -lpthread
-
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu LD_LIBRARY_PATH=$PWD/$lib
-for t in test_kernels test_model; do
-  log=$out/$t.log
-  if ! qemu-aarch64 $out/$t >"$log" 2>&1; then
-    cat "$log" >&2
-    echo "neon_check.sh: $t failed under qemu-aarch64 (log: $log)" >&2
-    exit 1
-  fi
-  # The point is the NEON path: a run that fell back to scalar proves nothing.
-  if [ $t = test_kernels ] && ! grep -q '^\[       OK \] test_neon' "$log"; then
-    cat "$log" >&2
-    echo "neon_check.sh: test_neon did not run and pass (log: $log)" >&2
-    exit 1
-  fi
-  if [ $t = test_model ] && ! grep -q '(neon kernels)' "$log"; then
-    cat "$log" >&2
-    echo "neon_check.sh: test_model did not use the NEON kernels (log: $log)" >&2
-    exit 1
-  fi
-  echo "neon_check.sh: $t passed on AArch64 (qemu), NEON kernels"
+
+# Twice: for plain ARMv8-A (widening multiplies), and with the dot-product
+# extension every Apple M-series chip has (vdotq_s32; qemu's "max" CPU
+# runs it).
+for variant in armv8-a armv8.2-a+dotprod; do
+  vout=$out/$variant
+  mkdir -p "$vout"
+  vflags=("${cflags[@]}" -march=$variant)
+  aarch64-linux-gnu-gcc "${vflags[@]}" -o $vout/test_kernels tests/infer/test_kernels.c \
+    src/infer/kernels.c src/infer/kernels_neon.c src/infer/kernels_avx2.c src/infer/quant.c \
+    "${common[@]}" -L"$lib" -lcmocka -lm -lpthread
+  aarch64-linux-gnu-gcc "${vflags[@]}" -o $vout/test_model tests/infer/test_model.c \
+    tests/support/tinymodel.c src/infer/*.c "$corpus" "${common[@]}" \
+    -L"$lib" -lcmocka -ljansson -lpcre2-8 -lm -lpthread
+  for t in test_kernels test_model; do
+    log=$vout/$t.log
+    if ! QEMU_CPU=max qemu-aarch64 $vout/$t >"$log" 2>&1; then
+      cat "$log" >&2
+      echo "neon_check.sh: $t ($variant) failed under qemu-aarch64 (log: $log)" >&2
+      exit 1
+    fi
+    # The point is the NEON path: a run that fell back to scalar proves nothing.
+    if [ $t = test_kernels ] && ! grep -q '^\[       OK \] test_neon' "$log"; then
+      cat "$log" >&2
+      echo "neon_check.sh: test_neon ($variant) did not run and pass (log: $log)" >&2
+      exit 1
+    fi
+    if [ $t = test_model ] && ! grep -q '(neon kernels)' "$log"; then
+      cat "$log" >&2
+      echo "neon_check.sh: test_model ($variant) did not use the NEON kernels (log: $log)" >&2
+      exit 1
+    fi
+    echo "neon_check.sh: $t passed on AArch64 (qemu, $variant), NEON kernels"
+  done
 done

@@ -1,10 +1,13 @@
 /*
  * kernels_neon.c — AArch64 NEON kernels (Apple silicon, Arm servers).
- * Deliberately plain: widening byte multiplies (vmull_s8/vmlal_s8, two
- * products per int16 lane, at most 2 * 128 * 127, so no overflow) summed
- * across the vector once per block, and the block scales applied in float.
- * Every weight type the engine reads has a dot product here, and the
- * activation quantisers follow the scalar rule bit for bit.
+ * The integer products accumulate in int32 lanes and are summed across
+ * the vector once per block (or per scale group), the block scales
+ * applied in float. Where the compiler targets the dot-product extension
+ * (every Apple M-series chip; Arm v8.2 and later with +dotprod), one
+ * vdotq_s32 does 16 byte products; otherwise widening byte multiplies do
+ * (vmull_s8/vmlal_s8, two products per int16 lane, at most 2 * 128 * 127,
+ * so no overflow). Every weight type the engine reads has a dot product
+ * here, and the activation quantisers follow the scalar rule bit for bit.
  */
 #include "infer/kernels_impl.h"
 
@@ -16,12 +19,22 @@
 
 #include "infer/quant.h"
 
-/* Sum of a[i] * b[i] over 16 signed bytes. */
-static inline int32_t dot16(int8x16_t a, int8x16_t b)
+/* acc + the products a[i] * b[i] of 16 signed bytes, in 4 int32 lanes. */
+static inline int32x4_t dot_acc(int32x4_t acc, int8x16_t a, int8x16_t b)
 {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, a, b);
+#else
     int16x8_t p = vmull_s8(vget_low_s8(a), vget_low_s8(b));
     p = vmlal_s8(p, vget_high_s8(a), vget_high_s8(b));
-    return vaddlvq_s16(p);
+    return vpadalq_s16(acc, p);
+#endif
+}
+
+/* Sum of a[i] * b[i] over 32 signed bytes in two registers each. */
+static inline int32_t dot32(int8x16_t a0, int8x16_t a1, int8x16_t b0, int8x16_t b1)
+{
+    return vaddvq_s32(dot_acc(dot_acc(vdupq_n_s32(0), a0, b0), a1, b1));
 }
 
 static inline float f16_to_f32(uint16_t h)
@@ -163,8 +176,8 @@ static float neon_dot_q8_0(size_t n, const void *w, const void *a)
     const struct quant_block_q8_0 *y = a;
     float s = 0.0f;
     for (size_t b = 0; b < n / QK8_0; b++) {
-        int32_t is = dot16(vld1q_s8(x[b].qs), vld1q_s8(y[b].qs)) +
-                     dot16(vld1q_s8(x[b].qs + 16), vld1q_s8(y[b].qs + 16));
+        int32_t is = dot32(vld1q_s8(x[b].qs), vld1q_s8(x[b].qs + 16), vld1q_s8(y[b].qs),
+                           vld1q_s8(y[b].qs + 16));
         s += f16_to_f32(x[b].d) * f16_to_f32(y[b].d) * (float)is;
     }
     return s;
@@ -201,7 +214,7 @@ static inline float dot_nibbles(size_t n, const uint8_t *w, int q5,
         }
         int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(ulo), off);
         int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(uhi), off);
-        int32_t is = dot16(lo, vld1q_s8(y[b].qs)) + dot16(hi, vld1q_s8(y[b].qs + 16));
+        int32_t is = dot32(lo, hi, vld1q_s8(y[b].qs), vld1q_s8(y[b].qs + 16));
         s += f16_to_f32(d) * f16_to_f32(y[b].d) * (float)is;
     }
     return s;
@@ -217,7 +230,9 @@ static float neon_dot_q5_0(size_t n, const void *w, const void *a)
     return dot_nibbles(n, w, 1, a);
 }
 
-/* Q4_K: as the scalar kernel, 16 nibbles at a time. */
+/* Q4_K: x = d * sc_j * q - dmin * m_j for the 8 sub-blocks j of 32.
+ * Each sub-block's products stay in int32 lanes, times its scale, summed
+ * across once per block; the mins need only the activation's sums. */
 static float neon_dot_q4_k(size_t n, const void *w, const void *a)
 {
     const struct quant_block_q4_k *x = w;
@@ -227,28 +242,34 @@ static float neon_dot_q4_k(size_t n, const void *w, const void *a)
     for (size_t b = 0; b < n / QK_K; b++) {
         const uint8_t *q = x[b].qs;
         const int8_t *qa = y[b].qs;
-        int32_t isum = 0, msum = 0;
+        int32x4_t acc = vdupq_n_s32(0);
+        int32_t msum = 0;
         for (int j = 0; j < QK_K / 64; j++) {
             uint8_t sc0, m0, sc1, m1;
             kern_q4k_scale_min(2 * j, x[b].scales, &sc0, &m0);
             kern_q4k_scale_min(2 * j + 1, x[b].scales, &sc1, &m1);
             uint8x16_t v0 = vld1q_u8(q), v1 = vld1q_u8(q + 16);
-            int32_t s0 = dot16(vreinterpretq_s8_u8(vandq_u8(v0, m4)), vld1q_s8(qa)) +
-                         dot16(vreinterpretq_s8_u8(vandq_u8(v1, m4)), vld1q_s8(qa + 16));
-            int32_t s1 = dot16(vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)), vld1q_s8(qa + 32)) +
-                         dot16(vreinterpretq_s8_u8(vshrq_n_u8(v1, 4)), vld1q_s8(qa + 48));
-            isum += sc0 * s0 + sc1 * s1;
+            int32x4_t p0 = dot_acc(
+                dot_acc(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(v0, m4)), vld1q_s8(qa)),
+                vreinterpretq_s8_u8(vandq_u8(v1, m4)), vld1q_s8(qa + 16));
+            int32x4_t p1 = dot_acc(
+                dot_acc(vdupq_n_s32(0), vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)), vld1q_s8(qa + 32)),
+                vreinterpretq_s8_u8(vshrq_n_u8(v1, 4)), vld1q_s8(qa + 48));
+            acc = vmlaq_n_s32(acc, p0, sc0);
+            acc = vmlaq_n_s32(acc, p1, sc1);
             msum += m0 * (y[b].bsums[4 * j] + y[b].bsums[4 * j + 1]) +
                     m1 * (y[b].bsums[4 * j + 2] + y[b].bsums[4 * j + 3]);
             q += 32;
             qa += 64;
         }
+        int32_t isum = vaddvq_s32(acc);
         s += y[b].d * (f16_to_f32(x[b].d) * (float)isum - f16_to_f32(x[b].dmin) * (float)msum);
     }
     return s;
 }
 
-/* Q6_K: as the scalar kernel, 16 elements of each quarter at a time. */
+/* Q6_K: as the scalar kernel, 16 elements of each quarter at a time, each
+ * group of 16 times its scale in int32 lanes, summed across once a block. */
 static float neon_dot_q6_k(size_t n, const void *w, const void *a)
 {
     const struct quant_block_q6_k *x = w;
@@ -257,7 +278,7 @@ static float neon_dot_q6_k(size_t n, const void *w, const void *a)
     const int8x16_t off = vdupq_n_s8(32);
     float s = 0.0f;
     for (size_t b = 0; b < n / QK_K; b++) {
-        int32_t isum = 0;
+        int32x4_t acc = vdupq_n_s32(0);
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[b].ql + 64 * h;
             const uint8_t *qh = x[b].qh + 32 * h;
@@ -277,13 +298,14 @@ static float neon_dot_q6_k(size_t n, const void *w, const void *a)
                 int8x16_t q2 = vsubq_s8(vreinterpretq_s8_u8(u2), off);
                 int8x16_t q3 = vsubq_s8(vreinterpretq_s8_u8(u3), off);
                 int8x16_t q4 = vsubq_s8(vreinterpretq_s8_u8(u4), off);
-                isum += sc[g] * dot16(q1, vld1q_s8(qa + l)) +
-                        sc[g + 2] * dot16(q2, vld1q_s8(qa + 32 + l)) +
-                        sc[g + 4] * dot16(q3, vld1q_s8(qa + 64 + l)) +
-                        sc[g + 6] * dot16(q4, vld1q_s8(qa + 96 + l));
+                const int32x4_t z = vdupq_n_s32(0);
+                acc = vmlaq_n_s32(acc, dot_acc(z, q1, vld1q_s8(qa + l)), sc[g]);
+                acc = vmlaq_n_s32(acc, dot_acc(z, q2, vld1q_s8(qa + 32 + l)), sc[g + 2]);
+                acc = vmlaq_n_s32(acc, dot_acc(z, q3, vld1q_s8(qa + 64 + l)), sc[g + 4]);
+                acc = vmlaq_n_s32(acc, dot_acc(z, q4, vld1q_s8(qa + 96 + l)), sc[g + 6]);
             }
         }
-        s += y[b].d * f16_to_f32(x[b].d) * (float)isum;
+        s += y[b].d * f16_to_f32(x[b].d) * (float)vaddvq_s32(acc);
     }
     return s;
 }
