@@ -4,6 +4,7 @@
  * (the vocabulary) are abbreviated to their first items and their count.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,24 @@ static void put_escaped(struct buf *b, struct gguf_str s, size_t max)
     buf_putc(b, '"');
     if (s.len > n)
         buf_printf(b, "... (%" PRIu64 " bytes)", s.len);
+}
+
+/* A key or tensor name: as it is when it has no control characters,
+ * otherwise quoted and escaped as values are, so a name cannot forge a
+ * line of the listing. */
+static const char *name_text(struct buf *b, struct gguf_str s)
+{
+    buf_reset(b);
+    int plain = s.len <= 256;
+    for (uint64_t i = 0; plain && i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        plain = c >= 0x20 && c != 0x7f && c != '"' && c != '\\';
+    }
+    if (plain)
+        buf_append(b, s.ptr, (size_t)s.len);
+    else
+        put_escaped(b, s, 256);
+    return buf_str(b);
 }
 
 /* The shortest decimal that reads back as the same float (or double). */
@@ -232,7 +251,9 @@ static void count(const struct gguf_file *f, struct totals *t)
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         const struct gguf_tensor *x = &f->tensors[i];
         t->bytes += x->size_bytes;
-        t->params += x->n_elements;
+        /* saturating: tensors of a type of unknown size take no bytes, so
+         * their declared counts were never checked against the file */
+        t->params = x->n_elements > UINT64_MAX - t->params ? UINT64_MAX : t->params + x->n_elements;
         t->unknown += x->size_bytes == 0 && x->n_elements;
         t->by_type[x->type]++;
     }
@@ -255,14 +276,14 @@ static void print_text(const char *shown, const char *path, const struct gguf_fi
     for (uint64_t i = 0; i < f->n_kv; i++)
         if (f->kv[i].key.len > key_w && f->kv[i].key.len < 48)
             key_w = (size_t)f->kv[i].key.len;
+    struct buf nb = {0};
     for (uint64_t i = 0; i < f->n_kv; i++) {
         const struct gguf_kv *kv = &f->kv[i];
         char type[48];
         type_label(type, sizeof type, &kv->value);
         buf_reset(&b);
         put_value(&b, &kv->value);
-        printf("  %-*.*s  %-16s %s\n", (int)key_w, (int)kv->key.len, kv->key.ptr, type,
-               buf_str(&b));
+        printf("  %-*s  %-16s %s\n", (int)key_w, name_text(&nb, kv->key), type, buf_str(&b));
     }
     size_t name_w = 4;
     for (uint64_t i = 0; i < f->n_tensors; i++)
@@ -279,14 +300,20 @@ static void print_text(const char *shown, const char *path, const struct gguf_fi
             snprintf(bytes, sizeof bytes, "%" PRIu64, t->size_bytes);
         else
             snprintf(bytes, sizeof bytes, "?");
-        printf("  %-*.*s  %-7s  %-24s %14s %14" PRIu64 "\n", (int)name_w, (int)t->name.len,
-               t->name.ptr, ggml_type_name(t->type), shape, bytes, t->offset);
+        printf("  %-*s  %-7s  %-24s %14s %14" PRIu64 "\n", (int)name_w, name_text(&nb, t->name),
+               ggml_type_name(t->type), shape, bytes, t->offset);
     }
-    char params[32];
-    human_count(params, sizeof params, (double)tot.params);
-    printf("\ntotal:     %" PRIu64 " tensors, %" PRIu64 " bytes (%.1f MiB), %" PRIu64
-           " parameters (%s)\n",
-           f->n_tensors, tot.bytes, (double)tot.bytes / (1024.0 * 1024.0), tot.params, params);
+    buf_free(&nb);
+    char params[64];
+    if (tot.params == UINT64_MAX)
+        snprintf(params, sizeof params, "2^64 or more parameters");
+    else {
+        char human[32];
+        human_count(human, sizeof human, (double)tot.params);
+        snprintf(params, sizeof params, "%" PRIu64 " parameters (%s)", tot.params, human);
+    }
+    printf("\ntotal:     %" PRIu64 " tensors, %" PRIu64 " bytes (%.1f MiB), %s\n", f->n_tensors,
+           tot.bytes, (double)tot.bytes / (1024.0 * 1024.0), params);
     if (tot.unknown)
         printf("           %" PRIu64 " tensors of types whose size joulebench does not know "
                "are not in the byte total\n",
@@ -323,6 +350,18 @@ static json_t *json_str(struct gguf_str s)
     return j;
 }
 
+/* A float for JSON, which has no NaN or infinities: those as the strings
+ * "NaN", "Infinity", "-Infinity", so no value drops out of a key or an
+ * array. */
+static json_t *json_float(double x)
+{
+    if (isnan(x))
+        return json_string("NaN");
+    if (isinf(x))
+        return json_string(x > 0 ? "Infinity" : "-Infinity");
+    return json_real(x);
+}
+
 static json_t *json_scalar(enum gguf_type t, const uint8_t *p)
 {
     switch (t) {
@@ -355,7 +394,7 @@ static json_t *json_scalar(enum gguf_type t, const uint8_t *p)
     case GGUF_TYPE_FLOAT32: {
         float x;
         memcpy(&x, p, 4);
-        return json_real(x);
+        return json_float(x);
     }
     case GGUF_TYPE_UINT64: {
         uint64_t x;
@@ -370,7 +409,7 @@ static json_t *json_scalar(enum gguf_type t, const uint8_t *p)
     case GGUF_TYPE_FLOAT64: {
         double x;
         memcpy(&x, p, 8);
-        return json_real(x);
+        return json_float(x);
     }
     default:
         return json_null();
@@ -406,7 +445,7 @@ static json_t *json_value(const struct gguf_value *v)
         return json_boolean(v->v.b);
     case GGUF_TYPE_FLOAT32:
     case GGUF_TYPE_FLOAT64:
-        return json_real(v->v.f);
+        return json_float(v->v.f);
     case GGUF_TYPE_UINT8:
     case GGUF_TYPE_UINT16:
     case GGUF_TYPE_UINT32:
@@ -456,7 +495,8 @@ static int print_json(const char *shown, const char *path, const struct gguf_fil
         (json_int_t)f->size, "version", (json_int_t)f->version, "alignment",
         (json_int_t)f->alignment, "data_offset", (json_int_t)f->data_offset, "metadata", meta,
         "n_tensors", (json_int_t)f->n_tensors, "tensor_bytes", (json_int_t)tot.bytes, "n_params",
-        (json_int_t)tot.params, "types", types, "tensors", tensors);
+        (json_int_t)(tot.params > (uint64_t)INT64_MAX ? INT64_MAX : tot.params), "types", types,
+        "tensors", tensors);
     if (!root)
         return 1;
     if (strcmp(shown, path) != 0)

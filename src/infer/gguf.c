@@ -572,8 +572,10 @@ static int parse_alignment(struct parser *p, struct gguf_file *out)
     if (gguf_get_u64(out, "general.alignment", &a))
         return perr(p, (size_t)kv->offset, "must be an unsigned integer, not %s",
                     gguf_type_name(kv->value.type));
-    if (a == 0 || (a & (a - 1)) || a > GGUF_MAX_ALIGNMENT)
-        return perr(p, (size_t)kv->offset, "%llu is not a power of two up to 2^30",
+    /* the spec asks for a multiple of 8, which also keeps every F32 and F16
+     * weight naturally aligned in the mapped file */
+    if (a < 8 || (a & (a - 1)) || a > GGUF_MAX_ALIGNMENT)
+        return perr(p, (size_t)kv->offset, "%llu is not a power of two from 8 to 2^30",
                     (unsigned long long)a);
     out->alignment = a;
     return 0;
@@ -1124,8 +1126,8 @@ static int kv_begin(struct gguf_writer *w, const char *key, enum gguf_type t)
 int gguf_writer_kv_u32(struct gguf_writer *w, const char *key, uint32_t v)
 {
     if (strcmp(key, "general.alignment") == 0) {
-        if (v == 0 || (v & (v - 1)) || v > GGUF_MAX_ALIGNMENT)
-            return werr(w, JB_ERR_USAGE, "general.alignment %u is not a power of two", v);
+        if (v < 8 || (v & (v - 1)) || v > GGUF_MAX_ALIGNMENT)
+            return werr(w, JB_ERR_USAGE, "general.alignment %u is not a power of two from 8", v);
         if (!w->rc && !w->header_done)
             w->alignment = v;
     }

@@ -108,16 +108,36 @@ static int arch_key_u64(const struct gguf_file *f, const char *arch, const char 
     return 0;
 }
 
-static int arch_key_f64(const struct gguf_file *f, const char *arch, const char *key, double *out)
+/* An optional number: *out unchanged when absent; JB_ERR_FORMAT, naming
+ * the key, when it is there but not a number (the default would quietly
+ * compute another model). */
+static int arch_key_f64(const struct gguf_file *f, const char *arch, const char *key, double *out,
+                        char *err)
 {
     char full[128];
     snprintf(full, sizeof full, "%s.%s", arch, key);
-    return gguf_get_f64(f, full, out);
+    int rc = gguf_get_f64(f, full, out);
+    if (rc == JB_ERR_NOTFOUND)
+        return 0;
+    if (rc)
+        return err_setf(err, JB_ERR_FORMAT, "metadata '%s' is not a number", full);
+    return 0;
 }
 
 static int in_int_range(uint64_t v, uint64_t lo, uint64_t hi)
 {
     return v >= lo && v <= hi;
+}
+
+/* "[256, 1024, 2]": every dimension of t. */
+static void shape_str(const struct gguf_tensor *t, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "[");
+    for (uint32_t d = 0; d < t->n_dims && n < size; d++)
+        n += (size_t)snprintf(out + n, size - n, "%s%llu", d ? ", " : "",
+                              (unsigned long long)t->ne[d]);
+    if (n < size)
+        snprintf(out + n, size - n, "]");
 }
 
 /* Finds a tensor and checks its shape (ne[0] = n_in, ne[1] = n_out; n_out 0
@@ -137,16 +157,13 @@ static int find_tensor(struct infer_model *m, const char *name, int n_in, int n_
         n_out ? (t->n_dims == 2 && t->ne[0] == (uint64_t)n_in && t->ne[1] == (uint64_t)n_out)
               : (t->n_dims == 1 && t->ne[0] == (uint64_t)n_in);
     if (!dims_ok) {
+        char shape[128];
+        shape_str(t, shape, sizeof shape);
         if (n_out)
-            return err_setf(err, JB_ERR_FORMAT,
-                            "tensor '%s' has shape [%llu, %llu] (%u dims), expected [%d, %d]", name,
-                            (unsigned long long)t->ne[0],
-                            (unsigned long long)(t->n_dims > 1 ? t->ne[1] : 1), t->n_dims, n_in,
-                            n_out);
-        return err_setf(err, JB_ERR_FORMAT,
-                        "tensor '%s' has %u dims and %llu elements, expected a "
-                        "vector of %d",
-                        name, t->n_dims, (unsigned long long)t->ne[0], n_in);
+            return err_setf(err, JB_ERR_FORMAT, "tensor '%s' has shape %s, expected [%d, %d]", name,
+                            shape, n_in, n_out);
+        return err_setf(err, JB_ERR_FORMAT, "tensor '%s' has shape %s, expected [%d]", name, shape,
+                        n_in);
     }
     if (!t->data || !quant_traits(t->type))
         return err_setf(err, JB_ERR_UNSUPPORTED,
@@ -320,6 +337,15 @@ static int load_hparams(struct infer_model *m, char *err)
     if (!in_int_range(head_dim, 2, 1024) || head_dim % 2)
         return err_setf(err, JB_ERR_FORMAT, "%s: head size %llu is not supported", arch,
                         (unsigned long long)head_dim);
+    uint64_t v_dim = 0; /* the engine's attention has values as wide as keys */
+    if ((rc = arch_key_u64(f, arch, "attention.value_length", &v_dim, 0, err)) &&
+        rc != JB_ERR_NOTFOUND)
+        return rc;
+    if (v_dim && v_dim != head_dim)
+        return err_setf(err, JB_ERR_UNSUPPORTED,
+                        "%s.attention.value_length %llu differs from the key length %llu: "
+                        "joulebench computes attention with equal lengths",
+                        arch, (unsigned long long)v_dim, (unsigned long long)head_dim);
     if ((rc = arch_key_u64(f, arch, "rope.dimension_count", &rope_dim, 0, err)) &&
         rc != JB_ERR_NOTFOUND)
         return rc;
@@ -330,8 +356,9 @@ static int load_hparams(struct infer_model *m, char *err)
                         "%s.rope.dimension_count %llu does not fit head size %llu", arch,
                         (unsigned long long)rope_dim, (unsigned long long)head_dim);
     double base = 10000.0, eps = m->rope_neox ? 1e-6 : 1e-5;
-    arch_key_f64(f, arch, "rope.freq_base", &base);
-    arch_key_f64(f, arch, "attention.layer_norm_rms_epsilon", &eps);
+    if ((rc = arch_key_f64(f, arch, "rope.freq_base", &base, err)) ||
+        (rc = arch_key_f64(f, arch, "attention.layer_norm_rms_epsilon", &eps, err)))
+        return rc;
     if (!(base > 1.0) || !(eps > 0.0) || !(eps < 1.0))
         return err_setf(err, JB_ERR_FORMAT,
                         "%s: rope.freq_base %g or rms epsilon %g is out of range", arch, base, eps);
@@ -363,11 +390,15 @@ static int load_tensors(struct infer_model *m, char *err)
     const struct gguf_tensor *te = gguf_find_tensor(&m->gguf, "token_embd.weight");
     if (!te)
         return err_setf(err, JB_ERR_FORMAT, "tensor 'token_embd.weight' is missing");
-    if (te->n_dims != 2 || te->ne[0] != (uint64_t)m->dim || te->ne[1] < 1 || te->ne[1] > (1u << 24))
+    if (te->n_dims != 2 || te->ne[0] != (uint64_t)m->dim || te->ne[1] < 1 ||
+        te->ne[1] > (1u << 24)) {
+        char shape[128];
+        shape_str(te, shape, sizeof shape);
         return err_setf(err, JB_ERR_FORMAT,
-                        "tensor 'token_embd.weight' has shape [%llu, %llu], expected [%d, vocab]",
-                        (unsigned long long)te->ne[0],
-                        (unsigned long long)(te->n_dims > 1 ? te->ne[1] : 1), m->dim);
+                        "tensor 'token_embd.weight' has shape %s, expected [%d, vocab] with a "
+                        "vocabulary of 1 to 2^24 tokens",
+                        shape, m->dim);
+    }
     m->vocab = (int)te->ne[1];
     m->info.vocab_size = m->vocab;
     /* embeddings only need dequantising one row at a time: any known type */
@@ -445,6 +476,8 @@ static void fill_stats(struct infer_model *m)
     uint64_t by_type[GGML_TYPE_COUNT] = {0};
     for (uint64_t i = 0; i < m->gguf.n_tensors; i++) {
         const struct gguf_tensor *t = &m->gguf.tensors[i];
+        if (!t->data) /* a type of unknown size: its counts were never checked */
+            continue;
         in->n_params += t->n_elements;
         in->weight_bytes += t->size_bytes;
         if (t->n_dims == 2 && (unsigned)t->type < GGML_TYPE_COUNT)
@@ -489,6 +522,13 @@ int infer_model_load(struct infer_model **out, const char *path, const struct in
         goto fail_named;
     if ((rc = tokenizer_from_gguf(&m->gguf, &m->tok, err)))
         goto fail_named;
+    if (tokenizer_vocab_size(m->tok) > (size_t)m->vocab) {
+        rc = err_setf(err, JB_ERR_FORMAT,
+                      "tokenizer.ggml.tokens has %zu tokens but token_embd.weight only %d rows: "
+                      "the file is inconsistent",
+                      tokenizer_vocab_size(m->tok), m->vocab);
+        goto fail_named;
+    }
     int threads = opt && opt->threads > 0 ? opt->threads : pool_cpu_count();
     enum infer_wait wait = opt ? opt->wait : INFER_WAIT_SPIN;
     if ((rc = pool_new(&m->pool, threads, wait, err)))

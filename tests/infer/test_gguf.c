@@ -346,7 +346,7 @@ static void test_round_trip(void **state)
     (void)state;
     char *dir = tu_tmpdir("gguf");
     char path[FS_PATH_MAX];
-    uint32_t aligns[] = {32, 64, 1};
+    uint32_t aligns[] = {32, 64, 8};
     for (int k = 0; k < 3; k++) {
         fs_path_join(path, sizeof path, dir, "sample.gguf");
         write_sample(path, aligns[k]);
@@ -574,6 +574,12 @@ static void test_hostile_headers(void **state)
     bb_kv_u32(&b, "general.alignment", 0);
     bb_zeros(&b, 20);
     expect_reject(&b, "not a power of two");
+    /* the spec asks for a multiple of 8: 1 would leave F32 weights unaligned */
+    b.n = 0;
+    bb_header(&b, 3, 0, 1);
+    bb_kv_u32(&b, "general.alignment", 1);
+    bb_zeros(&b, 20);
+    expect_reject(&b, "power of two from 8");
     b.n = 0;
     bb_header(&b, 3, 0, 1);
     bb_str(&b, "general.alignment");

@@ -1,6 +1,7 @@
 /* `joulebench gguf-info`: text and JSON output for the committed sample,
  * by path and by Ollama model name, and the exit statuses for a damaged
  * file, a missing one and bad usage. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/fs.h"
+#include "infer/gguf.h"
 #include "testutil.h"
 
 #define SAMPLE JB_TEST_DATA "/gguf/sample.gguf"
@@ -105,6 +107,50 @@ static void test_long_array(void **state)
     assert_int_equal(json_integer_value(json_object_get(tok, "count")), 1000);
     assert_int_equal(json_array_size(json_object_get(tok, "first")), 8);
     json_decref(root);
+    buf_free(&out);
+    buf_free(&err);
+    tu_rmtree_free(dir);
+}
+
+/* Values JSON has no words for (NaN, infinities) stay in place as
+ * strings, and a key with a line break cannot forge a line of the text
+ * listing. */
+static void test_odd_values(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("info");
+    char path[FS_PATH_MAX], errs[256];
+    fs_path_join(path, sizeof path, dir, "odd.gguf");
+    struct gguf_writer *w;
+    assert_int_equal(gguf_writer_open(&w, path, errs), 0);
+    gguf_writer_kv_f32(w, "t.nan", NAN);
+    const float arr[4] = {1.0f, NAN, INFINITY, 2.0f};
+    gguf_writer_kv_arr_f32(w, "t.arr", arr, 4);
+    gguf_writer_kv_str(w, "x\n  general.name", "FAKE");
+    assert_int_equal(gguf_writer_finish(w, errs), 0);
+
+    struct buf out, err;
+    char *argv[] = {JB_TOOL, "gguf-info", "--json", path, NULL};
+    assert_int_equal(run(argv, NULL, &out, &err), 0);
+    json_error_t je;
+    json_t *root = json_loads(buf_str(&out), 0, &je);
+    assert_non_null(root);
+    json_t *meta = json_object_get(root, "metadata");
+    assert_string_equal(json_string_value(json_object_get(meta, "t.nan")), "NaN");
+    json_t *a = json_object_get(meta, "t.arr");
+    assert_int_equal(json_array_size(a), 4);
+    assert_true(json_real_value(json_array_get(a, 0)) == 1.0);
+    assert_string_equal(json_string_value(json_array_get(a, 1)), "NaN");
+    assert_string_equal(json_string_value(json_array_get(a, 2)), "Infinity");
+    assert_true(json_real_value(json_array_get(a, 3)) == 2.0);
+    json_decref(root);
+    buf_free(&out);
+    buf_free(&err);
+
+    char *argv2[] = {JB_TOOL, "gguf-info", path, NULL};
+    assert_int_equal(run(argv2, NULL, &out, &err), 0);
+    assert_null(strstr(buf_str(&out), "\n  general.name"));
+    assert_non_null(strstr(buf_str(&out), "\"x\\n  general.name\""));
     buf_free(&out);
     buf_free(&err);
     tu_rmtree_free(dir);
@@ -228,9 +274,9 @@ static void test_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_text),     cmocka_unit_test(test_long_array),
-        cmocka_unit_test(test_json),     cmocka_unit_test(test_model_name),
-        cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_text),       cmocka_unit_test(test_long_array),
+        cmocka_unit_test(test_json),       cmocka_unit_test(test_odd_values),
+        cmocka_unit_test(test_model_name), cmocka_unit_test(test_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -645,6 +645,17 @@ static void expect_load_error(const struct tm_options *o, int code, const char *
     assert_null(m);
 }
 
+static void expect_load_ok(const struct tm_options *o)
+{
+    char path[512], err[ERR_LEN] = "";
+    write_model(o, path, sizeof path);
+    struct infer_model *m = NULL;
+    struct infer_options opt = {.threads = 1};
+    if (infer_model_load(&m, path, &opt, err))
+        fail_msg("%s", err);
+    infer_model_free(m);
+}
+
 static void test_load_errors(void **state)
 {
     (void)state;
@@ -658,6 +669,26 @@ static void test_load_errors(void **state)
     o.odd_tensor = "blk.0.attn_k.weight";
     o.odd_type = GGML_TYPE_Q5_K;
     expect_load_error(&o, JB_ERR_UNSUPPORTED, "'blk.0.attn_k.weight'");
+    /* a vocabulary the embedding table cannot hold: the file is wrong, not
+     * a later prompt */
+    tm_defaults(&o, "qwen2", GGML_TYPE_F32);
+    o.embd_rows = tm_vocab_size() - 3;
+    expect_load_error(&o, JB_ERR_FORMAT, "only");
+    /* fewer tokens than rows (padded tables) load */
+    tm_defaults(&o, "llama", GGML_TYPE_F32);
+    o.embd_rows = tm_vocab_size() + 5;
+    expect_load_ok(&o);
+    /* a number of the wrong type is an error, not the default quietly */
+    tm_defaults(&o, "qwen2", GGML_TYPE_F32);
+    o.freq_base_str = 1;
+    expect_load_error(&o, JB_ERR_FORMAT, "rope.freq_base' is not a number");
+    /* values of another width than the keys */
+    tm_defaults(&o, "llama", GGML_TYPE_F32);
+    o.value_length = 32;
+    expect_load_error(&o, JB_ERR_UNSUPPORTED, "value_length 32");
+    tm_defaults(&o, "llama", GGML_TYPE_F32);
+    o.value_length = (uint32_t)(o.dim / o.n_heads);
+    expect_load_ok(&o);
 
     char err[ERR_LEN] = "";
     struct infer_model *m = NULL;

@@ -104,12 +104,11 @@ int tm_write(const char *path, const struct tm_options *o, char *err)
     struct tensor_spec *specs = calloc((size_t)(8 + 16 * o->n_layers), sizeof(*specs));
     if (!specs)
         return err_setf(err, JB_ERR_NOMEM, "out of memory");
-    add_spec(specs, &n_specs, o, "token_embd.weight", o->embd_type, 2, (uint64_t)o->dim, TM_VOCAB,
-             0);
+    uint64_t rows = o->embd_rows > 0 ? (uint64_t)o->embd_rows : TM_VOCAB;
+    add_spec(specs, &n_specs, o, "token_embd.weight", o->embd_type, 2, (uint64_t)o->dim, rows, 0);
     add_spec(specs, &n_specs, o, "output_norm.weight", GGML_TYPE_F32, 1, (uint64_t)o->dim, 1, 1);
     if (!o->tied)
-        add_spec(specs, &n_specs, o, "output.weight", o->output_type, 2, (uint64_t)o->dim, TM_VOCAB,
-                 0);
+        add_spec(specs, &n_specs, o, "output.weight", o->output_type, 2, (uint64_t)o->dim, rows, 0);
     if (o->rope_freqs)
         add_spec(specs, &n_specs, o, "rope_freqs.weight", GGML_TYPE_F32, 1, (uint64_t)head_dim / 2,
                  1, 3);
@@ -150,7 +149,12 @@ int tm_write(const char *path, const struct tm_options *o, char *err)
     gguf_writer_kv_u32(w, KEY("feed_forward_length"), (uint32_t)o->ffn_dim);
     gguf_writer_kv_u32(w, KEY("attention.head_count"), (uint32_t)o->n_heads);
     gguf_writer_kv_u32(w, KEY("attention.head_count_kv"), (uint32_t)o->n_kv_heads);
-    gguf_writer_kv_f32(w, KEY("rope.freq_base"), o->rope_base);
+    if (o->freq_base_str)
+        gguf_writer_kv_str(w, KEY("rope.freq_base"), "1000000");
+    else
+        gguf_writer_kv_f32(w, KEY("rope.freq_base"), o->rope_base);
+    if (o->value_length)
+        gguf_writer_kv_u32(w, KEY("attention.value_length"), o->value_length);
     gguf_writer_kv_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
 #undef KEY
 

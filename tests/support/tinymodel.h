@@ -27,6 +27,9 @@ struct tm_options {
     const char *skip_tensor; /* leave this tensor out */
     const char *odd_tensor;  /* write this tensor as odd_type instead */
     enum ggml_type odd_type;
+    int embd_rows;         /* rows of token_embd (and output); 0: the vocabulary's */
+    int freq_base_str;     /* rope.freq_base written as a string */
+    uint32_t value_length; /* attention.value_length; 0: not written */
 };
 
 /* Defaults: 2 layers, dim 256, 4 heads, 2 KV heads, FFN 512; qwen2 gets
