@@ -1294,6 +1294,8 @@ int gguf_writer_tensor(struct gguf_writer *w, const char *name, enum ggml_type t
     if (ne[0] % be)
         return werr(w, JB_ERR_USAGE, "tensor '%s': row length %llu is not a multiple of %zu", name,
                     (unsigned long long)ne[0], be);
+    if (n / be > (uint64_t)INT64_MAX / bb) /* as the reader refuses it */
+        return werr(w, JB_ERR_USAGE, "tensor '%s': its size overflows", name);
     for (size_t i = 0; i < w->n_tensors; i++)
         if (strcmp(w->tensors[i].name, name) == 0)
             return werr(w, JB_ERR_USAGE, "tensor '%s' declared twice", name);
@@ -1313,8 +1315,6 @@ int gguf_writer_tensor(struct gguf_writer *w, const char *name, enum ggml_type t
     t->n_dims = n_dims;
     for (uint32_t d = 0; d < n_dims; d++)
         t->ne[d] = ne[d];
-    if (n / be > (uint64_t)INT64_MAX / bb) /* as the reader refuses it */
-        return werr(w, JB_ERR_USAGE, "tensor '%s': its size overflows", name);
     t->size = n / be * bb;
     w->n_tensors++;
     return 0;
