@@ -59,6 +59,13 @@ static struct engine *open_builtin(int ctx_len)
     return e;
 }
 
+static void expect_same_ids(const int *a, size_t na, const int *b, size_t nb)
+{
+    assert_true(na > 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof a[0]);
+}
+
 /* A raw prompt that spells out the chat template gives the same token ids
  * as the templated prompt: special-token text becomes special tokens, as
  * Ollama and llama.cpp's server tokenize raw prompts. */
@@ -89,10 +96,7 @@ static void test_raw_specials(void **state)
     req.raw = 1;
     engine_result_init(&raw);
     assert_int_equal(e->ops->generate(e, &req, NULL, NULL, &raw), 0);
-    assert_true(templated.n_prompt_ids > 0);
-    assert_int_equal(raw.n_prompt_ids, templated.n_prompt_ids);
-    assert_memory_equal(raw.prompt_ids, templated.prompt_ids,
-                        raw.n_prompt_ids * sizeof raw.prompt_ids[0]);
+    expect_same_ids(raw.prompt_ids, raw.n_prompt_ids, templated.prompt_ids, templated.n_prompt_ids);
     int found = 0;
     for (size_t i = 0; i < raw.n_prompt_ids; i++)
         found |= raw.prompt_ids[i] == im_start;
@@ -183,10 +187,8 @@ static void test_top_p_zero(void **state)
     req.seed = 99;
     engine_result_init(&nucleus);
     assert_int_equal(e->ops->generate(e, &req, NULL, NULL, &nucleus), 0);
-    assert_true(greedy.n_output_ids > 0);
-    assert_int_equal(nucleus.n_output_ids, greedy.n_output_ids);
-    assert_memory_equal(nucleus.output_ids, greedy.output_ids,
-                        greedy.n_output_ids * sizeof greedy.output_ids[0]);
+    expect_same_ids(nucleus.output_ids, nucleus.n_output_ids, greedy.output_ids,
+                    greedy.n_output_ids);
     engine_result_free(&greedy);
     engine_result_free(&nucleus);
     engine_close(e);
