@@ -3,13 +3,17 @@
  * shapes and tensor types, seeded random weights, a small trained
  * vocabulary. Its text is meaningless; its compute and energy are real.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "cli/cli.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/sig.h"
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "infer/quant.h"
@@ -49,6 +53,48 @@ static int parse_type(const char *s, enum ggml_type *out)
         }
     }
     return -1;
+}
+
+/* Checks -o before a byte is written: a file name, in a folder that
+ * exists, not a folder or a link, device or pipe (which the finished file
+ * would replace), and room for the model on that disk. */
+static int check_output(const char *cmd, const char *path, const struct synth_options *o)
+{
+    if (!path[0])
+        return cli_usage_error(cmd, "-o needs a file name");
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return cli_usage_error(cmd, "-o %s is a folder: give a file name in it", path);
+        if (!S_ISREG(st.st_mode))
+            return cli_usage_error(cmd,
+                                   "-o %s exists and is not a regular file (a link, device or "
+                                   "pipe), which the model would replace: choose another name",
+                                   path);
+    }
+    char dir[4096];
+    str_lcpy(dir, path, sizeof dir);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        str_lcpy(dir, ".", sizeof dir);
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (!fs_is_dir(dir))
+        return cli_usage_error(cmd, "-o %s: the folder %s does not exist", path, dir);
+    size_t be, bb;
+    struct statvfs vfs;
+    if (quant_block_size(o->type, &be, &bb) == 0 && statvfs(dir, &vfs) == 0) {
+        double need = (double)synth_param_count(o) * (double)bb / (double)be;
+        double room = (double)vfs.f_bavail * (double)vfs.f_frsize;
+        if (need > room)
+            return cli_usage_error(cmd,
+                                   "the model needs about %.1f GB and %s has %.1f GB free: "
+                                   "choose a smaller shape or another -o",
+                                   need / 1e9, dir, room / 1e9);
+    }
+    return 0;
 }
 
 int cmd_synth(int argc, char **argv)
@@ -93,7 +139,7 @@ int cmd_synth(int argc, char **argv)
             return cli_usage_error(cmd, "%s needs a value", a);
         i++;
         if (shape) {
-            if (cli_int(cmd, a, val, 1, 1000000, shape))
+            if (cli_int(cmd, a, val, 1, 1 << 20, shape)) /* ranges: synth_check */
                 return 2;
         } else if (strcmp(a, "-o") == 0) {
             out = val;
@@ -153,11 +199,17 @@ int cmd_synth(int argc, char **argv)
         out = def;
     }
     char err[ERR_LEN];
+    int rc = synth_check(&o, err);
+    if (rc)
+        return cli_usage_error(cmd, "%s", err);
+    if ((rc = check_output(cmd, out, &o)))
+        return rc;
+    sig_install(); /* Ctrl-C, and a file-size limit, remove the unfinished file */
     double t0 = jb_clock_s();
-    int rc = synth_write(out, &o, err);
+    rc = synth_write(out, &o, err);
     if (rc) {
         log_error("%s", err);
-        return err_exit_code(rc);
+        return rc == JB_ERR_INTERRUPTED ? 130 : err_exit_code(rc);
     }
     double took = jb_clock_s() - t0;
     double params = (double)synth_param_count(&o);

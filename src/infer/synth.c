@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/embed.h"
 #include "common/err.h"
+#include "common/sig.h"
 #include "common/fs.h"
 #include "common/str.h"
 #include "infer/quant.h"
@@ -102,7 +103,7 @@ uint64_t synth_param_count(const struct synth_options *o)
     return n;
 }
 
-static int check_options(const struct synth_options *o, char *err)
+int synth_check(const struct synth_options *o, char *err)
 {
     if (!o->arch || (strcmp(o->arch, "qwen2") != 0 && strcmp(o->arch, "llama") != 0))
         return err_setf(err, JB_ERR_USAGE, "architecture '%s': use qwen2 or llama",
@@ -112,25 +113,28 @@ static int check_options(const struct synth_options *o, char *err)
                         "type %s: use F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K or Q6_K",
                         ggml_type_name(o->type));
     if (o->n_layers < 1 || o->n_layers > 256)
-        return err_setf(err, JB_ERR_USAGE, "layers must be 1 to 256");
+        return err_setf(err, JB_ERR_USAGE, "--layers must be 1 to 256, not %d", o->n_layers);
     if (o->dim < 32 || o->dim > 65536 || o->n_heads < 1 || o->dim % o->n_heads)
-        return err_setf(err, JB_ERR_USAGE, "dim %d must be 32 to 65536 and divide into %d heads",
-                        o->dim, o->n_heads);
+        return err_setf(err, JB_ERR_USAGE,
+                        "--dim %d must be 32 to 65536 and a multiple of --heads %d", o->dim,
+                        o->n_heads);
     if ((o->dim / o->n_heads) % 2)
-        return err_setf(err, JB_ERR_USAGE, "head size %d must be even (RoPE rotates pairs)",
+        return err_setf(err, JB_ERR_USAGE,
+                        "--dim / --heads (head size %d) must be even: RoPE rotates pairs",
                         o->dim / o->n_heads);
     if (o->n_kv_heads < 1 || o->n_heads % o->n_kv_heads)
-        return err_setf(err, JB_ERR_USAGE, "kv heads %d must divide heads %d", o->n_kv_heads,
+        return err_setf(err, JB_ERR_USAGE, "--kv-heads %d must divide --heads %d", o->n_kv_heads,
                         o->n_heads);
     if (o->ffn_dim < 32 || o->ffn_dim > 262144)
-        return err_setf(err, JB_ERR_USAGE, "ffn must be 32 to 262144");
+        return err_setf(err, JB_ERR_USAGE, "--ffn must be 32 to 262144, not %d", o->ffn_dim);
     if (quant_traits(o->type)->block_elems > 1 && (o->dim % 32 || o->ffn_dim % 32))
-        return err_setf(err, JB_ERR_USAGE, "dim %d and ffn %d must be multiples of 32 for %s",
+        return err_setf(err, JB_ERR_USAGE, "--dim %d and --ffn %d must be multiples of 32 for %s",
                         o->dim, o->ffn_dim, ggml_type_name(o->type));
     if (o->vocab_size < 256 + N_SPECIAL + 1 || o->vocab_size > 1000000)
-        return err_setf(err, JB_ERR_USAGE, "vocab must be %d to 1000000", 256 + N_SPECIAL + 1);
+        return err_setf(err, JB_ERR_USAGE, "--vocab must be %d to 1000000, not %d",
+                        256 + N_SPECIAL + 1, o->vocab_size);
     if (o->ctx_len < 16 || o->ctx_len > 1048576)
-        return err_setf(err, JB_ERR_USAGE, "ctx must be 16 to 1048576");
+        return err_setf(err, JB_ERR_USAGE, "--ctx must be 16 to 1048576, not %d", o->ctx_len);
     return 0;
 }
 
@@ -728,7 +732,7 @@ static uint32_t file_type_of(enum ggml_type t)
 
 int synth_write(const char *path, const struct synth_options *o, char *err)
 {
-    int rc = check_options(o, err);
+    int rc = synth_check(o, err);
     if (rc)
         return rc;
     int llama = is_llama(o);
@@ -785,8 +789,13 @@ int synth_write(const char *path, const struct synth_options *o, char *err)
         goto out;
     for (size_t i = 0; i < n_plan; i++)
         gguf_writer_tensor(w, plan[i].name, plan[i].type, plan[i].n_dims, plan[i].ne);
-    for (size_t i = 0; i < n_plan && !rc; i++)
+    for (size_t i = 0; i < n_plan && !rc; i++) {
+        if (sig_stop) { /* Ctrl-C: the temporary file goes with the writer */
+            rc = err_setf(err, JB_ERR_INTERRUPTED, "interrupted: %s was not written", path);
+            goto out;
+        }
         rc = write_tensor(w, &plan[i], o->seed, &pool, out, out_cap);
+    }
     if (rc == JB_ERR_UNSUPPORTED || rc == JB_ERR_USAGE) {
         err_setf(err, rc, "%s: cannot quantize to %s", path, ggml_type_name(o->type));
         goto out;

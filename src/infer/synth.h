@@ -55,6 +55,9 @@ uint64_t synth_param_count(const struct synth_options *o);
  * The same options and seed give the same bytes. JB_ERR_USAGE, with the
  * reason, for a shape the architecture cannot have. */
 int synth_write(const char *path, const struct synth_options *o, char *err);
+/* The checks synth_write makes of the options, alone (JB_ERR_USAGE with a
+ * message naming the command-line option). */
+int synth_check(const struct synth_options *o, char *err);
 /* The default synthetic model in the cache ($XDG_CACHE_HOME/joulebench or
  * ~/.cache/joulebench), written on first use; its path into path. */
 int synth_default_model(char *path, size_t size, char *err);

@@ -2,6 +2,7 @@
  * has, a vocabulary the tokenizer really uses, sane weights, the same
  * bytes for the same seed, the cached default model, and the command. */
 #include <math.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/fs.h"
+#include "common/sig.h"
 #include "infer/gguf.h"
 #include "infer/quant.h"
 #include "infer/synth.h"
@@ -497,6 +499,79 @@ static void test_command(void **state)
     assert_non_null(strstr(buf_str(&err), "heads"));
     buf_free(&out);
     buf_free(&err);
+
+    /* -o and the shape are checked before a byte is written, with exit 2
+     * and the option named: an empty name, a folder, a missing folder, a
+     * symbolic link (the model would replace the link), a range the
+     * command line took but the architecture does not, a model larger
+     * than the disk */
+    char missing[FS_PATH_MAX], link[FS_PATH_MAX], fresh[FS_PATH_MAX];
+    fs_path_join(missing, sizeof missing, dir, "no/such/folder/m.gguf");
+    fs_path_join(link, sizeof link, dir, "link.gguf");
+    fs_path_join(fresh, sizeof fresh, dir, "fresh.gguf");
+    tu_symlink(dir, "link.gguf", "cli.gguf");
+    struct {
+        const char *o, *opt, *needle;
+        const char *extra[12];
+    } cases[] = {
+        {"", "-o", "-o needs a file name", {NULL}},
+        {dir, "-o", "is a folder", {NULL}},
+        {missing, "-o", "does not exist", {NULL}},
+        {link, "-o", "not a regular file", {NULL}},
+        {fresh, "--layers", "--layers must be 1 to 256, not 300", {"--layers", "300", NULL}},
+        {fresh, "--ctx", "--ctx must be 16 to 1048576, not 5", {"--ctx", "5", NULL}},
+        {fresh,
+         "size",
+         "GB free",
+         {"--layers", "256", "--dim", "65536", "--ffn", "262144", "--vocab", "1000000", "--type",
+          "F32", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *args[24] = {JB_TOOL, "synth", "--preset", "tiny", "-o", (char *)cases[i].o};
+        int n = 6;
+        for (int k = 0; cases[i].extra[k]; k++)
+            args[n++] = (char *)cases[i].extra[k];
+        args[n] = NULL;
+        assert_int_equal(tu_run(args, NULL, &out, &err), 2);
+        if (!strstr(buf_str(&err), cases[i].needle))
+            fail_msg("%s: %s", cases[i].opt, buf_str(&err));
+        buf_free(&out);
+        buf_free(&err);
+    }
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode)); /* left as it was */
+    assert_false(fs_exists(fresh));
+    /* the command line takes what the architecture does */
+    char *big_ctx[] = {JB_TOOL, "synth", "--preset", "tiny", "--ctx", "1048576", "-o", fresh, NULL};
+    assert_int_equal(tu_run(big_ctx, NULL, &out, &err), 0);
+    buf_free(&out);
+    buf_free(&err);
+    tu_rmtree_free(dir);
+}
+
+/* Ctrl-C while a model is written: JB_ERR_INTERRUPTED, and neither the
+ * model nor its temporary file is left in the folder. */
+static void test_interrupted(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("synth");
+    char path[FS_PATH_MAX], err[ERR_LEN];
+    fs_path_join(path, sizeof path, dir, "stopped.gguf");
+    struct synth_options o;
+    synth_preset("tiny", &o);
+    sig_stop = 1;
+    int rc = synth_write(path, &o, err);
+    sig_reset();
+    assert_int_equal(rc, JB_ERR_INTERRUPTED);
+    assert_non_null(strstr(err, "was not written"));
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        entries += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(entries, 0);
     tu_rmtree_free(dir);
 }
 
@@ -507,7 +582,7 @@ int main(void)
         cmocka_unit_test(test_llama_q4k),   cmocka_unit_test(test_q4_k_m),
         cmocka_unit_test(test_types),       cmocka_unit_test(test_seed),
         cmocka_unit_test(test_bad_options), cmocka_unit_test(test_default_model),
-        cmocka_unit_test(test_command),
+        cmocka_unit_test(test_command),     cmocka_unit_test(test_interrupted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
