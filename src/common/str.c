@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -226,4 +227,37 @@ int str_utf8_sanitize(const char *s, size_t len, struct buf *out)
         run = i;
     }
     return buf_append(out, s + run, len - run);
+}
+
+static uint64_t hash_finish(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+uint64_t str_hash(uint64_t seed, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    uint64_t h = 0xcbf29ce484222325ull ^ seed;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ull;
+    }
+    return hash_finish(h);
+}
+
+uint64_t str_hash_u64(uint64_t seed, uint64_t x)
+{
+    return hash_finish(x ^ seed);
+}
+
+uint64_t str_hash_seed(const void *where)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)(uintptr_t)where;
+    return str_hash(0x9e3779b97f4a7c15ull, &x, sizeof x);
 }

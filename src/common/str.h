@@ -39,4 +39,12 @@ size_t str_utf8_seq_len(const char *s, size_t len);
 struct buf;
 int str_utf8_sanitize(const char *s, size_t len, struct buf *out);
 
+/* Hashes for tables whose keys come from files: FNV-1a from a seed, then
+ * a 64-bit finaliser, so every bit of the state reaches the slot bits. A
+ * table seeds itself with str_hash_seed(its own address), which a file
+ * cannot know, so it cannot pick keys that collide. */
+uint64_t str_hash(uint64_t seed, const void *p, size_t n);
+uint64_t str_hash_u64(uint64_t seed, uint64_t x);
+uint64_t str_hash_seed(const void *where);
+
 #endif

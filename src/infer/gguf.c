@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -106,33 +105,6 @@ static void *arena_alloc(struct arena *a, size_t size)
     return n->data;
 }
 
-/* FNV-1a from a per-index seed, then a 64-bit finaliser (every state bit
- * reaches the slot bits). A fixed seed let a hostile file pick thousands of
- * keys that share their low bits, and index_build's probing went
- * quadratic: minutes of parsing for a few megabytes. The seed comes from
- * the clock and the index's address, which a file cannot know. */
-static uint64_t hash_bytes(uint64_t seed, const char *p, uint64_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull ^ seed;
-    for (uint64_t i = 0; i < len; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 33);
-}
-
-static uint64_t index_seed(const void *where)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)(uintptr_t)where;
-    return hash_bytes(0x9e3779b97f4a7c15ull, (const char *)&x, sizeof x);
-}
-
 static int str_equal(struct gguf_str a, struct gguf_str b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
@@ -151,10 +123,10 @@ static long index_build(struct arena *a, struct index *ix, size_t n,
         return -2;
     memset(ix->slots, 0, cap * sizeof *ix->slots);
     ix->cap = cap;
-    ix->seed = index_seed(ix->slots);
+    ix->seed = str_hash_seed(ix->slots); /* names cannot be chosen to collide */
     for (size_t i = 0; i < n; i++) {
         struct gguf_str s = name_at(ctx, i);
-        size_t h = (size_t)hash_bytes(ix->seed, s.ptr, s.len) & (cap - 1);
+        size_t h = (size_t)str_hash(ix->seed, s.ptr, (size_t)s.len) & (cap - 1);
         while (ix->slots[h]) {
             if (str_equal(name_at(ctx, ix->slots[h] - 1), s))
                 return (long)i;
@@ -171,7 +143,7 @@ static long index_find(const struct index *ix, const char *name,
     if (!ix->slots)
         return -1;
     struct gguf_str s = {name, strlen(name)};
-    size_t h = (size_t)hash_bytes(ix->seed, s.ptr, s.len) & (ix->cap - 1);
+    size_t h = (size_t)str_hash(ix->seed, s.ptr, (size_t)s.len) & (ix->cap - 1);
     while (ix->slots[h]) {
         if (str_equal(name_at(ctx, ix->slots[h] - 1), s))
             return (long)ix->slots[h] - 1;

@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/str.h"
 
 /* Pre-tokenizer rules, as the models' tokenizer.json files define them. */
 static const char RE_GPT2[] =
@@ -55,6 +56,7 @@ struct tokenizer {
     pcre2_code *re;
     int ignore_merges;
     enum tokenizer_template tmpl;
+    uint64_t seed; /* of the text and merge tables (str_hash) */
 };
 
 /* ---- GPT-2's byte alphabet: printable Latin-1 bytes stand for
@@ -163,26 +165,6 @@ int tokenizer_vocab_text(const void *bytes, size_t n, struct buf *out)
 
 /* ---- hashing ---- */
 
-static uint64_t hash_text(const char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 static size_t pow2_at_least(size_t n)
 {
     size_t c = 16;
@@ -193,7 +175,7 @@ static size_t pow2_at_least(size_t n)
 
 int tokenizer_find(const struct tokenizer *t, const char *text, size_t len)
 {
-    size_t h = (size_t)hash_text(text, len) & (t->vocab_cap - 1);
+    size_t h = (size_t)str_hash(t->seed, text, len) & (t->vocab_cap - 1);
     for (;;) {
         uint32_t s = t->vocab_slots[h];
         if (!s)
@@ -209,7 +191,7 @@ int tokenizer_find(const struct tokenizer *t, const char *text, size_t len)
 static const struct merge_slot *merge_find(const struct tokenizer *t, int left, int right)
 {
     uint64_t key = ((uint64_t)(uint32_t)(left + 1) << 32) | (uint32_t)(right + 1);
-    size_t h = (size_t)mix64(key) & (t->merge_cap - 1);
+    size_t h = (size_t)str_hash_u64(t->seed, key) & (t->merge_cap - 1);
     for (;;) {
         const struct merge_slot *s = &t->merges[h];
         if (!s->key)
@@ -327,7 +309,7 @@ static int load_vocab(struct tokenizer *t, const struct gguf_file *f, char *err)
         size_t len = t->text_off[i + 1] - t->text_off[i];
         if (tokenizer_find(t, p, len) >= 0)
             continue;
-        size_t h = (size_t)hash_text(p, len) & (t->vocab_cap - 1);
+        size_t h = (size_t)str_hash(t->seed, p, len) & (t->vocab_cap - 1);
         while (t->vocab_slots[h])
             h = (h + 1) & (t->vocab_cap - 1);
         t->vocab_slots[h] = (uint32_t)(i + 1);
@@ -408,7 +390,7 @@ static int load_merges(struct tokenizer *t, const struct gguf_file *f, char *err
         if (left < 0 || right < 0 || result < 0)
             continue; /* names a token the vocabulary lacks: can never apply */
         uint64_t key = ((uint64_t)(uint32_t)(left + 1) << 32) | (uint32_t)(right + 1);
-        size_t h = (size_t)mix64(key) & (t->merge_cap - 1);
+        size_t h = (size_t)str_hash_u64(t->seed, key) & (t->merge_cap - 1);
         while (t->merges[h].key && t->merges[h].key != key)
             h = (h + 1) & (t->merge_cap - 1);
         if (t->merges[h].key)
@@ -438,7 +420,11 @@ static int get_id(struct tokenizer *t, const struct gguf_file *f, const char *ke
     return 0;
 }
 
-static int cmp_special(const void *a, const void *b, void *ctx);
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
 
 /* Special tokens grouped by first byte, each group longest first, so a
  * scan tries few candidates and prefers the longest match. */
@@ -465,31 +451,51 @@ static int build_specials(struct tokenizer *t, char *err)
         if ((t->type[i] == TOKENIZER_TYPE_CONTROL || t->type[i] == TOKENIZER_TYPE_USER_DEFINED) &&
             t->text_off[i + 1] > t->text_off[i])
             t->special[fill[(unsigned char)t->text[t->text_off[i]]]++] = (int)i;
-    /* insertion sort per group (groups are small) by length, longest first */
-    for (int c = 0; c < 256; c++) {
-        int *g = t->special + t->special_start[c];
-        size_t gn = t->special_start[c + 1] - t->special_start[c];
-        for (size_t i = 1; i < gn; i++) {
-            int v = g[i];
-            size_t j = i;
-            while (j > 0 && cmp_special(&g[j - 1], &v, t) > 0) {
-                g[j] = g[j - 1];
-                j--;
-            }
-            g[j] = v;
-        }
+    /* each group longest first, then by id: sorted as 64-bit keys (a file
+     * may hold many thousands of special tokens that share a first byte) */
+    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys)
+        return err_setf(err, JB_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int id = t->special[i];
+        uint64_t len = t->text_off[id + 1] - t->text_off[id];
+        keys[i] = (UINT32_MAX - len) << 32 | (uint32_t)id;
     }
+    for (int c = 0; c < 256; c++)
+        qsort(keys + t->special_start[c], t->special_start[c + 1] - t->special_start[c],
+              sizeof *keys, cmp_u64);
+    for (size_t i = 0; i < n; i++)
+        t->special[i] = (int)(uint32_t)keys[i];
+    free(keys);
     return 0;
 }
 
-static int cmp_special(const void *a, const void *b, void *ctx)
+/* An optional string: out->ptr NULL when absent; JB_ERR_FORMAT, naming
+ * the key, when it holds another type. */
+static int opt_str(const struct gguf_file *f, const char *key, struct gguf_str *out, char *err)
 {
-    const struct tokenizer *t = ctx;
-    int x = *(const int *)a, y = *(const int *)b;
-    uint32_t lx = t->text_off[x + 1] - t->text_off[x], ly = t->text_off[y + 1] - t->text_off[y];
-    if (lx != ly)
-        return lx > ly ? -1 : 1;
-    return x < y ? -1 : x > y;
+    out->ptr = NULL;
+    out->len = 0;
+    int rc = gguf_get_str(f, key, out);
+    if (rc == JB_ERR_NOTFOUND) {
+        out->ptr = NULL;
+        return 0;
+    }
+    if (rc)
+        return err_setf(err, JB_ERR_FORMAT, "%s is not a string", key);
+    return 0;
+}
+
+/* A short name from the file into buf: NULs and control bytes shown as
+ * '?', cut to fit, so it can be compared and printed. */
+static void name_copy(char *buf, size_t size, struct gguf_str s)
+{
+    size_t n = s.len < size - 1 ? (size_t)s.len : size - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    buf[n] = '\0';
 }
 
 static void add_eog(struct tokenizer *t, int id)
@@ -553,6 +559,7 @@ int tokenizer_from_gguf(const struct gguf_file *f, struct tokenizer **out, char 
     struct tokenizer *t = calloc(1, sizeof *t);
     if (!t)
         return err_setf(err, JB_ERR_NOMEM, "out of memory");
+    t->seed = str_hash_seed(t);
     if ((rc = load_vocab(t, f, err)) || (rc = load_merges(t, f, err)) ||
         (rc = build_specials(t, err)))
         goto fail;
@@ -564,8 +571,10 @@ int tokenizer_from_gguf(const struct gguf_file *f, struct tokenizer **out, char 
         goto fail;
     char pre[64] = "default";
     struct gguf_str ps;
-    if (gguf_get_str(f, "tokenizer.ggml.pre", &ps) == 0)
-        snprintf(pre, sizeof pre, "%.*s", (int)(ps.len < 63 ? ps.len : 63), ps.ptr);
+    if ((rc = opt_str(f, "tokenizer.ggml.pre", &ps, err)))
+        goto fail;
+    if (ps.ptr) /* a NUL inside is kept, so such a name is no known one */
+        name_copy(pre, sizeof pre, ps);
     int known;
     t->pre = pre_from_name(pre, &known);
     if (!known)
@@ -578,10 +587,16 @@ int tokenizer_from_gguf(const struct gguf_file *f, struct tokenizer **out, char 
         goto fail;
     }
     int add_bos;
-    if (gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &add_bos) == 0)
+    rc = gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &add_bos);
+    if (rc == 0)
         t->add_bos = add_bos;
-    else
+    else if (rc == JB_ERR_NOTFOUND)
         t->add_bos = t->pre == PRE_LLAMA3;
+    else {
+        rc = err_setf(err, JB_ERR_FORMAT, "tokenizer.ggml.add_bos_token is not a bool");
+        goto fail;
+    }
+    rc = 0;
     if (t->bos < 0)
         t->add_bos = 0;
     /* end of generation: the named ids and the end-of-turn texts */
@@ -598,7 +613,9 @@ int tokenizer_from_gguf(const struct gguf_file *f, struct tokenizer **out, char 
     /* chat template: from the template text, else from the vocabulary */
     struct gguf_str tmpl;
     t->tmpl = TOKENIZER_TEMPLATE_NONE;
-    if (gguf_get_str(f, "tokenizer.chat_template", &tmpl) == 0) {
+    if ((rc = opt_str(f, "tokenizer.chat_template", &tmpl, err)))
+        goto fail;
+    if (tmpl.ptr) {
         struct gguf_str probe = tmpl;
         for (uint64_t i = 0; i + 12 <= probe.len && !t->tmpl; i++) {
             if (memcmp(probe.ptr + i, "<|im_start|>", 12) == 0)

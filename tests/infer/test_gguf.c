@@ -757,81 +757,28 @@ static void test_mutations(void **state)
     buf_free(&b);
 }
 
-/* 4096 keys that FNV-1a from its fixed offset basis sends to the same low
- * 13 bits. Those bits of its state depend only on the same bits before
- * each byte, so at each of 12 stages two 3-letter blocks that take the
- * common state to the same next state (26^3 blocks, 8192 states: there
- * always are two) double the set. */
-enum { N_COLLIDE = 4096 };
-
-static uint32_t fnv_low13(uint32_t h, int c)
-{
-    return ((h ^ (uint32_t)c) * (uint32_t)0x1b3u) & 8191u; /* the prime's low bits */
-}
-
-static void colliding_keys(char (*keys)[40])
-{
-    char blk[12][2][4];
-    uint32_t state = (uint32_t)(0xcbf29ce484222325ull & 8191u);
-    static int seen[8192];
-    for (int stage = 0; stage < 12; stage++) {
-        for (int i = 0; i < 8192; i++)
-            seen[i] = -1;
-        int found = 0;
-        for (int p = 0; p < 26 * 26 * 26 && !found; p++) {
-            int c0 = 'a' + p / 676, c1 = 'a' + p / 26 % 26, c2 = 'a' + p % 26;
-            uint32_t next = fnv_low13(fnv_low13(fnv_low13(state, c0), c1), c2);
-            if (seen[next] < 0) {
-                seen[next] = p;
-                continue;
-            }
-            int q = seen[next];
-            snprintf(blk[stage][0], 4, "%c%c%c", 'a' + q / 676, 'a' + q / 26 % 26, 'a' + q % 26);
-            snprintf(blk[stage][1], 4, "%c%c%c", c0, c1, c2);
-            state = next;
-            found = 1;
-        }
-        assert_true(found);
-    }
-    for (int i = 0; i < N_COLLIDE; i++) {
-        keys[i][0] = '\0';
-        for (int stage = 0; stage < 12; stage++)
-            strcat(keys[i], blk[stage][(i >> stage) & 1]);
-    }
-}
-
 /* A file whose keys collide under a fixed hash: the index still spreads
  * them (a fixed FNV-1a seed let such a file of a few megabytes take
  * minutes to parse), and every key is found. */
 static void test_colliding_keys(void **state)
 {
     (void)state;
-    static char keys[N_COLLIDE][40];
-    colliding_keys(keys);
-    for (int i = 0; i < N_COLLIDE; i++) { /* distinct, and equal under the fixed hash */
-        uint32_t h = (uint32_t)(0xcbf29ce484222325ull & 8191u);
-        for (const char *c = keys[i]; *c; c++)
-            h = fnv_low13(h, *c);
-        static uint32_t h0;
-        if (i == 0)
-            h0 = h;
-        assert_int_equal(h, h0);
-        assert_true(i == 0 || strcmp(keys[i], keys[i - 1]) != 0);
-    }
+    static char keys[TU_N_COLLIDE][40];
+    tu_colliding_keys(keys);
     char *dir = tu_tmpdir("gguf");
     char path[FS_PATH_MAX], err[ERR_LEN];
     fs_path_join(path, sizeof path, dir, "collide.gguf");
     struct gguf_writer *w;
     assert_int_equal(gguf_writer_open(&w, path, err), 0);
-    for (int i = 0; i < N_COLLIDE; i++)
+    for (int i = 0; i < TU_N_COLLIDE; i++)
         gguf_writer_kv_u32(w, keys[i], (uint32_t)i);
     assert_int_equal(gguf_writer_finish(w, err), 0);
     struct fs_map map;
     struct gguf_file f;
     assert_int_equal(gguf_open(path, &map, &f, err), 0);
-    assert_int_equal(f.n_kv, N_COLLIDE);
+    assert_int_equal(f.n_kv, TU_N_COLLIDE);
     assert_true(gguf_index_longest_probe(&f) < 64);
-    for (int i = 0; i < N_COLLIDE; i += 97) {
+    for (int i = 0; i < TU_N_COLLIDE; i += 97) {
         uint64_t v;
         assert_int_equal(gguf_get_u64(&f, keys[i], &v), 0);
         assert_int_equal(v, (uint64_t)i);

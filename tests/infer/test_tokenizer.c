@@ -662,6 +662,114 @@ static void test_bad_vocab(void **state)
     vocab_free(&v);
 }
 
+/* Writes the given tokens (types per token) and optional extra keys of
+ * odd types to a GGUF file and loads it; returns tokenizer_from_gguf's
+ * code. */
+enum odd_key { ODD_NONE, ODD_ADD_BOS_U32, ODD_PRE_U32, ODD_TEMPLATE_U32, ODD_PRE_NUL };
+
+static int build_raw(const char *const *tokens, const int32_t *types, size_t n, enum odd_key odd,
+                     struct tokenizer **t, char *err)
+{
+    char *dir = tu_tmpdir("tok");
+    char path[FS_PATH_MAX];
+    fs_path_join(path, sizeof path, dir, "v.gguf");
+    struct gguf_writer *w;
+    assert_int_equal(gguf_writer_open(&w, path, err), 0);
+    gguf_writer_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    if (odd == ODD_PRE_U32)
+        gguf_writer_kv_u32(w, "tokenizer.ggml.pre", 7);
+    else if (odd == ODD_PRE_NUL) {
+        struct gguf_value v = {.type = GGUF_TYPE_STRING};
+        v.v.s.ptr = "qwen2\0junk";
+        v.v.s.len = 10;
+        gguf_writer_kv(w, "tokenizer.ggml.pre", &v);
+    } else
+        gguf_writer_kv_str(w, "tokenizer.ggml.pre", "qwen2");
+    if (odd == ODD_ADD_BOS_U32)
+        gguf_writer_kv_u32(w, "tokenizer.ggml.add_bos_token", 1);
+    if (odd == ODD_TEMPLATE_U32)
+        gguf_writer_kv_u32(w, "tokenizer.chat_template", 3);
+    gguf_writer_kv_arr_str(w, "tokenizer.ggml.tokens", tokens, n);
+    gguf_writer_kv_arr_i32(w, "tokenizer.ggml.token_type", types, n);
+    assert_int_equal(gguf_writer_finish(w, err), 0);
+    struct fs_map map;
+    struct gguf_file f;
+    assert_int_equal(gguf_open(path, &map, &f, err), 0);
+    int rc = tokenizer_from_gguf(&f, t, err);
+    gguf_close(&map, &f);
+    tu_rmtree_free(dir);
+    return rc;
+}
+
+/* A vocabulary a hostile file could hold: thousands of tokens whose texts
+ * share their slot under a fixed hash, and thousands of special tokens
+ * with one first byte (the table is seeded and the specials sorted, where
+ * both had gone quadratic: 13 s and 10 s for files of 1 and 4 MB). Every
+ * token is found, and special tokens match longest first. */
+static void test_many_tokens(void **state)
+{
+    (void)state;
+    enum { N_SPECIAL_TOKS = 6000 };
+    size_t n = 256 + TU_N_COLLIDE + N_SPECIAL_TOKS;
+    char **tokens = calloc(n, sizeof *tokens);
+    int32_t *types = calloc(n, sizeof *types);
+    static char keys[TU_N_COLLIDE][40];
+    assert_non_null(tokens);
+    assert_non_null(types);
+    tu_colliding_keys(keys);
+    size_t k = 0;
+    for (int c = 0; c < 256; c++, k++) {
+        struct buf b = {0};
+        unsigned char ch = (unsigned char)c;
+        tokenizer_vocab_text(&ch, 1, &b);
+        tokens[k] = buf_take(&b);
+        types[k] = TOKENIZER_TYPE_NORMAL;
+    }
+    for (int i = 0; i < TU_N_COLLIDE; i++, k++) {
+        tokens[k] = strdup(keys[i]);
+        types[k] = TOKENIZER_TYPE_NORMAL;
+    }
+    for (int i = 0; i < N_SPECIAL_TOKS; i++, k++) {
+        char sp[32];
+        snprintf(sp, sizeof sp, "<s%d>", i); /* "<s1>" is a prefix of "<s10>"'s text */
+        tokens[k] = strdup(sp);
+        types[k] = TOKENIZER_TYPE_USER_DEFINED;
+    }
+    struct tokenizer *t;
+    char err[ERR_LEN];
+    if (build_raw((const char *const *)tokens, types, n, ODD_NONE, &t, err))
+        fail_msg("%s", err);
+    for (int i = 0; i < TU_N_COLLIDE; i++)
+        assert_int_equal(tokenizer_find(t, keys[i], strlen(keys[i])), 256 + i);
+    int s10 = 256 + TU_N_COLLIDE + 10, s1 = 256 + TU_N_COLLIDE + 1;
+    expect_ids(t, "<s10><s1>", 1, (int[]){s10, s1}, 2);
+    tokenizer_free(t);
+    for (size_t i = 0; i < n; i++)
+        free(tokens[i]);
+    free(tokens);
+    free(types);
+}
+
+/* Keys of the wrong type are errors naming the key, not defaults taken
+ * quietly; a name with a NUL inside is no name joulebench knows. */
+static void test_odd_keys(void **state)
+{
+    (void)state;
+    const char *tokens[3] = {"a", "b", "c"};
+    int32_t types[3] = {1, 1, 1};
+    struct tokenizer *t;
+    char err[ERR_LEN];
+    assert_int_equal(build_raw(tokens, types, 3, ODD_ADD_BOS_U32, &t, err), JB_ERR_FORMAT);
+    assert_non_null(strstr(err, "add_bos_token is not a bool"));
+    assert_int_equal(build_raw(tokens, types, 3, ODD_PRE_U32, &t, err), JB_ERR_FORMAT);
+    assert_non_null(strstr(err, "tokenizer.ggml.pre is not a string"));
+    assert_int_equal(build_raw(tokens, types, 3, ODD_TEMPLATE_U32, &t, err), JB_ERR_FORMAT);
+    assert_non_null(strstr(err, "chat_template is not a string"));
+    assert_int_equal(build_raw(tokens, types, 3, ODD_PRE_NUL, &t, err), 0);
+    assert_string_equal(tokenizer_pre_name(t), "gpt2");
+    tokenizer_free(t);
+}
+
 /* ---- the committed vocabulary and texts (fuzzing seeds) ---- */
 
 #define VOCAB JB_TEST_DATA "/tokenizer/vocab.gguf"
@@ -809,6 +917,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_long_text),         cmocka_unit_test(test_byte_fallback),
         cmocka_unit_test(test_ids_and_templates), cmocka_unit_test(test_bad_vocab),
         cmocka_unit_test(test_committed_samples), cmocka_unit_test(test_mutated_vocab),
+        cmocka_unit_test(test_many_tokens),       cmocka_unit_test(test_odd_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,3 +151,51 @@ int tu_run_in(char *const argv[], char *const env[], const char *stdin_path, str
         return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
 }
+
+/* The low 13 bits of FNV-1a's state depend only on the same bits before
+ * each byte, so at each of 12 stages two 3-letter blocks that take the
+ * common state to the same next state (26^3 blocks into 8192 states:
+ * there always are two) double the set. */
+static uint32_t fnv_low13(uint32_t h, int c)
+{
+    return ((h ^ (uint32_t)c) * (uint32_t)0x1b3u) & 8191u; /* the prime's low bits */
+}
+
+void tu_colliding_keys(char (*keys)[40])
+{
+    char blk[12][2][4];
+    const uint32_t basis = (uint32_t)(0xcbf29ce484222325ull & 8191u);
+    uint32_t state = basis;
+    static int seen[8192];
+    for (int stage = 0; stage < 12; stage++) {
+        for (int i = 0; i < 8192; i++)
+            seen[i] = -1;
+        int found = 0;
+        for (int p = 0; p < 26 * 26 * 26 && !found; p++) {
+            int c0 = 'a' + p / 676, c1 = 'a' + p / 26 % 26, c2 = 'a' + p % 26;
+            uint32_t next = fnv_low13(fnv_low13(fnv_low13(state, c0), c1), c2);
+            if (seen[next] < 0) {
+                seen[next] = p;
+                continue;
+            }
+            int q = seen[next];
+            snprintf(blk[stage][0], 4, "%c%c%c", 'a' + q / 676, 'a' + q / 26 % 26, 'a' + q % 26);
+            snprintf(blk[stage][1], 4, "%c%c%c", c0, c1, c2);
+            state = next;
+            found = 1;
+        }
+        if (!found)
+            abort();
+    }
+    for (int i = 0; i < TU_N_COLLIDE; i++) {
+        keys[i][0] = '\0';
+        for (int stage = 0; stage < 12; stage++)
+            strcat(keys[i], blk[stage][(i >> stage) & 1]);
+        /* distinct, and in the same slot of the fixed hash */
+        uint32_t h = basis;
+        for (const char *c = keys[i]; *c; c++)
+            h = fnv_low13(h, *c);
+        if (h != state || (i > 0 && strcmp(keys[i], keys[i - 1]) == 0))
+            abort();
+    }
+}
