@@ -247,6 +247,20 @@ static void check_activations(const char *impl)
                         assert_true(q[b].qs[i] >= -127);
             }
         }
+        /* values so small that the Q8_K scale is subnormal: quantised as
+         * zero (1 / d would overflow and send each to +-127), as quant.c
+         * does */
+        for (int i = 0; i < N; i++)
+            x[i] = i % 256 == 0 ? 1e-40f : i % 256 == 1 ? -2.8e-43f : 0.0f;
+        kern_quantize_act(wtypes[k], x, act, N);
+        {
+            static uint8_t ref[N * 2];
+            assert_int_equal(quant_quantize_row(at, x, ref, N), 0);
+            assert_memory_equal(act, ref, kern_act_row_bytes(wtypes[k], N));
+            assert_int_equal(quant_dequantize_row(at, act, back, N), 0);
+            for (int i = 0; i < N; i++)
+                assert_true(fabsf(back[i]) <= fabsf(x[i]) + 1e-41f);
+        }
         make_act(ACT_RANDOM, x);
         for (int i = 0; i < N; i += 7)
             x[i] = NAN;
