@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -849,13 +848,7 @@ static void test_writer_errors(void **state)
     gguf_writer_abort(w);
 
     /* no temporary file is left behind by any of the failures */
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int entries = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        entries += e->d_name[0] != '.';
-    closedir(d);
-    assert_int_equal(entries, 0);
+    assert_int_equal(tu_dir_entries(dir), 0);
 
     /* a metadata-only file is valid */
     assert_int_equal(gguf_writer_open(&w, path, err), 0);

@@ -27,6 +27,9 @@ int tu_run(char *const argv[], char *const env[], struct buf *out, struct buf *e
 int tu_run_in(char *const argv[], char *const env[], const char *stdin_path, struct buf *out,
               struct buf *err_out);
 
+/* Entries of dir that are not hidden (-1 if it cannot be read). */
+int tu_dir_entries(const char *dir);
+
 /* TU_N_COLLIDE distinct lowercase keys that FNV-1a from its fixed offset
  * basis sends to the same low 13 bits: a table indexed that way puts them
  * all in one cluster (what a hostile file could do to an unseeded hash).
