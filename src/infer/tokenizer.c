@@ -296,9 +296,11 @@ static int load_vocab(struct tokenizer *t, const struct gguf_file *f, char *err)
         if (types && gguf_arr_get_int(types, i, &ty))
             return err_setf(err, JB_ERR_FORMAT, "tokenizer.ggml.token_type[%zu] is not an integer",
                             i);
+        if (ty == 0) /* llama.cpp's "undefined", which it reads as a plain token */
+            ty = TOKENIZER_TYPE_NORMAL;
         if (ty < 1 || ty > 6)
             return err_setf(err, JB_ERR_FORMAT,
-                            "tokenizer.ggml.token_type[%zu] is %lld; types are 1 to 6", i,
+                            "tokenizer.ggml.token_type[%zu] is %lld; types are 0 to 6", i,
                             (long long)ty);
         t->type[i] = (uint8_t)ty;
     }

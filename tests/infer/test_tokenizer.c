@@ -768,6 +768,15 @@ static void test_odd_keys(void **state)
     assert_int_equal(build_raw(tokens, types, 3, ODD_PRE_NUL, &t, err), 0);
     assert_string_equal(tokenizer_pre_name(t), "gpt2");
     tokenizer_free(t);
+    /* type 0 (llama.cpp's "undefined") is a plain token; 7 is no type */
+    types[1] = 0;
+    assert_int_equal(build_raw(tokens, types, 3, ODD_NONE, &t, err), 0);
+    assert_int_equal(tokenizer_token_type(t, 1), TOKENIZER_TYPE_NORMAL);
+    assert_int_equal(tokenizer_find(t, "b", 1), 1);
+    tokenizer_free(t);
+    types[1] = 7;
+    assert_int_equal(build_raw(tokens, types, 3, ODD_NONE, &t, err), JB_ERR_FORMAT);
+    assert_non_null(strstr(err, "token_type[1] is 7"));
 }
 
 /* ---- the committed vocabulary and texts (fuzzing seeds) ---- */
