@@ -105,6 +105,14 @@ static void *arena_alloc(struct arena *a, size_t size)
     return n->data;
 }
 
+/* What general.alignment may be, for the reader and the writer alike: a
+ * power of two from 8 (the spec asks for a multiple of 8, which also keeps
+ * every F32 and F16 weight naturally aligned in the mapped file). */
+static int alignment_ok(uint64_t a)
+{
+    return a >= 8 && !(a & (a - 1)) && a <= GGUF_MAX_ALIGNMENT;
+}
+
 static int str_equal(struct gguf_str a, struct gguf_str b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
@@ -544,9 +552,7 @@ static int parse_alignment(struct parser *p, struct gguf_file *out)
     if (gguf_get_u64(out, "general.alignment", &a))
         return perr(p, (size_t)kv->offset, "must be an unsigned integer, not %s",
                     gguf_type_name(kv->value.type));
-    /* the spec asks for a multiple of 8, which also keeps every F32 and F16
-     * weight naturally aligned in the mapped file */
-    if (a < 8 || (a & (a - 1)) || a > GGUF_MAX_ALIGNMENT)
+    if (!alignment_ok(a))
         return perr(p, (size_t)kv->offset, "%llu is not a power of two from 8 to 2^30",
                     (unsigned long long)a);
     out->alignment = a;
@@ -1098,7 +1104,7 @@ static int kv_begin(struct gguf_writer *w, const char *key, enum gguf_type t)
 int gguf_writer_kv_u32(struct gguf_writer *w, const char *key, uint32_t v)
 {
     if (strcmp(key, "general.alignment") == 0) {
-        if (v < 8 || (v & (v - 1)) || v > GGUF_MAX_ALIGNMENT)
+        if (!alignment_ok(v))
             return werr(w, JB_ERR_USAGE, "general.alignment %u is not a power of two from 8", v);
         if (!w->rc && !w->header_done)
             w->alignment = v;

@@ -478,12 +478,8 @@ static int opt_str(const struct gguf_file *f, const char *key, struct gguf_str *
 {
     out->ptr = NULL;
     out->len = 0;
-    int rc = gguf_get_str(f, key, out);
-    if (rc == JB_ERR_NOTFOUND) {
-        out->ptr = NULL;
-        return 0;
-    }
-    if (rc)
+    int rc = gguf_get_str(f, key, out); /* leaves out as it is unless found */
+    if (rc && rc != JB_ERR_NOTFOUND)
         return err_setf(err, JB_ERR_FORMAT, "%s is not a string", key);
     return 0;
 }
