@@ -14,11 +14,18 @@
  *     the last tick), and for comparison one sweep timed in a hot loop.
  * Exit status 0 when the figure is within the target, 1 when not.
  *
- * usage: meter_overhead [seconds]   (default 10)
+ * The fixture run reads the fixture tree alone (the powercap backend): a
+ * GPU on the machine running the bench must not add its driver's cost to
+ * the figure. --real measures the sampler over this machine's own sensors
+ * instead (whatever `joulebench sensors` would use) and prints what one
+ * read of each costs: what a run here pays, NVML's driver calls included.
+ *
+ * usage: meter_overhead [--real] [seconds]   (default 10)
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/str.h"
@@ -55,14 +62,89 @@ static void *floor_main(void *p)
     return NULL;
 }
 
+/* The sampler over the machine's own sensors: its CPU share at 100 Hz, and
+ * each sensor's read cost in a hot loop. Informational: exit 0. */
+static int real_sensors(double seconds)
+{
+    struct jb_meter_options opt;
+    jb_meter_options_init(&opt);
+    opt.interval_ms = 1000.0 / RATE_HZ;
+    struct jb_meter *m;
+    char err[256];
+    if (jb_meter_open(&m, &opt, err, sizeof err)) {
+        fprintf(stderr, "meter_overhead: %s\n", err);
+        return 1;
+    }
+    size_t len0 = jb_meter_timeline_len(m);
+    jb_meter_start(m);
+    double t0 = jb_clock_s();
+    time_sleep_s(seconds, NULL);
+    double cpu = jb_meter_sampler_cpu_s(m);
+    double wall = jb_clock_s() - t0;
+    size_t sweeps = jb_meter_timeline_len(m) - len0;
+    jb_meter_close(m);
+    printf("meter_overhead --real: this machine's sensors, sampler at %.0f Hz for %.1f s "
+           "(%zu sweeps)\n",
+           RATE_HZ, wall, sweeps);
+    printf("  sampler thread CPU  %.4f s = %.3f %% of one core (%.1f us per sweep)\n", cpu,
+           100.0 * cpu / wall, sweeps ? cpu / (double)sweeps * 1e6 : 0.0);
+    /* Each backend alone, read in a loop on a meter without a sampler. */
+    char names[8][16];
+    size_t n_names = 0;
+    opt.interval_ms = -1;
+    opt.timeline_max = 1 << 16;
+    if (jb_meter_open(&m, &opt, err, sizeof err)) {
+        fprintf(stderr, "meter_overhead: %s\n", err);
+        return 1;
+    }
+    for (size_t i = 0; i < jb_meter_sensor_count(m); i++) {
+        const struct jb_sensor_info *info = jb_meter_sensor(m, i);
+        size_t k = 0;
+        while (k < n_names && strcmp(names[k], info->backend) != 0)
+            k++;
+        if (info->used && k == n_names && n_names < 8)
+            str_lcpy(names[n_names++], info->backend, sizeof names[0]);
+    }
+    jb_meter_close(m);
+    for (size_t b = 0; b < n_names; b++) {
+        struct jb_meter_options one = opt;
+        one.backends = names[b];
+        one.no_estimate = strcmp(names[b], "estimate") != 0;
+        if (jb_meter_open(&m, &one, err, sizeof err)) {
+            fprintf(stderr, "meter_overhead: %s\n", err);
+            return 1;
+        }
+        size_t used = 0;
+        for (size_t k = 0; k < jb_meter_sensor_count(m); k++)
+            used += jb_meter_sensor(m, k)->used ? 1 : 0;
+        const int n = 2000;
+        double c0 = time_thread_cpu_s(), w0 = jb_clock_s();
+        for (int k = 0; k < n; k++)
+            jb_meter_mark(m, NULL);
+        double c = (time_thread_cpu_s() - c0) / n, w = (jb_clock_s() - w0) / n;
+        printf("  %-9s %zu sensor(s): %.1f us CPU, %.1f us wall per read of them all\n", names[b],
+               used, c * 1e6, w * 1e6);
+        jb_meter_close(m);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     double seconds = 10;
-    if (argc > 1 &&
-        (str_to_double(argv[1], (size_t)-1, &seconds) || seconds < 1 || seconds > 600)) {
-        fprintf(stderr, "usage: meter_overhead [seconds, 1 to 600]\n");
+    int real = 0;
+    if (argc > 1 && strcmp(argv[1], "--real") == 0) {
+        real = 1;
+        argc--;
+        argv++;
+    }
+    if (argc > 2 || (argc > 1 && (str_to_double(argv[1], (size_t)-1, &seconds) || seconds < 1 ||
+                                  seconds > 600))) {
+        fprintf(stderr, "usage: meter_overhead [--real] [seconds, 1 to 600]\n");
         return 2;
     }
+    if (real)
+        return real_sensors(seconds);
     struct fx_sysfs *fx = fx_new("bench");
     fx_rapl_zone(fx, "intel-rapl:0", "package-0", 1000, 0);
     fx_rapl_zone(fx, "intel-rapl:0:0", "core", 1000, 0);
@@ -79,6 +161,7 @@ int main(int argc, char **argv)
     opt.procfs_root = fx_procfs_root(fx);
     opt.interval_ms = 1000.0 / RATE_HZ;
     opt.no_estimate = 1;
+    opt.backends = "powercap"; /* the fixture alone: no real GPU's driver calls */
     struct jb_meter *m;
     char err[256];
     if (jb_meter_open(&m, &opt, err, sizeof err)) {
