@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/str.h"
+#include "common/timeutil.h"
 
 /* Order matters twice: `joulebench sensors` lists in this order, and the
  * estimator must come after every measured backend. */
@@ -267,22 +268,95 @@ static void resolve_parents(struct sensor_set *set)
     }
 }
 
+/* How long a counter that reads 0 gets to move before it counts as empty:
+ * three of its update periods, at least DEAD_WAIT_MIN_S, at most
+ * DEAD_WAIT_MAX_S. Live RAPL counters move within a millisecond. */
+#define DEAD_WAIT_MIN_S 0.05
+#define DEAD_WAIT_MAX_S 0.3
+#define DEAD_POLL_S 0.005
+
+/* An energy counter that reads 0 and stays there is exposed but never
+ * filled: a virtual machine's perf power PMU answers every read with 0,
+ * and so does a DRAM zone on boards whose firmware does not count it.
+ * Used, it would report 0 J as a measurement, and a psys read that way
+ * would even stand in for the CPU. Counters that run from boot (powercap,
+ * NVML) are never 0 on a working machine; perf counts from the open, so
+ * 0 right after it is normal: each counter that reads 0 gets a short wait
+ * to move, and the wait ends as soon as all of them have. Healthy machines
+ * pay nothing, or a few milliseconds where perf is the route. */
+static void drop_dead_counters(struct sensor_set *set)
+{
+    size_t zero[JB_MAX_SENSORS], n_zero = 0;
+    double wait = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        struct sensor *s = set->items[i];
+        struct sensor_reading r = {0};
+        if (!s->info.readable || s->info.estimated || s->info.kind != JB_SENSOR_ENERGY)
+            continue;
+        if (s->backend->read(s, &r) != 0 || r.raw != 0)
+            continue;
+        zero[n_zero++] = i;
+        double w = 3.0 * s->info.update_period_s;
+        w = w < DEAD_WAIT_MIN_S ? DEAD_WAIT_MIN_S : w > DEAD_WAIT_MAX_S ? DEAD_WAIT_MAX_S : w;
+        if (w > wait)
+            wait = w;
+    }
+    double t0 = jb_clock_s(), waited = 0;
+    while (n_zero && waited < wait) {
+        time_sleep_s(DEAD_POLL_S, NULL);
+        waited = jb_clock_s() - t0;
+        size_t keep = 0;
+        for (size_t k = 0; k < n_zero; k++) {
+            struct sensor *s = set->items[zero[k]];
+            struct sensor_reading r = {0};
+            int rc = s->backend->read(s, &r);
+            if (rc == 0 && r.raw == 0)
+                zero[keep++] = zero[k];
+        }
+        n_zero = keep;
+    }
+    for (size_t k = 0; k < n_zero; k++) {
+        struct sensor *s = set->items[zero[k]];
+        s->info.readable = 0;
+        s->info.used = 0;
+        snprintf(s->info.reason, sizeof s->info.reason,
+                 "its counter reads 0 and did not move in %.2f s: this machine exposes it "
+                 "without counting (a virtual machine, or firmware that leaves it empty)",
+                 waited);
+        str_lcpy(s->info.fix,
+                 "none here: measure on the host or on bare metal, where the counter runs",
+                 sizeof s->info.fix);
+    }
+}
+
 /* The CPU counts as measured when a readable sensor covers it: a package
  * or its cores, or a rail or board sensor the CPU draws from (a Jetson's
  * VDD_CPU_GPU_CV is soc, its VDD_IN system). An estimate added beside the
- * latter would count the CPU twice, or stand in for the measured total. */
+ * latter would count the CPU twice, or stand in for the measured total.
+ * A system sensor covers the CPU only while it is the total, though: the
+ * total leaves system sensors out as soon as another domain is measured
+ * (psys beside a GPU's counter, on a machine with no package counter), and
+ * the CPU would then be missing from it. There the estimate stands in for
+ * the CPU, labelled as such, and the system figure is reported beside. */
 static void decide_estimator(struct sensor_set *set)
 {
-    const char *measured = NULL;
+    const char *measured = NULL, *system = NULL;
+    int other_top = 0;
     for (size_t i = 0; i < set->n; i++) {
         const struct jb_sensor_info *info = &set->items[i]->info;
-        if (info->used && !info->estimated &&
-            (info->domain == JB_DOMAIN_CPU || info->domain == JB_DOMAIN_CORES ||
-             info->domain == JB_DOMAIN_SOC || info->domain == JB_DOMAIN_SYSTEM)) {
+        if (!info->used || info->estimated)
+            continue;
+        if (!measured && (info->domain == JB_DOMAIN_CPU || info->domain == JB_DOMAIN_CORES ||
+                          info->domain == JB_DOMAIN_SOC))
             measured = info->name;
-            break;
-        }
+        else if (!system && info->domain == JB_DOMAIN_SYSTEM)
+            system = info->name;
+        int top = info->parent < 0 || !set->items[info->parent]->info.used;
+        if (top && info->domain != JB_DOMAIN_SYSTEM && info->domain != JB_DOMAIN_UNCORE)
+            other_top = 1;
     }
+    if (!measured && !other_top)
+        measured = system;
     if (!measured)
         return;
     for (size_t i = 0; i < set->n; i++) {
@@ -326,6 +400,7 @@ int sensor_registry_open(const struct sensor_env *env, const char *only, int no_
             s->info.used = 0;
         }
     }
+    drop_dead_counters(set);
     pick_routes(set);
     resolve_parents(set);
     decide_estimator(set);

@@ -274,7 +274,7 @@ static void test_sensors_listing(void **state)
 {
     (void)state;
     struct fx_sysfs *fx = fx_new("cli-sensors");
-    fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    fx_rapl_zone(fx, "intel-rapl:0", "package-0", 1000000, 0);
     int dram = fx_rapl_zone(fx, "intel-rapl:0:0", "dram", 0, 0);
     fx_set_raw(fx, dram, "garbage\n");
     char root[4200];

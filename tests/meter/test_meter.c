@@ -203,14 +203,14 @@ static void test_exact_arithmetic(void **state)
     struct fx_sysfs *fx = fx_new("m-exact");
     int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 1000000, 10000000);
     int core = fx_rapl_zone(fx, "intel-rapl:0:0", "core", 9000000, 10000000);
-    int dram = fx_rapl_zone(fx, "intel-rapl:0:1", "dram", 0, 0);
+    int dram = fx_rapl_zone(fx, "intel-rapl:0:1", "dram", 1000000, 0);
     struct jb_meter *m = open_meter(fx, -1, 1);
     int ip = sensor_index(m, "rapl:package-0"), ic = sensor_index(m, "rapl:core-0");
     int id = sensor_index(m, "rapl:dram-0");
     assert_int_equal(jb_meter_begin(m, "x"), 0);
     fx_set_raw(fx, pkg, "6000000\n");  /* +5 J */
     fx_set_raw(fx, core, "1000000\n"); /* 9 J -> wrap at 10 J -> 1 J: +2 J */
-    fx_set_raw(fx, dram, "1500000\n"); /* +1.5 J */
+    fx_set_raw(fx, dram, "2500000\n"); /* +1.5 J */
     struct jb_energy e;
     assert_int_equal(jb_meter_end(m, "x", &e), 0);
     assert_true(fabs(e.sensor_j[ip] - 5.0) < 1e-9);
@@ -232,12 +232,12 @@ static void test_counter_reset(void **state)
     struct fx_sysfs *fx = fx_new("m-reset");
     fx_hwmon(fx, 0, "i915", "pci0000:00/0000:00:02.0");
     int gpu = fx_hwmon_counter(fx, 0, "energy1_input", FX_ENERGY_UJ, 50000000);
-    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 1000000, 0);
     struct jb_meter *m = open_meter(fx, -1, 1);
     int ig = sensor_index(m, "i915:0000:00:02.0"), ip = sensor_index(m, "rapl:package-0");
     assert_int_equal(jb_meter_begin(m, "a"), 0);
     fx_set_raw(fx, gpu, "1000\n"); /* back from 50 J to 1 mJ */
-    fx_set_raw(fx, pkg, "2000000\n");
+    fx_set_raw(fx, pkg, "3000000\n");
     struct jb_energy e;
     assert_int_equal(jb_meter_end(m, "a", &e), 0);
     assert_true(e.flags & JB_ENERGY_RESET);
@@ -259,7 +259,7 @@ static void test_counter_reset(void **state)
     /* A RAPL counter that steps back by a little: a wrap would mean
      * ~262 kJ in microseconds, so it is a reset, not a wrap. */
     assert_int_equal(jb_meter_begin(m, "c"), 0);
-    fx_set_raw(fx, pkg, "1999000\n");
+    fx_set_raw(fx, pkg, "2999000\n");
     assert_int_equal(jb_meter_end(m, "c", &e), 0);
     assert_true(e.flags & JB_ENERGY_RESET);
     assert_false(e.flags & JB_ENERGY_WRAPPED);
@@ -344,14 +344,14 @@ static void test_transient_read_error(void **state)
 {
     (void)state;
     struct fx_sysfs *fx = fx_new("m-transient");
-    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 1000000, 0);
     struct jb_meter *m = open_meter(fx, -1, 1);
     double t;
-    fx_set_raw(fx, pkg, "1000000\n");
+    fx_set_raw(fx, pkg, "2000000\n");
     assert_int_equal(jb_meter_begin(m, "w"), 0);
     fx_set_raw(fx, pkg, "12ab\n");
     assert_int_equal(jb_meter_mark(m, &t), 0); /* one failed read */
-    fx_set_raw(fx, pkg, "3000000\n");
+    fx_set_raw(fx, pkg, "4000000\n");
     struct jb_energy e;
     assert_int_equal(jb_meter_end(m, "w", &e), 0);
     assert_true(e.sensor_valid[0]);
@@ -364,7 +364,7 @@ static void test_transient_read_error(void **state)
     fx_set_raw(fx, pkg, "12ab\n");
     for (int k = 0; k < 3; k++)
         assert_int_equal(jb_meter_mark(m, &t), 0);
-    fx_set_raw(fx, pkg, "4000000\n");
+    fx_set_raw(fx, pkg, "5000000\n");
     assert_int_equal(jb_meter_end(m, "w2", &e), 0);
     assert_false(e.sensor_valid[0]); /* lost for good after three */
     assert_true(e.flags & JB_ENERGY_SENSOR_LOST);
@@ -377,18 +377,18 @@ static void test_windows(void **state)
 {
     (void)state;
     struct fx_sysfs *fx = fx_new("m-windows");
-    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 1000000, 0);
     struct jb_meter *m = open_meter(fx, -1, 1);
     assert_int_equal(jb_meter_begin(m, "outer"), 0);
-    fx_set_raw(fx, pkg, "1000000\n");
+    fx_set_raw(fx, pkg, "2000000\n");
     assert_int_equal(jb_meter_begin(m, "inner"), 0);
     assert_int_equal(jb_meter_begin(m, "inner"), JB_ERR_STATE);
-    fx_set_raw(fx, pkg, "3000000\n");
+    fx_set_raw(fx, pkg, "4000000\n");
     struct jb_energy in, out;
     assert_int_equal(jb_meter_end(m, "nosuch", &in), JB_ERR_STATE);
     assert_int_equal(jb_meter_end(m, "inner", &in), 0);
     assert_int_equal(jb_meter_end(m, "inner", &in), JB_ERR_STATE);
-    fx_set_raw(fx, pkg, "3500000\n");
+    fx_set_raw(fx, pkg, "4500000\n");
     assert_int_equal(jb_meter_end(m, "outer", &out), 0);
     assert_true(fabs(in.total_j - 2.0) < 1e-9);
     assert_true(fabs(out.total_j - 3.5) < 1e-9);
@@ -406,14 +406,14 @@ static void test_marks_and_between(void **state)
 {
     (void)state;
     struct fx_sysfs *fx = fx_new("m-marks");
-    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 0, 0);
+    int pkg = fx_rapl_zone(fx, "intel-rapl:0", "package-0", 1000000, 0);
     struct jb_meter *m = open_meter(fx, -1, 1);
     double t0, t1, t2;
     assert_int_equal(jb_meter_mark(m, &t0), 0);
-    fx_set_raw(fx, pkg, "4000000\n");
+    fx_set_raw(fx, pkg, "5000000\n");
     time_sleep_s(0.01, NULL);
     assert_int_equal(jb_meter_mark(m, &t1), 0);
-    fx_set_raw(fx, pkg, "10000000\n");
+    fx_set_raw(fx, pkg, "11000000\n");
     time_sleep_s(0.01, NULL);
     assert_int_equal(jb_meter_mark(m, &t2), 0);
     struct jb_energy e;
@@ -436,7 +436,7 @@ static void test_marks_and_between(void **state)
     assert_int_equal(jb_meter_energy_between(m, t2, t1, &e), JB_ERR_USAGE);
     /* Past the last sample, up to now: a reading is taken, and the step
      * since the last mark is shared out in proportion to the time. */
-    fx_set_raw(fx, pkg, "11000000\n");
+    fx_set_raw(fx, pkg, "12000000\n");
     time_sleep_s(0.01, NULL);
     double now = jb_clock_s();
     assert_int_equal(jb_meter_energy_between(m, t2, now, &e), 0);

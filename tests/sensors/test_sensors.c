@@ -293,10 +293,24 @@ static int fake_open(uint32_t type, uint64_t config, int cpu)
     return fd;
 }
 
+/* fake_mode 0: each counter holds its fixed value; 1: every counter reads
+ * 0 for ever (a virtual machine's PMU); 2: every counter starts at 0 and
+ * moves by 1000 counts per read after the first (a live PMU just opened). */
+static int fake_mode;
+
 static int fake_read(int fd, uint64_t *count)
 {
     if (fd < 0 || fd >= 64)
         return -EBADF;
+    if (fake_mode == 1) {
+        *count = 0;
+        return 0;
+    }
+    if (fake_mode == 2) {
+        static uint64_t reads[64];
+        *count = reads[fd]++ * 1000;
+        return 0;
+    }
     *count = fake_count[fd];
     return 0;
 }
@@ -384,6 +398,112 @@ static void test_perf_refused(void **state)
     assert_true(must(&r, "rapl:package-0")->info.used);
     assert_true(must(&r, "rapl:dram-1")->info.used);
     sensor_set_clear(&r.set);
+    fx_free(fx);
+}
+
+/* A virtual machine that exposes the perf power PMU without counting:
+ * psys opens and reads 0 for ever. It is not used (it would report 0 J,
+ * and as psys it would stand in for the CPU), it says why, and the CPU
+ * falls back to the estimate. */
+static void test_perf_counter_that_never_counts(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("perf-dead");
+    fx_perf_pmu(fx, 23, "0");
+    fx_write(fx, "devices/system/cpu/cpu0/topology/physical_package_id", "0\n");
+    fx_perf_event(fx, "energy-psys", "event=0x05", "2.3283064365386962890625e-10", "Joules");
+    fx_proc_stat(fx, 16, 1000, 9000);
+    perf_power_set_ops(&fake_ops);
+    fake_mode = 1;
+    struct reg r;
+    reg_open(&r, fx, "perf,estimate", 0);
+    fake_mode = 0;
+    perf_power_set_ops(NULL);
+    assert_int_equal(r.rc, 0);
+    struct sensor *psys = must(&r, "perf:psys");
+    assert_false(psys->info.readable);
+    assert_false(psys->info.used);
+    assert_non_null(strstr(psys->info.reason, "reads 0 and did not move"));
+    assert_non_null(strstr(psys->info.fix, "bare metal"));
+    struct sensor *est = must(&r, "estimate:cpu");
+    assert_true(est->info.used);
+    assert_string_equal(est->info.reason, "");
+    sensor_set_clear(&r.set);
+
+    /* The same PMU counting: perf starts at 0 when opened, and a counter
+     * that moves within the wait is kept. */
+    perf_power_set_ops(&fake_ops);
+    fake_mode = 2;
+    reg_open(&r, fx, "perf,estimate", 0);
+    fake_mode = 0;
+    perf_power_set_ops(NULL);
+    assert_int_equal(r.rc, 0);
+    psys = must(&r, "perf:psys");
+    assert_true(psys->info.used);
+    /* psys alone is the total, and it holds the CPU: no estimate. */
+    est = must(&r, "estimate:cpu");
+    assert_false(est->info.used);
+    assert_non_null(strstr(est->info.reason, "perf:psys"));
+    sensor_set_clear(&r.set);
+    fx_free(fx);
+}
+
+/* A powercap zone that reads 0 and stays there (a DRAM zone the firmware
+ * leaves empty) is listed as not counting; a zone at 0 that a writer is
+ * advancing is a live counter and stays. */
+static void test_powercap_zone_that_never_counts(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("pc-dead");
+    fx_rapl_zone(fx, "intel-rapl:0", "package-0", 123456789, 0);
+    fx_rapl_zone(fx, "intel-rapl:0:0", "dram", 0, 0);
+    int core = fx_rapl_zone(fx, "intel-rapl:0:1", "core", 0, 0);
+    fx_set_watts(fx, core, 10.0);
+    fx_start(fx, 500);
+    struct reg r;
+    reg_open(&r, fx, "powercap", 0);
+    fx_stop(fx);
+    assert_int_equal(r.rc, 0);
+    struct sensor *dram = must(&r, "rapl:dram-0");
+    assert_false(dram->info.used);
+    assert_non_null(strstr(dram->info.reason, "reads 0 and did not move"));
+    assert_true(must(&r, "rapl:core-0")->info.used);
+    assert_true(must(&r, "rapl:package-0")->info.used);
+    sensor_set_clear(&r.set);
+    fx_free(fx);
+}
+
+/* psys beside a GPU's counter, with no package counter: the total is the
+ * GPU plus the CPU, and psys is reported beside it, so psys cannot stand
+ * in for the CPU. The estimate does, labelled as one. */
+static void test_psys_beside_a_gpu(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("psys-gpu");
+    fx_rapl_zone(fx, "intel-rapl:0", "psys", 5000000, 0);
+    fx_hwmon(fx, 4, "i915", "pci0000:00/0000:00:01.0/0000:03:00.0");
+    fx_hwmon_counter(fx, 4, "energy1_input", FX_ENERGY_UJ, 777);
+    fx_proc_stat(fx, 4, 1000, 9000);
+    struct reg r;
+    reg_open(&r, fx, "powercap,hwmon,estimate", 0);
+    assert_int_equal(r.rc, 0);
+    assert_true(must(&r, "rapl:psys")->info.used);
+    struct sensor *est = must(&r, "estimate:cpu");
+    assert_true(est->info.used);
+    assert_string_equal(est->info.reason, "");
+    sensor_set_clear(&r.set);
+
+    /* Without the GPU, psys is the total and holds the CPU. */
+    struct fx_sysfs *fx2 = fx_new("psys-only");
+    fx_rapl_zone(fx2, "intel-rapl:0", "psys", 5000000, 0);
+    fx_proc_stat(fx2, 4, 1000, 9000);
+    reg_open(&r, fx2, "powercap,hwmon,estimate", 0);
+    assert_int_equal(r.rc, 0);
+    est = must(&r, "estimate:cpu");
+    assert_false(est->info.used);
+    assert_non_null(strstr(est->info.reason, "rapl:psys"));
+    sensor_set_clear(&r.set);
+    fx_free(fx2);
     fx_free(fx);
 }
 
@@ -606,6 +726,9 @@ int main(void)
         cmocka_unit_test(test_powercap_unreadable),
         cmocka_unit_test(test_perf_preferred),
         cmocka_unit_test(test_perf_refused),
+        cmocka_unit_test(test_perf_counter_that_never_counts),
+        cmocka_unit_test(test_powercap_zone_that_never_counts),
+        cmocka_unit_test(test_psys_beside_a_gpu),
         cmocka_unit_test(test_perf_bad_events),
         cmocka_unit_test(test_perf_real_syscall),
         cmocka_unit_test(test_hwmon),
