@@ -174,7 +174,14 @@ struct jb_energy {
 
 /* Windows: begin takes a reading of every sensor now, end takes another and
  * returns the difference. Windows may overlap; names must be unique among
- * open windows (JB_ERR_STATE otherwise). */
+ * open windows (JB_ERR_STATE otherwise).
+ *
+ * A counter that publishes in steps (update_period_s of 50 ms or more, as
+ * NVML's energy counter) is read at each edge of a window or interval on
+ * its line between the updates around the edge, not as the last update's
+ * value, which can be short by a whole step. So with the sampler running,
+ * end waits for such a counter's next update after the end: up to one and
+ * a half of its update periods (150 ms for NVML). */
 int jb_meter_begin(struct jb_meter *m, const char *name);
 int jb_meter_end(struct jb_meter *m, const char *name, struct jb_energy *out);
 

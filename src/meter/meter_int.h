@@ -44,6 +44,16 @@ int timeline_append(struct meter_timeline *tl, const struct meter_point *p, int 
  * apart). JB_ERR_USAGE when t is outside the timeline. */
 int timeline_at(const struct meter_timeline *tl, double t, double gap_s, struct meter_point *out);
 
+/* Sensor i's cumulative joules at t for a counter that publishes in steps
+ * (NVML's energy counter moves every ~100 ms): linear between the
+ * counter's own updates around t, each placed at the first sample that
+ * showed it, rather than the staircase of readings, whose value at an edge
+ * is short by up to one whole step. Looks no further than span_s on each
+ * side of t. JB_ERR_NOTFOUND when no update lies on one side within it
+ * (the caller keeps the reading then). */
+int timeline_stepped_at(const struct meter_timeline *tl, size_t i, double t, double span_s,
+                        double *out);
+
 /* Per-sensor facts the arithmetic needs. */
 struct meter_sensor_view {
     const struct jb_sensor_info *info;

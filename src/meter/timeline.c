@@ -135,6 +135,71 @@ int timeline_at(const struct meter_timeline *tl, double t, double gap_s, struct 
     return 0;
 }
 
+/* The sample index of the update at or before sample k (an update: a valid
+ * sample whose joules differ from the valid sample before it), stopping
+ * at samples earlier than t_min; -1 if none. */
+static long update_before(const struct meter_timeline *tl, size_t i, long k, double t_min)
+{
+    size_t n = tl->n;
+    for (; k > 0 && tl->t[k] >= t_min; k--) {
+        if (!tl->v[(size_t)k * n + i])
+            continue;
+        long p = k - 1;
+        while (p >= 0 && !tl->v[(size_t)p * n + i])
+            p--;
+        if (p < 0)
+            return -1;
+        if (tl->j[(size_t)k * n + i] != tl->j[(size_t)p * n + i])
+            return k;
+        k = p + 1; /* the loop's k-- lands on p */
+    }
+    return -1;
+}
+
+/* The first update after sample k, up to samples later than t_max; -1 if
+ * none. */
+static long update_after(const struct meter_timeline *tl, size_t i, size_t k, double t_max)
+{
+    size_t n = tl->n;
+    long prev = -1;
+    for (size_t q = k; q < tl->len && tl->t[q] <= t_max; q++) {
+        if (!tl->v[q * n + i])
+            continue;
+        if (prev >= 0 && q > k && tl->j[q * n + i] != tl->j[(size_t)prev * n + i])
+            return (long)q;
+        prev = (long)q;
+    }
+    return -1;
+}
+
+int timeline_stepped_at(const struct meter_timeline *tl, size_t i, double t, double span_s,
+                        double *out)
+{
+    if (tl->len < 2 || i >= tl->n || !(t >= tl->t[0]) || t > tl->t[tl->len - 1])
+        return JB_ERR_NOTFOUND;
+    /* The last sample at or before t. */
+    size_t lo = 0, hi = tl->len - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (tl->t[mid] <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    long a = update_before(tl, i, (long)lo, t - span_s);
+    if (a >= 0 && tl->t[a] == t) { /* t is the update itself */
+        *out = tl->j[(size_t)a * tl->n + i];
+        return 0;
+    }
+    long b = a >= 0 ? update_after(tl, i, lo, t + span_s) : -1;
+    if (a < 0 || b < 0)
+        return JB_ERR_NOTFOUND;
+    double ta = tl->t[a], tb = tl->t[b];
+    double ja = tl->j[(size_t)a * tl->n + i], jb = tl->j[(size_t)b * tl->n + i];
+    *out = ja + (t - ta) / (tb - ta) * (jb - ja);
+    return 0;
+}
+
 void meter_fill_energy(const struct meter_sensor_view *views, size_t n, const struct meter_point *a,
                        const struct meter_point *b, unsigned flags, struct jb_energy *out)
 {

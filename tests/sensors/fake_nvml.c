@@ -11,6 +11,8 @@
  *       energy|W   energy counter (mJ) advancing at W watts on the system's
  *                  monotonic clock (so two processes see one counter), power
  *                  reading W as well
+ *       steps|W    the same counter published in steps, every 100 ms of
+ *                  that clock, as a real GPU's is (an H100's: ~100 ms)
  *       power|W    no energy counter (NOT_SUPPORTED), power W
  *       none       neither energy nor power (NOT_SUPPORTED)
  *       noperm     energy and power answer NO_PERMISSION
@@ -228,12 +230,16 @@ int nvmlDeviceGetTotalEnergyConsumption(struct nvmlDevice_st *device, unsigned l
         return device->status;
     if (strcmp(device->mode, "noperm") == 0)
         return NVML_ERROR_NO_PERMISSION;
-    if (strcmp(device->mode, "energy") != 0)
+    int steps = strcmp(device->mode, "steps") == 0;
+    if (strcmp(device->mode, "energy") != 0 && !steps)
         return NVML_ERROR_NOT_SUPPORTED;
+    double t = now_s();
+    if (steps)
+        t = (double)(long long)(t / 0.1) * 0.1; /* t > 0: the cast floors */
     if (device->fixed)
         *energy = device->energy_mj;
     else
-        *energy = 1000000ull + (unsigned long long)(device->watts * now_s() * 1e3);
+        *energy = 1000000ull + (unsigned long long)(device->watts * t * 1e3);
     return NVML_SUCCESS;
 }
 
@@ -245,7 +251,8 @@ int nvmlDeviceGetPowerUsage(struct nvmlDevice_st *device, unsigned int *power)
         return device->status;
     if (strcmp(device->mode, "noperm") == 0)
         return NVML_ERROR_NO_PERMISSION;
-    if (strcmp(device->mode, "energy") != 0 && strcmp(device->mode, "power") != 0)
+    if (strcmp(device->mode, "energy") != 0 && strcmp(device->mode, "steps") != 0 &&
+        strcmp(device->mode, "power") != 0)
         return NVML_ERROR_NOT_SUPPORTED;
     *power = (unsigned int)(device->watts * 1000.0 + 0.5);
     return NVML_SUCCESS;

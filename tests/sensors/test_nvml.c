@@ -75,6 +75,101 @@ static int any_note_has(const struct sensor_set *set, const char *needle)
     return 0;
 }
 
+static struct jb_meter *open_nvml_meter(double interval_ms)
+{
+    struct jb_meter_options opt;
+    jb_meter_options_init(&opt);
+    opt.sysfs_root = "/nonexistent";
+    opt.procfs_root = "/nonexistent";
+    opt.nvml_lib = FAKE_NVML_LIB;
+    opt.backends = "nvml";
+    opt.interval_ms = interval_ms;
+    struct jb_meter *m = NULL;
+    char err[256];
+    assert_int_equal(jb_meter_open(&m, &opt, err, sizeof err), 0);
+    assert_int_equal(jb_meter_sensor_count(m), 1);
+    assert_true(jb_meter_sensor(m, 0)->used);
+    return m;
+}
+
+/* A counter that publishes in steps is read between its updates at the
+ * edges of an interval: marks place every update, so the figures are
+ * exact arithmetic on the marks' own timestamps. */
+static void test_stepped_counter_edges(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|energy|0", 1);
+    set_energy(0, 1000000); /* 1000 J */
+    struct jb_meter *m = open_nvml_meter(-1);
+    double t0, t1, t2, t3, t5;
+    assert_int_equal(jb_meter_mark(m, &t0), 0);
+    set_energy(0, 1005000); /* an update: +5 J */
+    time_sleep_s(0.02, NULL);
+    assert_int_equal(jb_meter_mark(m, &t1), 0);
+    time_sleep_s(0.03, NULL);
+    assert_int_equal(jb_meter_mark(m, &t2), 0); /* between updates */
+    set_energy(0, 1010000);
+    time_sleep_s(0.02, NULL);
+    assert_int_equal(jb_meter_mark(m, &t3), 0);
+
+    /* From t2, between the updates seen at t1 and t3, to the update at t3:
+     * the staircase would say 5 J (t2 reads the t1 value). */
+    struct jb_energy e;
+    assert_int_equal(jb_meter_energy_between(m, t2, t3, &e), 0);
+    double at_t2 = 5.0 + 5.0 * (t2 - t1) / (t3 - t1);
+    assert_true(fabs(e.sensor_j[0] - (10.0 - at_t2)) < 1e-9);
+    assert_true(e.sensor_j[0] < 4.0); /* well off the staircase's 5 J */
+    /* t0 has no update before it: its reading stands. */
+    assert_int_equal(jb_meter_energy_between(m, t0, t2, &e), 0);
+    assert_true(fabs(e.sensor_j[0] - at_t2) < 1e-9);
+
+    /* A window's begin is read the same way. */
+    time_sleep_s(0.02, NULL);
+    assert_int_equal(jb_meter_begin(m, "w"), 0);
+    time_sleep_s(0.02, NULL);
+    set_energy(0, 1015000);
+    time_sleep_s(0.02, NULL);
+    assert_int_equal(jb_meter_mark(m, &t5), 0);
+    assert_int_equal(jb_meter_end(m, "w", &e), 0);
+    double at_begin = 10.0 + 5.0 * (e.t_begin_s - t3) / (t5 - t3);
+    assert_true(fabs(e.sensor_j[0] - (15.0 - at_begin)) < 1e-9);
+    assert_true(e.sensor_j[0] < 4.0);
+    jb_meter_close(m);
+    unsetenv("FAKE_NVML_GPUS");
+}
+
+/* With the sampler running, a window on a counter that steps every 100 ms
+ * comes out near the true energy, not a whole number of steps: end waits
+ * for the update after it. At 100 W a step is 10 J, and a window of about
+ * 0.25 s read as a staircase is off by about 5 J; read between updates it
+ * is off by the sampler's timing alone (10 ms ticks: 1 J). The median of
+ * three windows is checked, so one late tick on a busy machine does not
+ * decide. */
+static void test_stepped_counter_windows(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|steps|100", 1);
+    struct jb_meter *m = open_nvml_meter(10);
+    assert_int_equal(jb_meter_start(m), 0);
+    time_sleep_s(0.15, NULL); /* updates on the timeline before the first edge */
+    double err[3];
+    for (int k = 0; k < 3; k++) {
+        struct jb_energy e;
+        assert_int_equal(jb_meter_begin(m, "w"), 0);
+        time_sleep_s(0.25, NULL);
+        assert_int_equal(jb_meter_end(m, "w", &e), 0);
+        assert_true(e.sensor_valid[0]);
+        err[k] = fabs(e.sensor_j[0] - 100.0 * e.duration_s);
+    }
+    jb_meter_close(m);
+    unsetenv("FAKE_NVML_GPUS");
+    double lo = err[0] < err[1] ? err[0] : err[1], hi = err[0] < err[1] ? err[1] : err[0];
+    double median = err[2] < lo ? lo : err[2] > hi ? hi : err[2];
+    if (median >= 3.0)
+        fprintf(stderr, "errors: %.2f %.2f %.2f J\n", err[0], err[1], err[2]);
+    assert_true(median < 3.0);
+}
+
 static void test_two_gpus(void **state)
 {
     (void)state;
@@ -261,6 +356,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_two_gpus, reset_env),
+        cmocka_unit_test_setup(test_stepped_counter_edges, reset_env),
+        cmocka_unit_test_setup(test_stepped_counter_windows, reset_env),
         cmocka_unit_test_setup(test_power_fallback, reset_env),
         cmocka_unit_test_setup(test_neither_energy_nor_power, reset_env),
         cmocka_unit_test_setup(test_no_permission, reset_env),
