@@ -241,19 +241,23 @@ static int stepped(const struct msensor *ms)
 }
 
 /* An edge of an interval, read from a counter that publishes in steps,
- * holds the last update's joules: short by up to one whole step (7 J on an
- * idle H100, for a request of 0.2 s). Each such sensor's joules at p are
- * moved onto the counter's line between its updates around p, where the
- * timeline holds one on each side. Both edges of an interval are treated
- * alike, so what the sampler's timing shifts cancels out. */
-static void refine_point(const struct jb_meter *m, struct meter_point *p)
+ * holds the last update's joules: short by up to one whole step (7.5 J on
+ * an idle H100, for a request of 0.2 s). Each such sensor's joules at both
+ * edges are moved onto the counter's line between its updates. Both or
+ * neither: an interval with one edge on the line and one on the staircase
+ * would be off by half a step on average. What the sampler's timing
+ * shifts, it shifts at both edges alike, and that cancels. */
+static void refine_edges(const struct jb_meter *m, struct meter_point *a, struct meter_point *b)
 {
     for (size_t i = 0; i < m->n; i++) {
-        if (!p->v[i] || !stepped(&m->ms[i]))
+        if (!a->v[i] || !b->v[i] || !stepped(&m->ms[i]))
             continue;
-        double j;
-        if (timeline_stepped_at(&m->tl, i, p->t_s, 4.0 * m->ms[i].s->info.update_period_s, &j) == 0)
-            p->j[i] = j;
+        double span = 4.0 * m->ms[i].s->info.update_period_s, ja, jb;
+        if (timeline_stepped_at(&m->tl, i, a->t_s, span, &ja) == 0 &&
+            timeline_stepped_at(&m->tl, i, b->t_s, span, &jb) == 0) {
+            a->j[i] = ja;
+            b->j[i] = jb;
+        }
     }
 }
 
@@ -580,8 +584,7 @@ int jb_meter_end(struct jb_meter *m, const char *name, struct jb_energy *out)
         *link = w->next;
         m->n_windows--;
         await_updates(m, end);
-        refine_point(m, &w->begin);
-        refine_point(m, end);
+        refine_edges(m, &w->begin, end);
         energy_between_points(m, &w->begin, end, out);
     }
     pthread_mutex_unlock(&m->lock);
@@ -631,8 +634,7 @@ int jb_meter_energy_between(struct jb_meter *m, double t0_s, double t1_s, struct
     if (rc == 0)
         rc = timeline_at(&m->tl, t1_s, gap_s, &pts[1]);
     if (rc == 0) {
-        refine_point(m, &pts[0]);
-        refine_point(m, &pts[1]);
+        refine_edges(m, &pts[0], &pts[1]);
         energy_between_points(m, &pts[0], &pts[1], out);
     }
     pthread_mutex_unlock(&m->lock);
@@ -676,8 +678,7 @@ int jb_meter_baseline(struct jb_meter *m, double seconds, const volatile sig_ato
     sweep(m, &pts[1], 1, 1);
     if (rc == 0)
         await_updates(m, &pts[1]);
-    refine_point(m, &pts[0]);
-    refine_point(m, &pts[1]);
+    refine_edges(m, &pts[0], &pts[1]);
     struct jb_energy e;
     energy_between_points(m, &pts[0], &pts[1], &e);
     pthread_mutex_unlock(&m->lock);

@@ -48,9 +48,10 @@ int timeline_at(const struct meter_timeline *tl, double t, double gap_s, struct 
  * (NVML's energy counter moves every ~100 ms): linear between the
  * counter's own updates around t, each placed at the first sample that
  * showed it, rather than the staircase of readings, whose value at an edge
- * is short by up to one whole step. Looks no further than span_s on each
- * side of t. JB_ERR_NOTFOUND when no update lies on one side within it
- * (the caller keeps the reading then). */
+ * is short by up to one whole step. With updates on one side of t only,
+ * the line through the two nearest there. Looks no further than span_s
+ * from t or from those updates. JB_ERR_NOTFOUND when there is no such
+ * pair (the caller keeps the readings then). */
 int timeline_stepped_at(const struct meter_timeline *tl, size_t i, double t, double span_s,
                         double *out);
 

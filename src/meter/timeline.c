@@ -172,6 +172,14 @@ static long update_after(const struct meter_timeline *tl, size_t i, size_t k, do
     return -1;
 }
 
+/* The line through two updates (samples p and q), at t. */
+static double line_at(const struct meter_timeline *tl, size_t i, long p, long q, double t)
+{
+    double tp = tl->t[p], jp = tl->j[(size_t)p * tl->n + i];
+    double tq = tl->t[q], jq = tl->j[(size_t)q * tl->n + i];
+    return jp + (t - tp) / (tq - tp) * (jq - jp);
+}
+
 int timeline_stepped_at(const struct meter_timeline *tl, size_t i, double t, double span_s,
                         double *out)
 {
@@ -191,13 +199,29 @@ int timeline_stepped_at(const struct meter_timeline *tl, size_t i, double t, dou
         *out = tl->j[(size_t)a * tl->n + i];
         return 0;
     }
-    long b = a >= 0 ? update_after(tl, i, lo, t + span_s) : -1;
-    if (a < 0 || b < 0)
-        return JB_ERR_NOTFOUND;
-    double ta = tl->t[a], tb = tl->t[b];
-    double ja = tl->j[(size_t)a * tl->n + i], jb = tl->j[(size_t)b * tl->n + i];
-    *out = ja + (t - ta) / (tb - ta) * (jb - ja);
-    return 0;
+    long b = update_after(tl, i, lo, t + span_s);
+    if (a >= 0 && b >= 0) {
+        *out = line_at(tl, i, a, b, t);
+        return 0;
+    }
+    /* An update on one side only: the line through the two nearest on
+     * that side. Before the first update the sampler saw (a window that
+     * begins as the meter opens), and after the last one (no sampler to
+     * wait for the next). */
+    if (b >= 0) {
+        long c = update_after(tl, i, (size_t)b, tl->t[b] + span_s);
+        if (c >= 0) {
+            *out = line_at(tl, i, b, c, t);
+            return 0;
+        }
+    } else if (a > 0) {
+        long z = update_before(tl, i, a - 1, tl->t[a] - span_s);
+        if (z >= 0) {
+            *out = line_at(tl, i, z, a, t);
+            return 0;
+        }
+    }
+    return JB_ERR_NOTFOUND;
 }
 
 void meter_fill_energy(const struct meter_sensor_view *views, size_t n, const struct meter_point *a,

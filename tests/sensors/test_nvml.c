@@ -106,7 +106,7 @@ static void test_stepped_counter_edges(void **state)
     set_energy(0, 1005000); /* an update: +5 J */
     time_sleep_s(0.02, NULL);
     assert_int_equal(jb_meter_mark(m, &t1), 0);
-    time_sleep_s(0.03, NULL);
+    time_sleep_s(0.1, NULL);
     assert_int_equal(jb_meter_mark(m, &t2), 0); /* between updates */
     set_energy(0, 1010000);
     time_sleep_s(0.02, NULL);
@@ -119,12 +119,15 @@ static void test_stepped_counter_edges(void **state)
     double at_t2 = 5.0 + 5.0 * (t2 - t1) / (t3 - t1);
     assert_true(fabs(e.sensor_j[0] - (10.0 - at_t2)) < 1e-9);
     assert_true(e.sensor_j[0] < 4.0); /* well off the staircase's 5 J */
-    /* t0 has no update before it: its reading stands. */
+    /* t0 has no update before it: the line through the two after it. */
     assert_int_equal(jb_meter_energy_between(m, t0, t2, &e), 0);
-    assert_true(fabs(e.sensor_j[0] - at_t2) < 1e-9);
+    double at_t0 = 5.0 + 5.0 * (t0 - t1) / (t3 - t1);
+    assert_true(fabs(e.sensor_j[0] - (at_t2 - at_t0)) < 1e-9);
 
-    /* A window's begin is read the same way. */
-    time_sleep_s(0.02, NULL);
+    /* A window's edges are read the same way; its end, after the last
+     * update and with no sampler to wait for the next, on the line through
+     * the last two. */
+    time_sleep_s(0.1, NULL);
     assert_int_equal(jb_meter_begin(m, "w"), 0);
     time_sleep_s(0.02, NULL);
     set_energy(0, 1015000);
@@ -132,8 +135,9 @@ static void test_stepped_counter_edges(void **state)
     assert_int_equal(jb_meter_mark(m, &t5), 0);
     assert_int_equal(jb_meter_end(m, "w", &e), 0);
     double at_begin = 10.0 + 5.0 * (e.t_begin_s - t3) / (t5 - t3);
-    assert_true(fabs(e.sensor_j[0] - (15.0 - at_begin)) < 1e-9);
-    assert_true(e.sensor_j[0] < 4.0);
+    double at_end = 15.0 + 5.0 * (e.t_end_s - t5) / (t5 - t3);
+    assert_true(fabs(e.sensor_j[0] - (at_end - at_begin)) < 1e-9);
+    assert_true(fabs(e.sensor_j[0] - 5.0) > 1.0); /* the staircase's answer */
     jb_meter_close(m);
     unsetenv("FAKE_NVML_GPUS");
 }
