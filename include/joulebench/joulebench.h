@@ -97,6 +97,10 @@ struct jb_sensor_info {
     char fix[JB_TEXT_LEN];    /* what the user can do about it; "" if nothing */
     double update_period_s;   /* how often the hardware refreshes it; 0 unknown */
     double max_range_j;       /* counter range in joules before it wraps; 0 none */
+    double read_cost_s;       /* CPU time one read takes, measured at open; 0 unknown */
+    double read_interval_s;   /* how often the sampler reads it: its interval, or a multiple
+                                 where one read costs more than 2 % of a core at that rate;
+                                 0 without a sampler */
 };
 
 struct jb_meter_options {

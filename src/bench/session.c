@@ -303,6 +303,10 @@ static json_t *sensors_json(struct jb_meter *m)
                                 : json_null());
         json_object_set_new(o, "kind",
                             json_string(si->kind == JB_SENSOR_POWER ? "power" : "energy"));
+        json_object_set_new(o, "read_cost_s",
+                            si->read_cost_s > 0 ? json_real(si->read_cost_s) : json_null());
+        json_object_set_new(o, "read_interval_s",
+                            si->read_interval_s > 0 ? json_real(si->read_interval_s) : json_null());
         json_array_append_new(a, o);
     }
     return a;

@@ -53,6 +53,12 @@ static void print_text(struct jb_meter *m)
             printf("  %-28s %-7s %-9s %-10s why: %s\n", "", "", "", "", s->reason);
         if (s->fix[0])
             printf("  %-28s %-7s %-9s %-10s fix: %s\n", "", "", "", "", s->fix);
+        /* A read dearer than 2 % of the default 20 ms tick: the sampler
+         * paces it, and what it costs is worth knowing. */
+        if (s->used && s->read_cost_s > 0.0004)
+            printf("  %-28s %-7s %-9s %-10s one read costs %.2f ms of CPU: the sampler reads it "
+                   "every %.0f ms, window edges every time\n",
+                   "", "", "", "", s->read_cost_s * 1e3, s->read_interval_s * 1e3);
         if (s->used && s->parent < 0 && s->domain != JB_DOMAIN_CORES &&
             s->domain != JB_DOMAIN_UNCORE) {
             if (s->estimated)
@@ -104,6 +110,10 @@ static json_t *sensor_json(struct jb_meter *m, const struct jb_sensor_info *s)
                         s->update_period_s > 0 ? json_real(s->update_period_s) : json_null());
     json_object_set_new(o, "max_range_j",
                         s->max_range_j > 0 ? json_real(s->max_range_j) : json_null());
+    json_object_set_new(o, "read_cost_s",
+                        s->read_cost_s > 0 ? json_real(s->read_cost_s) : json_null());
+    json_object_set_new(o, "read_interval_s",
+                        s->read_interval_s > 0 ? json_real(s->read_interval_s) : json_null());
     return o;
 }
 

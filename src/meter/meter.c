@@ -40,6 +40,11 @@
 /* A counter that publishes this far apart or more (NVML's, every ~100 ms)
  * is read between its updates at window edges, not as a staircase. */
 #define METER_STEPPED_S 0.05
+/* The sampler's CPU time per sensor, as a share of one core: a sensor whose
+ * read costs more (NVML's took 3.9 ms on an H100 machine: 20 % of a core
+ * at 50 Hz) is read every few ticks instead, at least once a second.
+ * Window edges and marks still read every sensor. */
+#define METER_READ_BUDGET 0.02
 
 struct span {
     double t0_s, t1_s;
@@ -54,7 +59,9 @@ struct msensor {
     double prev_power_w;
     double prev_t_s;
     double cum_j;
-    int fails; /* consecutive failed reads */
+    unsigned every; /* the sampler reads it every this many ticks (>= 1) */
+    unsigned tick;  /* ticks since its last sampler read */
+    int fails;      /* consecutive failed reads */
     int lost;
     double lost_after_s; /* time of the last good reading */
     char lost_reason[JB_TEXT_LEN];
@@ -145,17 +152,25 @@ static void fold(struct msensor *ms, const struct sensor_reading *r, double t)
 }
 
 /* Reads every used sensor once, into p (and the timeline when record).
+ * The sampler's ticks (tick = 1) skip the sensors not due this tick:
+ * their joules stay at their last reading, valid if that read was good.
  * Called with the lock held; this is the sampler's hot path. */
-static void sweep(struct jb_meter *m, struct meter_point *p, int record, int pin)
+static void sweep_as(struct jb_meter *m, struct meter_point *p, int record, int pin, int tick)
 {
     struct sensor_reading r[JB_MAX_SENSORS];
-    unsigned char ok[JB_MAX_SENSORS];
+    unsigned char ok[JB_MAX_SENSORS], held[JB_MAX_SENSORS];
     double t0 = jb_clock_s();
     for (size_t i = 0; i < m->n; i++) {
         struct msensor *ms = &m->ms[i];
         ok[i] = 0;
+        held[i] = 0;
         if (!ms->s->info.used || ms->lost)
             continue;
+        if (tick && ++ms->tick < ms->every) {
+            held[i] = ms->have_prev && ms->fails == 0;
+            continue;
+        }
+        ms->tick = 0;
         if (ms->s->backend->read(ms->s, &r[i]) == 0) {
             ok[i] = 1;
             ms->fails = 0;
@@ -174,11 +189,50 @@ static void sweep(struct jb_meter *m, struct meter_point *p, int record, int pin
         struct msensor *ms = &m->ms[i];
         if (ok[i])
             fold(ms, &r[i], t);
-        p->v[i] = ok[i];
-        p->j[i] = ok[i] ? ms->cum_j : NAN;
+        p->v[i] = ok[i] || held[i];
+        p->j[i] = p->v[i] ? ms->cum_j : NAN;
     }
     if (record)
         (void)timeline_append(&m->tl, p, pin);
+}
+
+static void sweep(struct jb_meter *m, struct meter_point *p, int record, int pin)
+{
+    sweep_as(m, p, record, pin, 0);
+}
+
+/* One read's CPU time for each used sensor (the least of three), and the
+ * sampler's pace for it: every tick, or every few where a read costs more
+ * than METER_READ_BUDGET of a core at the sampler's rate. */
+static void pace_sensors(struct jb_meter *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        struct msensor *ms = &m->ms[i];
+        ms->every = 1;
+        if (!ms->s->info.used)
+            continue;
+        double best = INFINITY;
+        for (int k = 0; k < 3; k++) {
+            struct sensor_reading r;
+            double c0 = time_thread_cpu_s();
+            int rc = ms->s->backend->read(ms->s, &r);
+            double c = time_thread_cpu_s() - c0;
+            if (rc == 0 && c < best)
+                best = c;
+        }
+        ms->s->info.read_cost_s = isfinite(best) ? best : 0.0;
+        if (m->interval_s <= 0)
+            continue;
+        double per_tick = METER_READ_BUDGET * m->interval_s;
+        if (ms->s->info.read_cost_s > per_tick) {
+            double every = ceil(ms->s->info.read_cost_s / per_tick);
+            double most = ceil(1.0 / m->interval_s);
+            ms->every = (unsigned)(every < most ? every : most);
+            if (ms->every < 1)
+                ms->every = 1;
+        }
+        ms->s->info.read_interval_s = ms->every * m->interval_s;
+    }
 }
 
 /* Whether sensor i counts between a and b, and which flags it raises. */
@@ -234,10 +288,21 @@ static void energy_between_points(const struct jb_meter *m, const struct meter_p
     meter_fill_energy(views, m->n, a, b, flags, out);
 }
 
+/* A counter read in steps: one that publishes every 50 ms or more, or one
+ * the sampler reads every few ticks (its joules held in between). */
 static int stepped(const struct msensor *ms)
 {
     const struct jb_sensor_info *info = &ms->s->info;
-    return info->used && info->kind == JB_SENSOR_ENERGY && info->update_period_s >= METER_STEPPED_S;
+    return info->used &&
+           ((info->kind == JB_SENSOR_ENERGY && info->update_period_s >= METER_STEPPED_S) ||
+            ms->every > 1);
+}
+
+/* The time between its steps, at most. */
+static double step_s(const struct jb_meter *m, const struct msensor *ms)
+{
+    double read = m->interval_s > 0 ? ms->every * m->interval_s : 0.0;
+    return ms->s->info.update_period_s > read ? ms->s->info.update_period_s : read;
 }
 
 /* An edge of an interval, read from a counter that publishes in steps,
@@ -252,7 +317,7 @@ static void refine_edges(const struct jb_meter *m, struct meter_point *a, struct
     for (size_t i = 0; i < m->n; i++) {
         if (!a->v[i] || !b->v[i] || !stepped(&m->ms[i]))
             continue;
-        double span = 4.0 * m->ms[i].s->info.update_period_s, ja, jb;
+        double span = 4.0 * step_s(m, &m->ms[i]), ja, jb;
         if (timeline_stepped_at(&m->tl, i, a->t_s, span, &ja) == 0 &&
             timeline_stepped_at(&m->tl, i, b->t_s, span, &jb) == 0) {
             a->j[i] = ja;
@@ -271,7 +336,7 @@ static void await_updates(struct jb_meter *m, const struct meter_point *end)
     double deadline = -INFINITY;
     for (size_t i = 0; i < m->n; i++)
         if (end->v[i] && stepped(&m->ms[i])) {
-            double d = end->t_s + 1.5 * m->ms[i].s->info.update_period_s + 2.0 * m->interval_s;
+            double d = end->t_s + 1.5 * step_s(m, &m->ms[i]) + 2.0 * m->interval_s;
             if (d > deadline)
                 deadline = d;
         }
@@ -329,7 +394,7 @@ static void *sampler_main(void *arg)
             break;
         if (rc != ETIMEDOUT)
             continue;
-        sweep(m, &m->scratch, 1, 0);
+        sweep_as(m, &m->scratch, 1, 0, 1);
         next += m->interval_s;
         double now = jb_clock_s();
         if (next < now) /* we were held up: skip the missed ticks */
@@ -407,6 +472,7 @@ int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, 
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&m->lock, NULL);
 
+    pace_sensors(m);
     /* The first reading: every counter's zero point, and the timeline's
      * first sample. */
     m->t_open_s = jb_clock_s();

@@ -7,6 +7,8 @@
  * Scripted by the environment, read at every nvmlInit_v2():
  *   FAKE_NVML_INIT    return code of nvmlInit_v2 (default 0, NVML_SUCCESS)
  *   FAKE_NVML_DRIVER  driver version string (default "550.54.15")
+ *   FAKE_NVML_READ_US CPU time each energy reading burns, in microseconds
+ *                    (default 0), as a slow driver's does
  *   FAKE_NVML_GPUS    GPUs separated by ';', each "name|uuid|mode[|watts]":
  *       energy|W   energy counter (mJ) advancing at W watts on the system's
  *                  monotonic clock (so two processes see one counter), power
@@ -57,6 +59,7 @@ static struct nvmlDevice_st gpus[FAKE_MAX_GPUS];
 static unsigned int n_gpus;
 static int init_count; /* nvmlInit_v2 successes minus nvmlShutdown calls */
 static char driver[80];
+static double read_cost_s;
 
 /* Exported so the fake is self-contained; not part of NVML. */
 void fake_nvml_set_energy(unsigned int index, unsigned long long mj);
@@ -142,8 +145,28 @@ int nvmlInit_v2(void)
                 p++;
         }
     }
+    const char *us = getenv("FAKE_NVML_READ_US");
+    read_cost_s = us ? strtod(us, NULL) * 1e-6 : 0.0;
     init_count++;
     return NVML_SUCCESS;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Burns read_cost_s of this thread's CPU time. */
+static void burn(void)
+{
+    if (read_cost_s <= 0)
+        return;
+    double end = thread_cpu_s() + read_cost_s;
+    volatile unsigned long spin = 0;
+    while (thread_cpu_s() < end)
+        spin++;
 }
 
 int nvmlShutdown(void)
@@ -230,6 +253,7 @@ int nvmlDeviceGetTotalEnergyConsumption(struct nvmlDevice_st *device, unsigned l
         return device->status;
     if (strcmp(device->mode, "noperm") == 0)
         return NVML_ERROR_NO_PERMISSION;
+    burn();
     int steps = strcmp(device->mode, "steps") == 0;
     if (strcmp(device->mode, "energy") != 0 && !steps)
         return NVML_ERROR_NOT_SUPPORTED;

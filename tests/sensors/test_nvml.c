@@ -56,6 +56,7 @@ static int reset_env(void **state)
     unsetenv("FAKE_NVML_INIT");
     unsetenv("FAKE_NVML_GPUS");
     unsetenv("FAKE_NVML_DRIVER");
+    unsetenv("FAKE_NVML_READ_US");
     return 0;
 }
 
@@ -172,6 +173,36 @@ static void test_stepped_counter_windows(void **state)
     if (median >= 3.0)
         fprintf(stderr, "errors: %.2f %.2f %.2f J\n", err[0], err[1], err[2]);
     assert_true(median < 3.0);
+}
+
+/* A sensor whose read is dear is read every few ticks, so that the
+ * sampler spends at most about 2 % of a core on it: here 2 ms of CPU per
+ * read against ticks of 10 ms, so every 10th tick. The figures stay
+ * valid in between (the last reading holds), and windows still read it at
+ * both edges. */
+static void test_dear_sensor_is_paced(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|steps|100", 1);
+    setenv("FAKE_NVML_READ_US", "2000", 1);
+    struct jb_meter *m = open_nvml_meter(10);
+    const struct jb_sensor_info *info = jb_meter_sensor(m, 0);
+    assert_true(info->read_cost_s >= 0.002);
+    assert_true(fabs(info->read_interval_s - 0.1) < 0.0105); /* 10 or 11 ticks */
+    assert_int_equal(jb_meter_start(m), 0);
+    struct jb_energy e;
+    assert_int_equal(jb_meter_begin(m, "w"), 0);
+    time_sleep_s(1.0, NULL);
+    assert_int_equal(jb_meter_end(m, "w", &e), 0);
+    double cpu = jb_meter_sampler_cpu_s(m);
+    jb_meter_close(m);
+    unsetenv("FAKE_NVML_READ_US");
+    unsetenv("FAKE_NVML_GPUS");
+    assert_true(e.sensor_valid[0]);
+    assert_true(e.sensor_j[0] > 0);
+    /* Read every tick, the sampler would have burnt about 0.2 s; paced,
+     * about 0.02 s (a missed tick on a busy machine only lowers it). */
+    assert_true(cpu < 0.08);
 }
 
 static void test_two_gpus(void **state)
@@ -362,6 +393,7 @@ int main(void)
         cmocka_unit_test_setup(test_two_gpus, reset_env),
         cmocka_unit_test_setup(test_stepped_counter_edges, reset_env),
         cmocka_unit_test_setup(test_stepped_counter_windows, reset_env),
+        cmocka_unit_test_setup(test_dear_sensor_is_paced, reset_env),
         cmocka_unit_test_setup(test_power_fallback, reset_env),
         cmocka_unit_test_setup(test_neither_energy_nor_power, reset_env),
         cmocka_unit_test_setup(test_no_permission, reset_env),
