@@ -160,7 +160,9 @@ int cmd_sensors(int argc, char **argv)
     }
     struct jb_meter_options opt;
     jb_meter_options_init(&opt);
-    opt.interval_ms = -1; /* a listing needs no sampler */
+    /* The default interval, so that each sensor's pace is what a run would
+     * use; a listing never starts the sampler. */
+    opt.interval_ms = 0;
     opt.cpu_watts = cpu_watts;
     struct jb_meter *m;
     char err[ERR_LEN];
