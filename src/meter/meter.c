@@ -288,14 +288,25 @@ static void energy_between_points(const struct jb_meter *m, const struct meter_p
     meter_fill_energy(views, m->n, a, b, flags, out);
 }
 
-/* A counter read in steps: one that publishes every 50 ms or more, or one
- * the sampler reads every few ticks (its joules held in between). */
-static int stepped(const struct msensor *ms)
+/* Whether a sensor's edges are read between its steps (refine_edges). Its
+ * readings step either because the counter publishes every 50 ms or more
+ * (NVML's), or because the sampler reads it every few ticks (a dear read)
+ * and holds the value in between. Placing a step at the first sample that
+ * showed it is sound when either the samples are dense next to the
+ * publications (read at least twice per update period), or the value is
+ * fresh when read (it updates at least twice per read interval). A counter
+ * that publishes about as often as it is read is neither: a step seen may
+ * be up to a whole period old, and the readings (the staircase) are kept. */
+static int stepped(const struct jb_meter *m, const struct msensor *ms)
 {
     const struct jb_sensor_info *info = &ms->s->info;
-    return info->used &&
-           ((info->kind == JB_SENSOR_ENERGY && info->update_period_s >= METER_STEPPED_S) ||
-            ms->every > 1);
+    if (!info->used)
+        return 0;
+    double read = m->interval_s > 0 ? ms->every * m->interval_s : 0.0;
+    double period = info->update_period_s;
+    if (info->kind == JB_SENSOR_ENERGY && period >= METER_STEPPED_S)
+        return read <= 0.5 * period;
+    return ms->every > 1 && period <= 0.5 * read;
 }
 
 /* The time between its steps, at most. */
@@ -315,11 +326,11 @@ static double step_s(const struct jb_meter *m, const struct msensor *ms)
 static void refine_edges(const struct jb_meter *m, struct meter_point *a, struct meter_point *b)
 {
     for (size_t i = 0; i < m->n; i++) {
-        if (!a->v[i] || !b->v[i] || !stepped(&m->ms[i]))
+        if (!a->v[i] || !b->v[i] || !stepped(m, &m->ms[i]))
             continue;
-        double span = 4.0 * step_s(m, &m->ms[i]), ja, jb;
-        if (timeline_stepped_at(&m->tl, i, a->t_s, span, &ja) == 0 &&
-            timeline_stepped_at(&m->tl, i, b->t_s, span, &jb) == 0) {
+        double step = step_s(m, &m->ms[i]), ja, jb;
+        if (timeline_stepped_at(&m->tl, i, a->t_s, 4.0 * step, 0.5 * step, &ja) == 0 &&
+            timeline_stepped_at(&m->tl, i, b->t_s, 4.0 * step, 0.5 * step, &jb) == 0) {
             a->j[i] = ja;
             b->j[i] = jb;
         }
@@ -335,7 +346,7 @@ static void await_updates(struct jb_meter *m, const struct meter_point *end)
         return;
     double deadline = -INFINITY;
     for (size_t i = 0; i < m->n; i++)
-        if (end->v[i] && stepped(&m->ms[i])) {
+        if (end->v[i] && stepped(m, &m->ms[i])) {
             double d = end->t_s + 1.5 * step_s(m, &m->ms[i]) + 2.0 * m->interval_s;
             if (d > deadline)
                 deadline = d;
@@ -344,7 +355,7 @@ static void await_updates(struct jb_meter *m, const struct meter_point *end)
         int waiting = 0;
         size_t last = m->tl.len ? m->tl.len - 1 : 0;
         for (size_t i = 0; i < m->n && m->tl.len; i++) {
-            if (!end->v[i] || !stepped(&m->ms[i]) || m->ms[i].lost)
+            if (!end->v[i] || !stepped(m, &m->ms[i]) || m->ms[i].lost)
                 continue;
             size_t li = last * m->tl.n + i;
             if (!(m->tl.t[last] > end->t_s) || !m->tl.v[li] || m->tl.j[li] == end->j[i])

@@ -49,11 +49,13 @@ int timeline_at(const struct meter_timeline *tl, double t, double gap_s, struct 
  * counter's own updates around t, each placed at the first sample that
  * showed it, rather than the staircase of readings, whose value at an edge
  * is short by up to one whole step. With updates on one side of t only,
- * the line through the two nearest there. Looks no further than span_s
- * from t or from those updates. JB_ERR_NOTFOUND when there is no such
- * pair (the caller keeps the readings then). */
+ * the line through the nearest there and the next at least gap_s from it
+ * (two updates caught a few ms apart would give a slope of kilowatts).
+ * Looks no further than span_s from t or from those updates.
+ * JB_ERR_NOTFOUND when there is no such pair (the caller keeps the
+ * readings then). */
 int timeline_stepped_at(const struct meter_timeline *tl, size_t i, double t, double span_s,
-                        double *out);
+                        double gap_s, double *out);
 
 /* Per-sensor facts the arithmetic needs. */
 struct meter_sensor_view {

@@ -181,7 +181,7 @@ static double line_at(const struct meter_timeline *tl, size_t i, long p, long q,
 }
 
 int timeline_stepped_at(const struct meter_timeline *tl, size_t i, double t, double span_s,
-                        double *out)
+                        double gap_s, double *out)
 {
     if (tl->len < 2 || i >= tl->n || !(t >= tl->t[0]) || t > tl->t[tl->len - 1])
         return JB_ERR_NOTFOUND;
@@ -210,13 +210,17 @@ int timeline_stepped_at(const struct meter_timeline *tl, size_t i, double t, dou
      * wait for the next). */
     if (b >= 0) {
         long c = update_after(tl, i, (size_t)b, tl->t[b] + span_s);
+        while (c >= 0 && tl->t[c] - tl->t[b] < gap_s)
+            c = update_after(tl, i, (size_t)c, tl->t[b] + span_s);
         if (c >= 0) {
             *out = line_at(tl, i, b, c, t);
             return 0;
         }
     } else if (a > 0) {
         long z = update_before(tl, i, a - 1, tl->t[a] - span_s);
-        if (z >= 0) {
+        while (z > 0 && tl->t[a] - tl->t[z] < gap_s)
+            z = update_before(tl, i, z - 1, tl->t[a] - span_s);
+        if (z >= 0 && tl->t[a] - tl->t[z] >= gap_s) {
             *out = line_at(tl, i, z, a, t);
             return 0;
         }

@@ -143,6 +143,36 @@ static void test_stepped_counter_edges(void **state)
     unsetenv("FAKE_NVML_GPUS");
 }
 
+/* Two updates caught a few milliseconds apart (an edge's read right after
+ * the sampler's) would make a line of kilowatts: extrapolation takes the
+ * next update at least half a period away instead. */
+static void test_stepped_counter_close_updates(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|energy|0", 1);
+    struct jb_meter *m = open_nvml_meter(-1);
+    double t0, t1, t2, t3;
+    time_sleep_s(0.01, NULL);
+    assert_int_equal(jb_meter_mark(m, &t0), 0);
+    set_energy(0, 1005000);
+    time_sleep_s(0.002, NULL);
+    assert_int_equal(jb_meter_mark(m, &t1), 0);
+    set_energy(0, 1010000);
+    time_sleep_s(0.002, NULL);
+    assert_int_equal(jb_meter_mark(m, &t2), 0);
+    time_sleep_s(0.1, NULL);
+    set_energy(0, 1015000);
+    assert_int_equal(jb_meter_mark(m, &t3), 0);
+    struct jb_energy e;
+    assert_int_equal(jb_meter_energy_between(m, t0, t3, &e), 0);
+    double at_t0 = 5.0 + 10.0 * (t0 - t1) / (t3 - t1); /* the line t1..t3, not t1..t2 */
+    assert_true(fabs(e.sensor_j[0] - (15.0 - at_t0)) < 1e-9);
+    assert_true(e.sensor_j[0] < 12.0);
+    (void)t2;
+    jb_meter_close(m);
+    unsetenv("FAKE_NVML_GPUS");
+}
+
 /* With the sampler running, a window on a counter that steps every 100 ms
  * comes out near the true energy, not a whole number of steps: end waits
  * for the update after it. At 100 W a step is 10 J, and a window of about
@@ -392,6 +422,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_two_gpus, reset_env),
         cmocka_unit_test_setup(test_stepped_counter_edges, reset_env),
+        cmocka_unit_test_setup(test_stepped_counter_close_updates, reset_env),
         cmocka_unit_test_setup(test_stepped_counter_windows, reset_env),
         cmocka_unit_test_setup(test_dear_sensor_is_paced, reset_env),
         cmocka_unit_test_setup(test_power_fallback, reset_env),
