@@ -61,7 +61,17 @@ struct msensor {
     double cum_j;
     unsigned every; /* the sampler reads it every this many ticks (>= 1) */
     unsigned tick;  /* ticks since its last sampler read */
-    int fails;      /* consecutive failed reads */
+    /* A dear counter that publishes in steps is read in phase with them
+     * (see phase_due): */
+    int phased;          /* 1: read on the tick after each expected step */
+    int hunting;         /* reading every tick until a step shows */
+    double cycle_s;      /* time between phased reads: a whole number of periods */
+    double due_s;        /* the next phased read: at the first tick from here */
+    double hunt_since_s; /* when the hunt began */
+    double retry_s;      /* after a hunt that found no step: when to hunt again */
+    double read_s;       /* when it was last read (the sweep's start) */
+    unsigned cycles;     /* phased reads since the lock, for the check reads */
+    int fails;           /* consecutive failed reads */
     int lost;
     double lost_after_s; /* time of the last good reading */
     char lost_reason[JB_TEXT_LEN];
@@ -155,22 +165,93 @@ static void fold(struct msensor *ms, const struct sensor_reading *r, double t)
  * The sampler's ticks (tick = 1) skip the sensors not due this tick:
  * their joules stay at their last reading, valid if that read was good.
  * Called with the lock held; this is the sampler's hot path. */
+/* Whether the sampler reads a phased counter on this tick (at t0). Such a
+ * counter publishes every period P (NVML: ~100 ms) and one read costs too
+ * much to read it every tick. Read at random ticks, a step can be a whole
+ * period old when seen, and its time unknown; read on the tick just after
+ * each publication, it is at most one tick old. So: hunt (read every tick)
+ * until a step shows between two consecutive ticks, which fixes the phase;
+ * then read on the first tick from each due time, due times a whole number
+ * of periods apart (cycle_s, what the budget allows). A scheduled read that
+ * shows no step means the phase slipped later: hunt again. Every
+ * METER_CHECK_CYCLES cycles one more read on the tick before the due time
+ * takes the value there, so that a step published early shows as no step
+ * at the due time: hunt again too. */
+#define METER_CHECK_CYCLES 8
+/* A step shows within this many ticks of the read before it: placed. */
+#define METER_PLACED_TICKS 2.5
+static int phase_due(const struct jb_meter *m, const struct msensor *ms, double t0)
+{
+    if (ms->hunting || t0 >= ms->due_s)
+        return 1;
+    return ms->cycles % METER_CHECK_CYCLES == METER_CHECK_CYCLES - 1 &&
+           t0 + m->interval_s >= ms->due_s;
+}
+
+/* After a phased counter's read at t (changed: it showed a step). */
+static void phase_update(const struct jb_meter *m, struct msensor *ms, double t0, double t,
+                         int changed)
+{
+    double period = ms->s->info.update_period_s;
+    if (ms->hunting) {
+        if (changed && t0 - ms->read_s <= METER_PLACED_TICKS * m->interval_s) {
+            /* Due on the tick a cycle and a tick after this one: the step
+             * may have come during this read, after its tick began, and
+             * a due read must come after the step, whatever the jitter. */
+            ms->hunting = 0;
+            ms->due_s = t0 + ms->cycle_s + 0.5 * m->interval_s;
+            ms->cycles = 0;
+        } else if (t - ms->hunt_since_s > 4.0 * period) {
+            /* No step placed in four periods: the counter does not publish
+             * on the period it claims, or the ticks come too late to place
+             * one (a busy machine). Plain pacing for a while, then again. */
+            ms->phased = 0;
+            ms->hunting = 0;
+            ms->retry_s = t + 25.0 * period;
+        }
+    } else if (t0 >= ms->due_s) {
+        if (changed) {
+            while (ms->due_s <= t0) /* keep the grid: no drift from the ticks */
+                ms->due_s += ms->cycle_s;
+            ms->cycles++;
+        } else {
+            ms->hunting = 1;
+            ms->hunt_since_s = t;
+        }
+    }
+    ms->read_s = t0;
+}
+
 static void sweep_as(struct jb_meter *m, struct meter_point *p, int record, int pin, int tick)
 {
     struct sensor_reading r[JB_MAX_SENSORS];
-    unsigned char ok[JB_MAX_SENSORS], held[JB_MAX_SENSORS];
+    unsigned char ok[JB_MAX_SENSORS], held[JB_MAX_SENSORS], pinned[JB_MAX_SENSORS];
     double t0 = jb_clock_s();
     for (size_t i = 0; i < m->n; i++) {
         struct msensor *ms = &m->ms[i];
         ok[i] = 0;
         held[i] = 0;
+        pinned[i] = 1;
         if (!ms->s->info.used || ms->lost)
             continue;
-        if (tick && ++ms->tick < ms->every) {
+        if (tick && !ms->phased && ms->retry_s > 0 && t0 >= ms->retry_s) {
+            ms->phased = 1;
+            ms->hunting = 1;
+            ms->hunt_since_s = t0;
+            ms->retry_s = 0;
+        }
+        int skip = tick && (ms->phased ? !phase_due(m, ms, t0) : ++ms->tick < ms->every);
+        if (skip) {
             held[i] = ms->have_prev && ms->fails == 0;
             continue;
         }
         ms->tick = 0;
+        /* A phased counter's steps are placed by its due reads alone,
+         * which all come the same time after a step. Any other read (an
+         * edge's, a check, a hunt) shows steps whose age differs, or may
+         * be a whole cycle old. */
+        if (ms->phased)
+            pinned[i] = !ms->hunting && tick && t0 >= ms->due_s;
         if (ms->s->backend->read(ms->s, &r[i]) == 0) {
             ok[i] = 1;
             ms->fails = 0;
@@ -187,9 +268,17 @@ static void sweep_as(struct jb_meter *m, struct meter_point *p, int record, int 
     p->flags = 0;
     for (size_t i = 0; i < m->n; i++) {
         struct msensor *ms = &m->ms[i];
-        if (ok[i])
+        if (ok[i]) {
+            double before = ms->cum_j;
+            int had = ms->have_prev;
             fold(ms, &r[i], t);
-        p->v[i] = ok[i] || held[i];
+            if (ms->phased && had)
+                phase_update(m, ms, t0, t, ms->cum_j != before);
+        }
+        /* 1: read, and a step it shows is placed here; 2: valid, but the
+         * value was held or its step time is unknown (timeline_stepped_at
+         * takes no update from such a sample). */
+        p->v[i] = ok[i] && pinned[i] ? 1 : ok[i] || held[i] ? 2 : 0;
         p->j[i] = p->v[i] ? ms->cum_j : NAN;
     }
     if (record)
@@ -232,6 +321,18 @@ static void pace_sensors(struct jb_meter *m)
                 ms->every = 1;
         }
         ms->s->info.read_interval_s = ms->every * m->interval_s;
+        /* A dear counter that publishes in steps: read in phase with them,
+         * every whole number of periods the budget allows. */
+        double period = ms->s->info.update_period_s;
+        if (ms->every > 1 && ms->s->info.kind == JB_SENSOR_ENERGY && period >= METER_STEPPED_S &&
+            period >= 2.0 * m->interval_s) {
+            double n = ceil(ms->s->info.read_cost_s / (METER_READ_BUDGET * period));
+            ms->phased = 1;
+            ms->hunting = 1;
+            ms->hunt_since_s = jb_clock_s();
+            ms->cycle_s = (n < 1 ? 1 : n) * period;
+            ms->s->info.read_interval_s = ms->cycle_s;
+        }
     }
 }
 
@@ -304,6 +405,8 @@ static int stepped(const struct jb_meter *m, const struct msensor *ms)
         return 0;
     double read = m->interval_s > 0 ? ms->every * m->interval_s : 0.0;
     double period = info->update_period_s;
+    if (ms->phased) /* read on the tick after each step it sees */
+        return 1;
     if (info->kind == JB_SENSOR_ENERGY && period >= METER_STEPPED_S)
         return read <= 0.5 * period;
     return ms->every > 1 && period <= 0.5 * read;
@@ -313,6 +416,8 @@ static int stepped(const struct jb_meter *m, const struct msensor *ms)
 static double step_s(const struct jb_meter *m, const struct msensor *ms)
 {
     double read = m->interval_s > 0 ? ms->every * m->interval_s : 0.0;
+    if (ms->phased)
+        read = ms->cycle_s;
     return ms->s->info.update_period_s > read ? ms->s->info.update_period_s : read;
 }
 
@@ -353,12 +458,15 @@ static void await_updates(struct jb_meter *m, const struct meter_point *end)
         }
     while (!m->stop && jb_clock_s() < deadline) {
         int waiting = 0;
-        size_t last = m->tl.len ? m->tl.len - 1 : 0;
-        for (size_t i = 0; i < m->n && m->tl.len; i++) {
+        for (size_t i = 0; i < m->n; i++) {
             if (!end->v[i] || !stepped(m, &m->ms[i]) || m->ms[i].lost)
                 continue;
-            size_t li = last * m->tl.n + i;
-            if (!(m->tl.t[last] > end->t_s) || !m->tl.v[li] || m->tl.j[li] == end->j[i])
+            /* a placed read after the end that shows a step since it */
+            int seen = 0;
+            size_t n = m->tl.n;
+            for (size_t k = m->tl.len; k-- > 0 && m->tl.t[k] > end->t_s && !seen;)
+                seen = m->tl.v[k * n + i] == 1 && m->tl.j[k * n + i] != end->j[i];
+            if (!seen)
                 waiting = 1;
         }
         if (!waiting)
@@ -790,7 +898,8 @@ int jb_meter_timeline_get(struct jb_meter *m, size_t i, double *t_s, double *jou
         if (joules)
             memcpy(joules, m->tl.j + i * n, n * sizeof *joules);
         if (valid)
-            memcpy(valid, m->tl.v + i * n, n);
+            for (size_t k = 0; k < n; k++)
+                valid[k] = m->tl.v[i * n + k] != 0;
     }
     pthread_mutex_unlock(&m->lock);
     return rc;

@@ -135,9 +135,12 @@ int timeline_at(const struct meter_timeline *tl, double t, double gap_s, struct 
     return 0;
 }
 
-/* The sample index of the update at or before sample k (an update: a valid
- * sample whose joules differ from the valid sample before it), stopping
- * at samples earlier than t_min; -1 if none. */
+/* Updates: a sample whose joules differ from the valid sample before it,
+ * placed at that sample, when the sample is a placed read (v 1, not 2: a
+ * held value, or a read whose step may be old). */
+
+/* The index of the update at or before sample k, stopping at samples
+ * earlier than t_min; -1 if none. */
 static long update_before(const struct meter_timeline *tl, size_t i, long k, double t_min)
 {
     size_t n = tl->n;
@@ -149,7 +152,7 @@ static long update_before(const struct meter_timeline *tl, size_t i, long k, dou
             p--;
         if (p < 0)
             return -1;
-        if (tl->j[(size_t)k * n + i] != tl->j[(size_t)p * n + i])
+        if (tl->v[(size_t)k * n + i] == 1 && tl->j[(size_t)k * n + i] != tl->j[(size_t)p * n + i])
             return k;
         k = p + 1; /* the loop's k-- lands on p */
     }
@@ -165,7 +168,8 @@ static long update_after(const struct meter_timeline *tl, size_t i, size_t k, do
     for (size_t q = k; q < tl->len && tl->t[q] <= t_max; q++) {
         if (!tl->v[q * n + i])
             continue;
-        if (prev >= 0 && q > k && tl->j[q * n + i] != tl->j[(size_t)prev * n + i])
+        if (prev >= 0 && q > k && tl->v[q * n + i] == 1 &&
+            tl->j[q * n + i] != tl->j[(size_t)prev * n + i])
             return (long)q;
         prev = (long)q;
     }

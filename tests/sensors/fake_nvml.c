@@ -7,7 +7,7 @@
  * Scripted by the environment, read at every nvmlInit_v2():
  *   FAKE_NVML_INIT    return code of nvmlInit_v2 (default 0, NVML_SUCCESS)
  *   FAKE_NVML_DRIVER  driver version string (default "550.54.15")
- *   FAKE_NVML_READ_US CPU time each energy reading burns, in microseconds
+ *   FAKE_NVML_READ_US CPU time each energy or power reading burns, in µs
  *                    (default 0), as a slow driver's does
  *   FAKE_NVML_GPUS    GPUs separated by ';', each "name|uuid|mode[|watts]":
  *       energy|W   energy counter (mJ) advancing at W watts on the system's
@@ -278,6 +278,7 @@ int nvmlDeviceGetPowerUsage(struct nvmlDevice_st *device, unsigned int *power)
     if (strcmp(device->mode, "energy") != 0 && strcmp(device->mode, "steps") != 0 &&
         strcmp(device->mode, "power") != 0)
         return NVML_ERROR_NOT_SUPPORTED;
+    burn();
     *power = (unsigned int)(device->watts * 1000.0 + 0.5);
     return NVML_SUCCESS;
 }

@@ -209,11 +209,11 @@ static void test_stepped_counter_windows(void **state)
  * sampler spends at most about 2 % of a core on it: here 2 ms of CPU per
  * read against ticks of 10 ms, so every 10th tick. The figures stay
  * valid in between (the last reading holds), and windows still read it at
- * both edges. */
+ * both edges. (An older GPU's power reading: it has no steps to follow.) */
 static void test_dear_sensor_is_paced(void **state)
 {
     (void)state;
-    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|steps|100", 1);
+    setenv("FAKE_NVML_GPUS", "Tesla K80|GPU-1|power|100", 1);
     setenv("FAKE_NVML_READ_US", "2000", 1);
     struct jb_meter *m = open_nvml_meter(10);
     const struct jb_sensor_info *info = jb_meter_sensor(m, 0);
@@ -233,6 +233,43 @@ static void test_dear_sensor_is_paced(void **state)
     /* Read every tick, the sampler would have burnt about 0.2 s; paced,
      * about 0.02 s (a missed tick on a busy machine only lowers it). */
     assert_true(cpu < 0.08);
+}
+
+/* A dear counter that publishes in steps is read in phase with them: on
+ * the tick after every other step here (3 ms a read, 100 ms steps, 2 % of
+ * a core allows one read per 150 ms: every 200 ms). Each step it sees is
+ * then at most a tick old, so windows come out as near the truth as with a
+ * read every tick (see test_stepped_counter_windows), for a fraction of
+ * the CPU. */
+static void test_dear_stepped_sensor_is_phased(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|steps|100", 1);
+    setenv("FAKE_NVML_READ_US", "3000", 1);
+    struct jb_meter *m = open_nvml_meter(10);
+    assert_true(fabs(jb_meter_sensor(m, 0)->read_interval_s - 0.2) < 1e-9);
+    assert_int_equal(jb_meter_start(m), 0);
+    time_sleep_s(0.3, NULL); /* the phase is found, and updates precede the edges */
+    double err[3];
+    for (int k = 0; k < 3; k++) {
+        struct jb_energy e;
+        assert_int_equal(jb_meter_begin(m, "w"), 0);
+        time_sleep_s(0.25, NULL);
+        assert_int_equal(jb_meter_end(m, "w", &e), 0);
+        assert_true(e.sensor_valid[0]);
+        err[k] = fabs(e.sensor_j[0] - 100.0 * e.duration_s);
+    }
+    double cpu = jb_meter_sampler_cpu_s(m);
+    jb_meter_close(m);
+    unsetenv("FAKE_NVML_READ_US");
+    unsetenv("FAKE_NVML_GPUS");
+    double lo = err[0] < err[1] ? err[0] : err[1], hi = err[0] < err[1] ? err[1] : err[0];
+    double median = err[2] < lo ? lo : err[2] > hi ? hi : err[2];
+    if (median >= 3.0 || cpu >= 0.15)
+        fprintf(stderr, "errors: %.2f %.2f %.2f J, sampler %.3f s\n", err[0], err[1], err[2], cpu);
+    assert_true(median < 3.0);
+    /* Read every tick: about 0.33 s of CPU over these 1.1 s. */
+    assert_true(cpu < 0.15);
 }
 
 static void test_two_gpus(void **state)
@@ -425,6 +462,7 @@ int main(void)
         cmocka_unit_test_setup(test_stepped_counter_close_updates, reset_env),
         cmocka_unit_test_setup(test_stepped_counter_windows, reset_env),
         cmocka_unit_test_setup(test_dear_sensor_is_paced, reset_env),
+        cmocka_unit_test_setup(test_dear_stepped_sensor_is_phased, reset_env),
         cmocka_unit_test_setup(test_power_fallback, reset_env),
         cmocka_unit_test_setup(test_neither_energy_nor_power, reset_env),
         cmocka_unit_test_setup(test_no_permission, reset_env),
