@@ -190,12 +190,16 @@ int jb_meter_begin(struct jb_meter *m, const char *name);
 int jb_meter_end(struct jb_meter *m, const char *name, struct jb_energy *out);
 
 /* Takes a reading of every sensor now and adds it to the timeline; returns
- * its timestamp in *t_s. Use it to pin phase boundaries exactly. */
+ * its timestamp in *t_s. Use it to pin phase boundaries exactly. A sensor
+ * the sampler paces because one read is dear (read_interval_s above the
+ * sampler's interval) holds its last reading instead: a mark is taken
+ * while the work runs, and a 4 ms read there would stall it. */
 int jb_meter_mark(struct jb_meter *m, double *t_s);
 
 /* Energy between two timestamps, interpolated linearly on the timeline.
  * t0_s must not be before the meter opened, nor t1_s in the future
- * (JB_ERR_USAGE); t1_s after the last sample takes a reading now. */
+ * (JB_ERR_USAGE); t1_s after the last sample takes a reading now (as a
+ * mark does). */
 int jb_meter_energy_between(struct jb_meter *m, double t0_s, double t1_s, struct jb_energy *out);
 
 /* Mean power over an interval. */

@@ -165,6 +165,13 @@ static void fold(struct msensor *ms, const struct sensor_reading *r, double t)
  * The sampler's ticks (tick = 1) skip the sensors not due this tick:
  * their joules stay at their last reading, valid if that read was good.
  * Called with the lock held; this is the sampler's hot path. */
+/* What a sweep reads: every used sensor (window edges, the first reading),
+ * those due on a sampler tick, or all but the dear ones, which hold their
+ * last reading (marks, and "until now" readings: these happen while the
+ * work runs, at the first token say, where a 4 ms NVML read would stall
+ * it). */
+enum { SWEEP_ALL = 0, SWEEP_TICK = 1, SWEEP_CHEAP = 2 };
+
 /* Whether the sampler reads a phased counter on this tick (at t0). Such a
  * counter publishes every period P (NVML: ~100 ms) and one read costs too
  * much to read it every tick. Read at random ticks, a step can be a whole
@@ -234,13 +241,15 @@ static void sweep_as(struct jb_meter *m, struct meter_point *p, int record, int 
         pinned[i] = 1;
         if (!ms->s->info.used || ms->lost)
             continue;
-        if (tick && !ms->phased && ms->retry_s > 0 && t0 >= ms->retry_s) {
+        if (tick == SWEEP_TICK && !ms->phased && ms->retry_s > 0 && t0 >= ms->retry_s) {
             ms->phased = 1;
             ms->hunting = 1;
             ms->hunt_since_s = t0;
             ms->retry_s = 0;
         }
-        int skip = tick && (ms->phased ? !phase_due(m, ms, t0) : ++ms->tick < ms->every);
+        int skip = tick == SWEEP_TICK
+                       ? (ms->phased ? !phase_due(m, ms, t0) : ++ms->tick < ms->every)
+                       : tick == SWEEP_CHEAP && (ms->phased || ms->every > 1);
         if (skip) {
             held[i] = ms->have_prev && ms->fails == 0;
             continue;
@@ -251,7 +260,7 @@ static void sweep_as(struct jb_meter *m, struct meter_point *p, int record, int 
          * edge's, a check, a hunt) shows steps whose age differs, or may
          * be a whole cycle old. */
         if (ms->phased)
-            pinned[i] = !ms->hunting && tick && t0 >= ms->due_s;
+            pinned[i] = !ms->hunting && tick == SWEEP_TICK && t0 >= ms->due_s;
         if (ms->s->backend->read(ms->s, &r[i]) == 0) {
             ok[i] = 1;
             ms->fails = 0;
@@ -287,7 +296,7 @@ static void sweep_as(struct jb_meter *m, struct meter_point *p, int record, int 
 
 static void sweep(struct jb_meter *m, struct meter_point *p, int record, int pin)
 {
-    sweep_as(m, p, record, pin, 0);
+    sweep_as(m, p, record, pin, SWEEP_ALL);
 }
 
 /* One read's CPU time for each used sensor (the least of three), and the
@@ -513,7 +522,7 @@ static void *sampler_main(void *arg)
             break;
         if (rc != ETIMEDOUT)
             continue;
-        sweep_as(m, &m->scratch, 1, 0, 1);
+        sweep_as(m, &m->scratch, 1, 0, SWEEP_TICK);
         next += m->interval_s;
         double now = jb_clock_s();
         if (next < now) /* we were held up: skip the missed ticks */
@@ -786,7 +795,7 @@ int jb_meter_mark(struct jb_meter *m, double *t_s)
     if (!m)
         return JB_ERR_USAGE;
     pthread_mutex_lock(&m->lock);
-    sweep(m, &m->scratch, 1, 1);
+    sweep_as(m, &m->scratch, 1, 1, SWEEP_CHEAP);
     if (t_s)
         *t_s = m->scratch.t_s;
     pthread_mutex_unlock(&m->lock);
@@ -809,7 +818,7 @@ int jb_meter_energy_between(struct jb_meter *m, double t0_s, double t1_s, struct
         if (t1_s > jb_clock_s())
             rc = JB_ERR_USAGE; /* the future */
         else
-            sweep(m, &m->scratch, 1, 0);
+            sweep_as(m, &m->scratch, 1, 0, SWEEP_CHEAP);
     }
     /* With a sampler, samples lie one interval apart; without one, only
      * marks and edges exist and any interpolation is a guess. */

@@ -219,6 +219,12 @@ static void test_dear_sensor_is_paced(void **state)
     const struct jb_sensor_info *info = jb_meter_sensor(m, 0);
     assert_true(info->read_cost_s >= 0.002);
     assert_true(fabs(info->read_interval_s - 0.1) < 0.0105); /* 10 or 11 ticks */
+    /* Marks, taken while the work runs, do not pay for it: ten reads would
+     * burn 20 ms of this thread's CPU. */
+    double c0 = time_thread_cpu_s();
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(jb_meter_mark(m, NULL), 0);
+    assert_true(time_thread_cpu_s() - c0 < 0.01);
     assert_int_equal(jb_meter_start(m), 0);
     struct jb_energy e;
     assert_int_equal(jb_meter_begin(m, "w"), 0);
