@@ -872,7 +872,10 @@ int session_check_server(struct session *s, char *err)
 /* ---- the end ---- */
 
 /* timeline.csv: one row per sampler interval (short intervals merged), the
- * phase it falls in, and each sensor's mean watts over it. */
+ * phase it falls in, and each sensor's mean watts over it. The watts come
+ * from the meter's interval energy, so a counter that moves in steps
+ * (NVML's, every 100 ms) reads as the power between its steps rather than
+ * as 0 W rows and spikes. */
 static int write_timeline(struct session *s, char *err)
 {
     char path[FS_PATH_MAX];
@@ -912,8 +915,12 @@ static int write_timeline(struct session *s, char *err)
             if (s->marks[k].t1_s >= mid)
                 hit = &s->marks[k];
         fprintf(f, "%.3f,%s,%s", tc - s->t0_s, hit ? hit->phase : "idle", hit ? hit->id : "");
+        struct jb_energy e;
+        int have_e = jb_meter_energy_between(s->meter, tp, tc, &e) == 0;
         for (size_t k = 0; k < ns; k++) {
-            if (vp[k] && vc[k])
+            if (have_e && e.sensor_valid[k])
+                fprintf(f, ",%.4f", e.sensor_j[k] / dt);
+            else if (!have_e && vp[k] && vc[k])
                 fprintf(f, ",%.4f", (jc[k] - jp[k]) / dt);
             else
                 fputc(',', f);

@@ -205,6 +205,40 @@ static void test_stepped_counter_windows(void **state)
     assert_true(median < 3.0);
 }
 
+/* Power over each sampler interval, as timeline.csv gives it: a counter
+ * that steps every 100 ms reads as its power between steps in every
+ * interval, not as 0 W in four of five and five times the power in the
+ * fifth. */
+static void test_stepped_counter_interval_power(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|steps|100", 1);
+    struct jb_meter *m = open_nvml_meter(20);
+    assert_int_equal(jb_meter_start(m), 0);
+    time_sleep_s(0.8, NULL);
+    size_t n = jb_meter_timeline_len(m);
+    int rows = 0, near = 0;
+    double tp = 0, tc;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jb_meter_timeline_get(m, i, &tc, NULL, NULL), 0);
+        /* the middle of the timeline: steps on both sides of every row */
+        if (i > 0 && tp > 0 && i > n / 4 && i < 3 * n / 4) {
+            struct jb_energy e;
+            assert_int_equal(jb_meter_energy_between(m, tp, tc, &e), 0);
+            assert_true(e.sensor_valid[0]);
+            double w = e.sensor_j[0] / (tc - tp);
+            rows++;
+            near += fabs(w - 100.0) < 25.0;
+        }
+        tp = tc;
+    }
+    jb_meter_close(m);
+    unsetenv("FAKE_NVML_GPUS");
+    assert_true(rows >= 10);
+    /* read as a staircase, four rows in five would be 0 W */
+    assert_true(near >= rows * 3 / 4);
+}
+
 /* A sensor whose read is dear is read every few ticks, so that the
  * sampler spends at most about 2 % of a core on it: here 2 ms of CPU per
  * read against ticks of 10 ms, so every 10th tick. The figures stay
@@ -467,6 +501,7 @@ int main(void)
         cmocka_unit_test_setup(test_stepped_counter_edges, reset_env),
         cmocka_unit_test_setup(test_stepped_counter_close_updates, reset_env),
         cmocka_unit_test_setup(test_stepped_counter_windows, reset_env),
+        cmocka_unit_test_setup(test_stepped_counter_interval_power, reset_env),
         cmocka_unit_test_setup(test_dear_sensor_is_paced, reset_env),
         cmocka_unit_test_setup(test_dear_stepped_sensor_is_phased, reset_env),
         cmocka_unit_test_setup(test_power_fallback, reset_env),
