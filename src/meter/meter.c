@@ -161,10 +161,6 @@ static void fold(struct msensor *ms, const struct sensor_reading *r, double t)
     ms->prev_t_s = t;
 }
 
-/* Reads every used sensor once, into p (and the timeline when record).
- * The sampler's ticks (tick = 1) skip the sensors not due this tick:
- * their joules stay at their last reading, valid if that read was good.
- * Called with the lock held; this is the sampler's hot path. */
 /* What a sweep reads: every used sensor (window edges, the first reading),
  * those due on a sampler tick, or all but the dear ones, which hold their
  * last reading (marks, and "until now" readings: these happen while the
@@ -229,6 +225,10 @@ static void phase_update(const struct jb_meter *m, struct msensor *ms, double t0
     ms->read_s = t0;
 }
 
+/* Reads the used sensors once, into p (and the timeline when record): all
+ * of them, or what `tick` (SWEEP_*) selects; a sensor skipped keeps its
+ * last reading, valid if that read was good. Called with the lock held;
+ * this is the sampler's hot path. */
 static void sweep_as(struct jb_meter *m, struct meter_point *p, int record, int pin, int tick)
 {
     struct sensor_reading r[JB_MAX_SENSORS];
