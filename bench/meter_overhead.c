@@ -62,6 +62,22 @@ static void *floor_main(void *p)
     return NULL;
 }
 
+/* Runs m's sampler for `seconds`, then closes m. Returns the sampler
+ * thread's CPU seconds; the wall time and the sweeps it made in *wall and
+ * *sweeps. */
+static double run_sampler(struct jb_meter *m, double seconds, double *wall, size_t *sweeps)
+{
+    size_t len0 = jb_meter_timeline_len(m);
+    jb_meter_start(m);
+    double t0 = jb_clock_s();
+    time_sleep_s(seconds, NULL);
+    double cpu = jb_meter_sampler_cpu_s(m);
+    *wall = jb_clock_s() - t0;
+    *sweeps = jb_meter_timeline_len(m) - len0;
+    jb_meter_close(m);
+    return cpu;
+}
+
 /* The sampler over the machine's own sensors: its CPU share at 100 Hz, and
  * each sensor's read cost in a hot loop. Informational: exit 0. */
 static int real_sensors(double seconds)
@@ -75,14 +91,9 @@ static int real_sensors(double seconds)
         fprintf(stderr, "meter_overhead: %s\n", err);
         return 1;
     }
-    size_t len0 = jb_meter_timeline_len(m);
-    jb_meter_start(m);
-    double t0 = jb_clock_s();
-    time_sleep_s(seconds, NULL);
-    double cpu = jb_meter_sampler_cpu_s(m);
-    double wall = jb_clock_s() - t0;
-    size_t sweeps = jb_meter_timeline_len(m) - len0;
-    jb_meter_close(m);
+    double wall;
+    size_t sweeps;
+    double cpu = run_sampler(m, seconds, &wall, &sweeps);
     printf("meter_overhead --real: this machine's sensors, sampler at %.0f Hz for %.1f s "
            "(%zu sweeps)\n",
            RATE_HZ, wall, sweeps);
@@ -174,14 +185,9 @@ int main(int argc, char **argv)
         used += jb_meter_sensor(m, i)->used ? 1 : 0;
 
     /* 1. The sampler thread over the whole run. */
-    size_t len0 = jb_meter_timeline_len(m);
-    jb_meter_start(m);
-    double t0 = jb_clock_s();
-    time_sleep_s(seconds, NULL);
-    double cpu = jb_meter_sampler_cpu_s(m);
-    double wall = jb_clock_s() - t0;
-    size_t sweeps = jb_meter_timeline_len(m) - len0;
-    jb_meter_close(m);
+    double wall;
+    size_t sweeps;
+    double cpu = run_sampler(m, seconds, &wall, &sweeps);
 
     /* 2. The machine's floor for a 100 Hz sleeper. */
     struct floor_arg fa = {seconds < 3 ? seconds : 3, 0};

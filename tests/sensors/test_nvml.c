@@ -173,6 +173,22 @@ static void test_stepped_counter_close_updates(void **state)
     unsetenv("FAKE_NVML_GPUS");
 }
 
+/* Three windows of 0.25 s on a GPU drawing 100 W: each one's error in J
+ * into err, and their median returned. */
+static double windows_at_100w(struct jb_meter *m, double err[3])
+{
+    for (int k = 0; k < 3; k++) {
+        struct jb_energy e;
+        assert_int_equal(jb_meter_begin(m, "w"), 0);
+        time_sleep_s(0.25, NULL);
+        assert_int_equal(jb_meter_end(m, "w", &e), 0);
+        assert_true(e.sensor_valid[0]);
+        err[k] = fabs(e.sensor_j[0] - 100.0 * e.duration_s);
+    }
+    double lo = err[0] < err[1] ? err[0] : err[1], hi = err[0] < err[1] ? err[1] : err[0];
+    return err[2] < lo ? lo : err[2] > hi ? hi : err[2];
+}
+
 /* With the sampler running, a window on a counter that steps every 100 ms
  * comes out near the true energy, not a whole number of steps: end waits
  * for the update after it. At 100 W a step is 10 J, and a window of about
@@ -188,18 +204,9 @@ static void test_stepped_counter_windows(void **state)
     assert_int_equal(jb_meter_start(m), 0);
     time_sleep_s(0.15, NULL); /* updates on the timeline before the first edge */
     double err[3];
-    for (int k = 0; k < 3; k++) {
-        struct jb_energy e;
-        assert_int_equal(jb_meter_begin(m, "w"), 0);
-        time_sleep_s(0.25, NULL);
-        assert_int_equal(jb_meter_end(m, "w", &e), 0);
-        assert_true(e.sensor_valid[0]);
-        err[k] = fabs(e.sensor_j[0] - 100.0 * e.duration_s);
-    }
+    double median = windows_at_100w(m, err);
     jb_meter_close(m);
     unsetenv("FAKE_NVML_GPUS");
-    double lo = err[0] < err[1] ? err[0] : err[1], hi = err[0] < err[1] ? err[1] : err[0];
-    double median = err[2] < lo ? lo : err[2] > hi ? hi : err[2];
     if (median >= 3.0)
         fprintf(stderr, "errors: %.2f %.2f %.2f J\n", err[0], err[1], err[2]);
     assert_true(median < 3.0);
@@ -291,20 +298,11 @@ static void test_dear_stepped_sensor_is_phased(void **state)
     assert_int_equal(jb_meter_start(m), 0);
     time_sleep_s(0.3, NULL); /* the phase is found, and updates precede the edges */
     double err[3];
-    for (int k = 0; k < 3; k++) {
-        struct jb_energy e;
-        assert_int_equal(jb_meter_begin(m, "w"), 0);
-        time_sleep_s(0.25, NULL);
-        assert_int_equal(jb_meter_end(m, "w", &e), 0);
-        assert_true(e.sensor_valid[0]);
-        err[k] = fabs(e.sensor_j[0] - 100.0 * e.duration_s);
-    }
+    double median = windows_at_100w(m, err);
     double cpu = jb_meter_sampler_cpu_s(m);
     jb_meter_close(m);
     unsetenv("FAKE_NVML_READ_US");
     unsetenv("FAKE_NVML_GPUS");
-    double lo = err[0] < err[1] ? err[0] : err[1], hi = err[0] < err[1] ? err[1] : err[0];
-    double median = err[2] < lo ? lo : err[2] > hi ? hi : err[2];
     if (median >= 3.0 || cpu >= 0.15)
         fprintf(stderr, "errors: %.2f %.2f %.2f J, sampler %.3f s\n", err[0], err[1], err[2], cpu);
     assert_true(median < 3.0);
