@@ -98,9 +98,10 @@ struct jb_sensor_info {
     double update_period_s;   /* how often the hardware refreshes it; 0 unknown */
     double max_range_j;       /* counter range in joules before it wraps; 0 none */
     double read_cost_s;       /* CPU time one read takes, measured at open; 0 unknown */
-    double read_interval_s;   /* how often the sampler reads it: its interval, or a multiple
-                                 where one read costs more than 2 % of a core at that rate;
-                                 0 without a sampler */
+    double read_interval_s;   /* how often the sampler reads it: its interval, or less often
+                                 where one read costs more than 2 % of a core at that rate
+                                 (a stepped counter then on the tick after its steps, every
+                                 whole number of update periods); 0 without a sampler */
 };
 
 struct jb_meter_options {
@@ -185,7 +186,8 @@ struct jb_energy {
  * its line between the updates around the edge, not as the last update's
  * value, which can be short by a whole step. So with the sampler running,
  * end waits for such a counter's next update after the end: up to one and
- * a half of its update periods (150 ms for NVML). */
+ * a half of its update period or read interval, whichever is longer, and
+ * two ticks (190 ms for NVML read every tick, 340 ms paced to 200 ms). */
 int jb_meter_begin(struct jb_meter *m, const char *name);
 int jb_meter_end(struct jb_meter *m, const char *name, struct jb_energy *out);
 
