@@ -69,7 +69,8 @@ struct msensor {
     double due_s;        /* the next phased read: at the first tick from here */
     double hunt_since_s; /* when the hunt began */
     double retry_s;      /* after a hunt that found no step: when to hunt again */
-    double read_s;       /* when it was last read (the sweep's start) */
+    double read_s;       /* when the sampler last read it (the sweep's start) */
+    double tick_j;       /* its joules at the sampler's last read */
     unsigned cycles;     /* phased reads since the lock, for the check reads */
     int fails;           /* consecutive failed reads */
     int lost;
@@ -99,6 +100,7 @@ struct jb_meter {
     pthread_t thread;
     int running;
     int stop;
+    int users;            /* threads inside an end or a baseline that may wait, unlocked */
     double sampler_cpu_s; /* total, once the thread has ended */
 
     struct meter_timeline tl;
@@ -187,11 +189,16 @@ static int phase_due(const struct jb_meter *m, const struct msensor *ms, double 
 {
     if (ms->hunting || t0 >= ms->due_s)
         return 1;
+    /* The due tick is the one after the step's; the check is the tick
+     * before the step's. */
     return ms->cycles % METER_CHECK_CYCLES == METER_CHECK_CYCLES - 1 &&
-           t0 + m->interval_s >= ms->due_s;
+           t0 + 2.0 * m->interval_s >= ms->due_s && t0 + m->interval_s < ms->due_s;
 }
 
-/* After a phased counter's read at t (changed: it showed a step). */
+/* After a phased counter's read by the sampler at t (changed: it showed a
+ * step since the sampler's read before; edge and mark reads in between do
+ * not count, so that one taken between a step and its due tick does not
+ * pass for a slipped phase). */
 static void phase_update(const struct jb_meter *m, struct msensor *ms, double t0, double t,
                          int changed)
 {
@@ -278,11 +285,12 @@ static void sweep_as(struct jb_meter *m, struct meter_point *p, int record, int 
     for (size_t i = 0; i < m->n; i++) {
         struct msensor *ms = &m->ms[i];
         if (ok[i]) {
-            double before = ms->cum_j;
             int had = ms->have_prev;
             fold(ms, &r[i], t);
-            if (ms->phased && had)
-                phase_update(m, ms, t0, t, ms->cum_j != before);
+            if (ms->phased && had && tick == SWEEP_TICK)
+                phase_update(m, ms, t0, t, ms->cum_j != ms->tick_j);
+            if (tick == SWEEP_TICK)
+                ms->tick_j = ms->cum_j;
         }
         /* 1: read, and a step it shows is placed here; 2: valid, but the
          * value was held or its step time is unknown (timeline_stepped_at
@@ -451,6 +459,20 @@ static void refine_edges(const struct jb_meter *m, struct meter_point *a, struct
     }
 }
 
+/* Waits on the meter's condition for at most `seconds` (the lock released
+ * meanwhile; close broadcasts on it). */
+static void cond_wait_s(struct jb_meter *m, double seconds)
+{
+#if defined(__APPLE__) /* no monotonic condition variables there: wait relative */
+    struct timespec rel = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    (void)pthread_cond_timedwait_relative_np(&m->cond, &m->lock, &rel);
+#else
+    double until = jb_clock_s() + seconds;
+    struct timespec ts = {(time_t)until, (long)((until - (double)(time_t)until) * 1e9)};
+    (void)pthread_cond_timedwait(&m->cond, &m->lock, &ts);
+#endif
+}
+
 /* With the sampler running, waits (the lock released meanwhile) until every
  * stepped sensor has published once after `end`, so that its end can be
  * placed; at most one and a half update periods and two ticks. */
@@ -480,9 +502,7 @@ static void await_updates(struct jb_meter *m, const struct meter_point *end)
         }
         if (!waiting)
             return;
-        pthread_mutex_unlock(&m->lock);
-        time_sleep_s(m->interval_s, NULL);
-        pthread_mutex_lock(&m->lock);
+        cond_wait_s(m, m->interval_s);
     }
 }
 
@@ -601,6 +621,13 @@ int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, 
     pthread_mutex_init(&m->lock, NULL);
 
     pace_sensors(m);
+    for (size_t i = 0; i < m->n; i++) {
+        const struct jb_sensor_info *info = &m->ms[i].s->info;
+        m->tl.keep_steps[i] =
+            info->used &&
+            ((info->kind == JB_SENSOR_ENERGY && info->update_period_s >= METER_STEPPED_S) ||
+             m->ms[i].every > 1);
+    }
     /* The first reading: every counter's zero point, and the timeline's
      * first sample. */
     m->t_open_s = jb_clock_s();
@@ -645,6 +672,12 @@ void jb_meter_close(struct jb_meter *m)
     pthread_mutex_unlock(&m->lock);
     if (running)
         pthread_join(m->thread, NULL);
+    /* A thread still inside jb_meter_end's wait for a step sees stop, and
+     * finishes before the meter goes. */
+    pthread_mutex_lock(&m->lock);
+    while (m->users > 0)
+        pthread_cond_wait(&m->cond, &m->lock);
+    pthread_mutex_unlock(&m->lock);
     while (m->windows) {
         struct window *w = m->windows;
         m->windows = w->next;
@@ -777,9 +810,12 @@ int jb_meter_end(struct jb_meter *m, const char *name, struct jb_energy *out)
         /* Unlinked first: await_updates lets other threads in. */
         *link = w->next;
         m->n_windows--;
+        m->users++;
         await_updates(m, end);
         refine_edges(m, &w->begin, end);
         energy_between_points(m, &w->begin, end, out);
+        if (--m->users == 0 && m->stop)
+            pthread_cond_broadcast(&m->cond); /* close is waiting for us */
     }
     pthread_mutex_unlock(&m->lock);
     free(end);
@@ -870,11 +906,14 @@ int jb_meter_baseline(struct jb_meter *m, double seconds, const volatile sig_ato
     int rc = time_sleep_s(seconds, stop);
     pthread_mutex_lock(&m->lock);
     sweep(m, &pts[1], 1, 1);
+    m->users++;
     if (rc == 0)
         await_updates(m, &pts[1]);
     refine_edges(m, &pts[0], &pts[1]);
     struct jb_energy e;
     energy_between_points(m, &pts[0], &pts[1], &e);
+    if (--m->users == 0 && m->stop)
+        pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     jb_energy_to_power(&e, out);
     free(pts);

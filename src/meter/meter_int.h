@@ -31,6 +31,9 @@ struct meter_timeline {
     double *j;          /* (cap, n) */
     unsigned char *v;   /* (cap, n) */
     unsigned char *pin; /* (cap) 1: a mark or window edge, never thinned */
+    /* 1: sensor i's counter moves in steps, and a sample where its joules
+     * change is kept through thinning too (it places the step). */
+    unsigned char keep_steps[JB_MAX_SENSORS];
 };
 
 int timeline_init(struct meter_timeline *tl, size_t n_sensors, size_t max);

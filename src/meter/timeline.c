@@ -44,16 +44,31 @@ static int grow(struct meter_timeline *tl, size_t cap)
     return 0;
 }
 
-/* Drops every other sample of the older half that is neither pinned nor
- * the first, keeping the rest in order: the newer half, where the work in
- * progress lies, keeps the sampler's full rate, and the past gets coarser
- * with each pass. Returns how many went. */
+/* Drops every other sample of the older half that is neither pinned, nor
+ * the first, nor a step of a stepped counter (a sample where its joules
+ * change: dropping it would place the step at a later sample, in the older
+ * half alone, and bias every interval that reaches back there). Keeps the
+ * rest in order: the newer half, where the work in progress lies, keeps the
+ * sampler's full rate, and the past gets coarser with each pass. Returns
+ * how many went. */
 static size_t thin(struct meter_timeline *tl)
 {
     size_t n = tl->n, w = 0, drop = 0, half = tl->len / 2;
+    double last_j[JB_MAX_SENSORS];
+    unsigned char have[JB_MAX_SENSORS] = {0};
     int skip = 0;
     for (size_t r = 0; r < tl->len; r++) {
-        int may_go = r != 0 && r < half && !tl->pin[r];
+        int step = 0;
+        for (size_t i = 0; i < n && i < JB_MAX_SENSORS; i++) {
+            if (!tl->v[r * n + i])
+                continue;
+            double j = tl->j[r * n + i];
+            if (tl->keep_steps[i] && have[i] && j != last_j[i])
+                step = 1;
+            last_j[i] = j;
+            have[i] = 1;
+        }
+        int may_go = r != 0 && r < half && !tl->pin[r] && !step;
         int keep = !may_go || !skip;
         if (may_go)
             skip = !skip;

@@ -21,7 +21,7 @@
  *       nohandle   nvmlDeviceGetHandleByIndex_v2 answers NO_PERMISSION
  * and, for exact values, by functions a test finds with dlsym on the same
  * library: fake_nvml_set_energy(), fake_nvml_set_status(),
- * fake_nvml_init_count().
+ * fake_nvml_init_count(), fake_nvml_energy_reads().
  *
  * Built twice: libfake_nvml.so, and libfake_nvml_nocount.so with
  * FAKE_NVML_OMIT_COUNT, which lacks the required nvmlDeviceGetCount_v2.
@@ -60,11 +60,13 @@ static unsigned int n_gpus;
 static int init_count; /* nvmlInit_v2 successes minus nvmlShutdown calls */
 static char driver[80];
 static double read_cost_s;
+static unsigned long energy_reads; /* nvmlDeviceGetTotalEnergyConsumption calls */
 
 /* Exported so the fake is self-contained; not part of NVML. */
 void fake_nvml_set_energy(unsigned int index, unsigned long long mj);
 void fake_nvml_set_status(unsigned int index, int status);
 int fake_nvml_init_count(void);
+unsigned long fake_nvml_energy_reads(void);
 
 /* The real API, as declared in nvml.h (nvmlReturn_t is an int-sized enum). */
 int nvmlInit_v2(void);
@@ -253,6 +255,7 @@ int nvmlDeviceGetTotalEnergyConsumption(struct nvmlDevice_st *device, unsigned l
         return device->status;
     if (strcmp(device->mode, "noperm") == 0)
         return NVML_ERROR_NO_PERMISSION;
+    energy_reads++;
     burn();
     int steps = strcmp(device->mode, "steps") == 0;
     if (strcmp(device->mode, "energy") != 0 && !steps)
@@ -300,4 +303,9 @@ void fake_nvml_set_status(unsigned int index, int status)
 int fake_nvml_init_count(void)
 {
     return init_count;
+}
+
+unsigned long fake_nvml_energy_reads(void)
+{
+    return energy_reads;
 }

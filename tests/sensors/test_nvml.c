@@ -4,6 +4,7 @@
  * driver that is not loaded, a GPU lost mid-run. */
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ static void *fake;
 static void (*set_energy)(unsigned int, unsigned long long);
 static void (*set_status)(unsigned int, int);
 static int (*init_count)(void);
+static unsigned long (*energy_reads)(void);
 
 static int setup(void **state)
 {
@@ -40,7 +42,9 @@ static int setup(void **state)
     memcpy(&set_status, &p, sizeof p);
     p = dlsym(fake, "fake_nvml_init_count");
     memcpy(&init_count, &p, sizeof p);
-    return set_energy && set_status && init_count ? 0 : -1;
+    p = dlsym(fake, "fake_nvml_energy_reads");
+    memcpy(&energy_reads, &p, sizeof p);
+    return set_energy && set_status && init_count && energy_reads ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -76,10 +80,11 @@ static int any_note_has(const struct sensor_set *set, const char *needle)
     return 0;
 }
 
-static struct jb_meter *open_nvml_meter(double interval_ms)
+static struct jb_meter *open_nvml_meter_tl(double interval_ms, size_t timeline_max)
 {
     struct jb_meter_options opt;
     jb_meter_options_init(&opt);
+    opt.timeline_max = timeline_max;
     opt.sysfs_root = "/nonexistent";
     opt.procfs_root = "/nonexistent";
     opt.nvml_lib = FAKE_NVML_LIB;
@@ -91,6 +96,11 @@ static struct jb_meter *open_nvml_meter(double interval_ms)
     assert_int_equal(jb_meter_sensor_count(m), 1);
     assert_true(jb_meter_sensor(m, 0)->used);
     return m;
+}
+
+static struct jb_meter *open_nvml_meter(double interval_ms)
+{
+    return open_nvml_meter_tl(interval_ms, 0);
 }
 
 /* A counter that publishes in steps is read between its updates at the
@@ -310,6 +320,101 @@ static void test_dear_stepped_sensor_is_phased(void **state)
     assert_true(cpu < 0.15);
 }
 
+/* Locked in phase, the sampler stays locked: its check reads, one cycle in
+ * eight, must not read the step the due read is waiting for (they did,
+ * and every eighth cycle began a hunt of a read per tick). Over 4 s at one
+ * read per 200 ms: 20 due reads, 2 or 3 checks, the first hunt (at most
+ * 10), and the reads at open. */
+static void test_phase_stays_locked(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|steps|100", 1);
+    setenv("FAKE_NVML_READ_US", "3000", 1);
+    struct jb_meter *m = open_nvml_meter(10);
+    unsigned long r0 = energy_reads();
+    assert_int_equal(jb_meter_start(m), 0);
+    time_sleep_s(4.0, NULL);
+    jb_meter_close(m);
+    unsigned long reads = energy_reads() - r0;
+    unsetenv("FAKE_NVML_READ_US");
+    unsetenv("FAKE_NVML_GPUS");
+    if (reads > 36)
+        fprintf(stderr, "%lu reads in 4 s\n", reads);
+    assert_true(reads <= 36); /* a hunt every 8 cycles made it 44 or 45 */
+}
+
+struct ender {
+    struct jb_meter *m;
+    volatile int started;
+    int rc;
+    struct jb_energy e;
+};
+
+static void *end_window(void *p)
+{
+    struct ender *a = p;
+    a->started = 1;
+    a->rc = jb_meter_end(a->m, "w", &a->e);
+    return NULL;
+}
+
+/* A window's end waits for the counter's next step with the lock
+ * released; a close meanwhile lets it finish before the meter goes (under
+ * ASan, the build the tests also run in, a use after free otherwise). */
+static void test_close_while_an_end_waits(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|steps|100", 1);
+    struct jb_meter *m = open_nvml_meter(10);
+    assert_int_equal(jb_meter_start(m), 0);
+    time_sleep_s(0.25, NULL);
+    assert_int_equal(jb_meter_begin(m, "w"), 0);
+    time_sleep_s(0.1, NULL);
+    struct ender a;
+    memset(&a, 0, sizeof a);
+    a.m = m;
+    a.rc = -1;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, end_window, &a), 0);
+    while (!a.started)
+        time_sleep_s(0.001, NULL);
+    time_sleep_s(0.01, NULL); /* inside its wait, most likely */
+    jb_meter_close(m);
+    pthread_join(th, NULL);
+    unsetenv("FAKE_NVML_GPUS");
+    assert_int_equal(a.rc, 0);
+    assert_true(a.e.sensor_valid[0]);
+}
+
+/* A long run thins the older half of the timeline. Samples where a stepped
+ * counter moves are kept, or its steps there would be placed late and an
+ * interval reaching back into that half read high (windows of 1 s at
+ * 100 W, with a timeline of 16 samples). */
+static void test_thinning_keeps_the_steps(void **state)
+{
+    (void)state;
+    setenv("FAKE_NVML_GPUS", "NVIDIA H100 80GB HBM3|GPU-1|steps|100", 1);
+    struct jb_meter *m = open_nvml_meter_tl(10, 16);
+    assert_int_equal(jb_meter_start(m), 0);
+    time_sleep_s(0.15, NULL);
+    double err[3];
+    for (int k = 0; k < 3; k++) {
+        struct jb_energy e;
+        assert_int_equal(jb_meter_begin(m, "w"), 0);
+        time_sleep_s(1.0, NULL);
+        assert_int_equal(jb_meter_end(m, "w", &e), 0);
+        assert_true(e.sensor_valid[0]);
+        err[k] = fabs(e.sensor_j[0] - 100.0 * e.duration_s);
+    }
+    jb_meter_close(m);
+    unsetenv("FAKE_NVML_GPUS");
+    double hi = err[0] < err[1] ? err[1] : err[0];
+    double worst = hi > err[2] ? hi : err[2];
+    if (worst >= 2.0)
+        fprintf(stderr, "errors: %.2f %.2f %.2f J\n", err[0], err[1], err[2]);
+    assert_true(worst < 2.0); /* one window in three 4 to 5.6 J off, before */
+}
+
 static void test_two_gpus(void **state)
 {
     (void)state;
@@ -502,6 +607,9 @@ int main(void)
         cmocka_unit_test_setup(test_stepped_counter_interval_power, reset_env),
         cmocka_unit_test_setup(test_dear_sensor_is_paced, reset_env),
         cmocka_unit_test_setup(test_dear_stepped_sensor_is_phased, reset_env),
+        cmocka_unit_test_setup(test_phase_stays_locked, reset_env),
+        cmocka_unit_test_setup(test_close_while_an_end_waits, reset_env),
+        cmocka_unit_test_setup(test_thinning_keeps_the_steps, reset_env),
         cmocka_unit_test_setup(test_power_fallback, reset_env),
         cmocka_unit_test_setup(test_neither_energy_nor_power, reset_env),
         cmocka_unit_test_setup(test_no_permission, reset_env),
