@@ -78,12 +78,18 @@ static void print_text(struct jb_meter *m)
         printf("No sensor can be read: energy figures will be missing.\n");
         return;
     }
+    /* As the meter totals: system sensors (psys, a board's input) only when
+     * nothing else is measured; otherwise they are reported beside. */
+    unsigned all = measured | estimated, sys = 1u << JB_DOMAIN_SYSTEM;
+    unsigned counted = (all & ~sys) ? all & ~sys : all;
     printf("Totals will count:");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
-        if ((measured | estimated) & (1u << d))
+        if (counted & (1u << d))
             printf(" %s%s", jb_domain_name((enum jb_domain)d),
                    (estimated & (1u << d)) ? " (estimated)" : "");
     printf("\n");
+    if ((all & sys) && !(counted & sys))
+        printf("system (the whole platform) is reported beside the total, not added to it.\n");
     if (estimated)
         printf("Estimated figures come from a model, not a sensor: see the fixes above to "
                "measure instead.\n");

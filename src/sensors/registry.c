@@ -293,6 +293,13 @@ static void drop_dead_counters(struct sensor_set *set)
         struct sensor_reading r = {0};
         if (!s->info.readable || s->info.estimated || s->info.kind != JB_SENSOR_ENERGY)
             continue;
+        /* Only where a true 0 over the wait is impossible: an idle iGPU
+         * (uncore) or an unused ANE can draw nothing for seconds, and a
+         * counter that updates more slowly than the wait cannot show
+         * that it moves. */
+        if (s->info.domain == JB_DOMAIN_UNCORE || s->info.domain == JB_DOMAIN_ANE ||
+            s->info.update_period_s > DEAD_WAIT_MAX_S / 3.0)
+            continue;
         if (s->backend->read(s, &r) != 0 || r.raw != 0)
             continue;
         zero[n_zero++] = i;

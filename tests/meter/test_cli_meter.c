@@ -269,6 +269,30 @@ static void test_measure_known_watts(void **state)
     fx_free(fx);
 }
 
+/* psys beside a GPU's counter: the listing's totals are the meter's, the
+ * CPU estimate and the GPU, and psys is said to be reported beside. */
+static void test_sensors_totals_beside_system(void **state)
+{
+    (void)state;
+    struct fx_sysfs *fx = fx_new("cli-psys-gpu");
+    fx_rapl_zone(fx, "intel-rapl:0", "psys", 5000000, 0);
+    fx_hwmon(fx, 4, "i915", "pci0000:00/0000:00:01.0/0000:03:00.0");
+    fx_hwmon_counter(fx, 4, "energy1_input", FX_ENERGY_UJ, 777);
+    fx_proc_stat(fx, 4, 1000, 9000);
+    char root[4200], proc[4200];
+    snprintf(root, sizeof root, "JOULEBENCH_SYSFS_ROOT=%s", fx_sysfs_root(fx));
+    snprintf(proc, sizeof proc, "JOULEBENCH_PROCFS_ROOT=%s", fx_procfs_root(fx));
+    char nvml[] = "JOULEBENCH_NVML_LIB=/nonexistent/libnvidia-ml.so.1";
+    char *env[] = {root, proc, nvml, NULL};
+    struct result r;
+    run(&r, env, "sensors", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(buf_str(&r.out), "Totals will count: cpu (estimated) gpu\n"));
+    assert_non_null(strstr(buf_str(&r.out), "system (the whole platform) is reported beside"));
+    done(&r);
+    fx_free(fx);
+}
+
 /* `sensors` lists what cannot be read with the reason. */
 static void test_sensors_listing(void **state)
 {
@@ -365,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_exit_status),
         cmocka_unit_test(test_measure_known_watts),
         cmocka_unit_test(test_sensors_listing),
+        cmocka_unit_test(test_sensors_totals_beside_system),
         cmocka_unit_test(test_signal_forwarding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

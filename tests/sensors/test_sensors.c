@@ -450,7 +450,8 @@ static void test_perf_counter_that_never_counts(void **state)
 
 /* A powercap zone that reads 0 and stays there (a DRAM zone the firmware
  * leaves empty) is listed as not counting; a zone at 0 that a writer is
- * advancing is a live counter and stays. */
+ * advancing is a live counter and stays, and so does an uncore (iGPU)
+ * zone at 0, which an idle iGPU can leave there for seconds. */
 static void test_powercap_zone_that_never_counts(void **state)
 {
     (void)state;
@@ -458,6 +459,7 @@ static void test_powercap_zone_that_never_counts(void **state)
     fx_rapl_zone(fx, "intel-rapl:0", "package-0", 123456789, 0);
     fx_rapl_zone(fx, "intel-rapl:0:0", "dram", 0, 0);
     int core = fx_rapl_zone(fx, "intel-rapl:0:1", "core", 0, 0);
+    fx_rapl_zone(fx, "intel-rapl:0:2", "uncore", 0, 0); /* an idle iGPU draws nothing */
     fx_set_watts(fx, core, 10.0);
     fx_start(fx, 500);
     struct reg r;
@@ -469,6 +471,7 @@ static void test_powercap_zone_that_never_counts(void **state)
     assert_non_null(strstr(dram->info.reason, "reads 0 and did not move"));
     assert_true(must(&r, "rapl:core-0")->info.used);
     assert_true(must(&r, "rapl:package-0")->info.used);
+    assert_true(must(&r, "rapl:uncore-0")->info.used);
     sensor_set_clear(&r.set);
     fx_free(fx);
 }
