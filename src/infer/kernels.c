@@ -6,7 +6,6 @@
  */
 #include "infer/kernels.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -49,9 +48,7 @@ static void scalar_quantize_q8_k(const float *x, void *dst, size_t n)
         for (int i = 0; i < QK_K; i++)
             amax = fmaxf(amax, fabsf(x[i]));
         float d = amax / 127.0f;
-        /* a subnormal scale: 1 / d overflows, so the block is quantised as
-         * zero (its values are below 1.5e-36) */
-        float id = d >= FLT_MIN ? 1.0f / d : 0.0f;
+        float id = quant_q8_k_inverse(d);
         y[b].d = d;
         for (int i = 0; i < QK_K; i++)
             y[b].qs[i] = (int8_t)fmaxf(-127.0f, fminf(127.0f, roundf(x[i] * id)));

@@ -15,7 +15,6 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <cpuid.h>
-#include <float.h>
 #include <math.h>
 #include <immintrin.h>
 #include <string.h>
@@ -128,9 +127,7 @@ AVX2 static void avx2_quantize_q8_k(const float *x, void *dst, size_t n)
             amax = m > amax ? m : amax;
         }
         float d = amax / 127.0f;
-        /* a subnormal scale: 1 / d overflows, so the block is quantised as
-         * zero (its values are below 1.5e-36) */
-        float id = d >= FLT_MIN ? 1.0f / d : 0.0f;
+        float id = quant_q8_k_inverse(d);
         y[b].d = d;
         __m256 vid = _mm256_set1_ps(id);
         for (int i = 0; i < QK_K; i += 32) {

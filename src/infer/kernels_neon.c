@@ -14,7 +14,6 @@
 #if defined(__ARM_NEON) && defined(__aarch64__)
 
 #include <arm_neon.h>
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -161,9 +160,7 @@ static void neon_quantize_q8_k(const float *x, void *dst, size_t n)
     struct quant_block_q8_k *y = dst;
     for (size_t b = 0; b < n / QK_K; b++, x += QK_K) {
         float d = amax_f32(x, QK_K) / 127.0f;
-        /* a subnormal scale: 1 / d overflows, so the block is quantised as
-         * zero (its values are below 1.5e-36) */
-        float id = d >= FLT_MIN ? 1.0f / d : 0.0f;
+        float id = quant_q8_k_inverse(d);
         y[b].d = d;
         for (int g = 0; g < QK_K / 16; g++) {
             int8x16_t q = quant16(x + 16 * g, id);

@@ -6,7 +6,6 @@
 #include "infer/quant.h"
 
 #include <assert.h>
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -523,9 +522,7 @@ static void q_q8_k(const float *x, struct quant_block_q8_k *b)
 {
     float amax = fabsf(signed_absmax(x, 256));
     b->d = amax / 127.0f;
-    /* a subnormal scale would overflow 1 / d and send every value to
-     * +-127: such a block (values below 1.5e-36) is quantised as zero */
-    float id = b->d >= FLT_MIN ? 1.0f / b->d : 0.0f;
+    float id = quant_q8_k_inverse(b->d);
     for (int k = 0; k < 16; k++) {
         int sum = 0;
         for (int i = 16 * k; i < 16 * k + 16; i++) {

@@ -32,6 +32,7 @@
 #ifndef JB_INFER_QUANT_H
 #define JB_INFER_QUANT_H
 
+#include <float.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,5 +104,14 @@ float quant_f16_to_f32(uint16_t h);
 uint16_t quant_f32_to_f16(float f);
 float quant_bf16_to_f32(uint16_t h);
 uint16_t quant_f32_to_bf16(float f);
+
+/* 1 / d for a Q8_K block's scale d = amax / 127, or 0 where a subnormal d
+ * would overflow it and send every value to +-127: such a block (values
+ * below 1.5e-36) is quantised as zero. The reference quantiser and every
+ * kernel table use this, so they give the same bits. */
+static inline float quant_q8_k_inverse(float d)
+{
+    return d >= FLT_MIN ? 1.0f / d : 0.0f;
+}
 
 #endif
