@@ -199,7 +199,7 @@ static int check_magic(const char *path, const char *name, char *err)
  * the model was pulled with). 0, or JB_ERR_NOTFOUND. */
 static int join_ci(char *out, size_t size, const char *dir, const char *part)
 {
-    if (snprintf(out, size, "%s/%s", dir, part) >= (int)size)
+    if (fs_path_join(out, size, dir, part))
         return JB_ERR_NOTFOUND;
     if (fs_exists(out))
         return 0;
@@ -209,7 +209,7 @@ static int join_ci(char *out, size_t size, const char *dir, const char *part)
     int rc = JB_ERR_NOTFOUND;
     for (struct dirent *de; rc && (de = readdir(d));)
         if (de->d_name[0] != '.' && strcasecmp(de->d_name, part) == 0 &&
-            snprintf(out, size, "%s/%s", dir, de->d_name) < (int)size)
+            fs_path_join(out, size, dir, de->d_name) == 0)
             rc = 0;
     closedir(d);
     return rc;
@@ -220,7 +220,7 @@ static int join_ci(char *out, size_t size, const char *dir, const char *part)
 static int find_manifest(const char *dir, const struct model_name *mn, char *out, size_t size)
 {
     char a[FS_PATH_MAX], b[FS_PATH_MAX];
-    if (snprintf(a, sizeof a, "%s/manifests", dir) >= (int)sizeof a)
+    if (fs_path_join(a, sizeof a, dir, "manifests"))
         return JB_ERR_NOTFOUND;
     const char *parts[4] = {mn->host, mn->ns, mn->model, mn->tag};
     for (int i = 0; i < 4; i++) {
