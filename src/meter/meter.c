@@ -406,10 +406,19 @@ static void energy_between_points(const struct jb_meter *m, const struct meter_p
     meter_fill_energy(views, m->n, a, b, flags, out);
 }
 
-/* Whether a sensor's edges are read between its steps (refine_edges). Its
- * readings step either because the counter publishes every 50 ms or more
- * (NVML's), or because the sampler reads it every few ticks (a dear read)
- * and holds the value in between. Placing a step at the first sample that
+/* Whether a sensor's readings move in steps: the counter publishes every
+ * 50 ms or more (NVML's), or the sampler reads it every few ticks (a dear
+ * read) and holds the value in between. */
+static int steps_at_all(const struct msensor *ms)
+{
+    const struct jb_sensor_info *info = &ms->s->info;
+    return info->used &&
+           ((info->kind == JB_SENSOR_ENERGY && info->update_period_s >= METER_STEPPED_S) ||
+            ms->every > 1);
+}
+
+/* Whether a sensor's edges are read between its steps (refine_edges).
+ * Placing a step at the first sample that
  * showed it is sound when either the samples are dense next to the
  * publications (read at least twice per update period), or the value is
  * fresh when read (it updates at least twice per read interval). A counter
@@ -418,15 +427,15 @@ static void energy_between_points(const struct jb_meter *m, const struct meter_p
 static int stepped(const struct jb_meter *m, const struct msensor *ms)
 {
     const struct jb_sensor_info *info = &ms->s->info;
-    if (!info->used)
+    if (!steps_at_all(ms))
         return 0;
-    double read = m->interval_s > 0 ? ms->every * m->interval_s : 0.0;
-    double period = info->update_period_s;
     if (ms->phased) /* read on the tick after each step it sees */
         return 1;
+    double read = m->interval_s > 0 ? ms->every * m->interval_s : 0.0;
+    double period = info->update_period_s;
     if (info->kind == JB_SENSOR_ENERGY && period >= METER_STEPPED_S)
         return read <= 0.5 * period;
-    return ms->every > 1 && period <= 0.5 * read;
+    return period <= 0.5 * read; /* every > 1 here */
 }
 
 /* The time between its steps, at most. */
@@ -621,13 +630,8 @@ int jb_meter_open(struct jb_meter **out, const struct jb_meter_options *opt_in, 
     pthread_mutex_init(&m->lock, NULL);
 
     pace_sensors(m);
-    for (size_t i = 0; i < m->n; i++) {
-        const struct jb_sensor_info *info = &m->ms[i].s->info;
-        m->tl.keep_steps[i] =
-            info->used &&
-            ((info->kind == JB_SENSOR_ENERGY && info->update_period_s >= METER_STEPPED_S) ||
-             m->ms[i].every > 1);
-    }
+    for (size_t i = 0; i < m->n; i++)
+        m->tl.keep_steps[i] = (unsigned char)steps_at_all(&m->ms[i]);
     /* The first reading: every counter's zero point, and the timeline's
      * first sample. */
     m->t_open_s = jb_clock_s();
