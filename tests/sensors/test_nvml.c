@@ -183,14 +183,14 @@ static void test_stepped_counter_close_updates(void **state)
     unsetenv("FAKE_NVML_GPUS");
 }
 
-/* Three windows of 0.25 s on a GPU drawing 100 W: each one's error in J
- * into err, and their median returned. */
-static double windows_at_100w(struct jb_meter *m, double err[3])
+/* Three windows of `seconds` each on a GPU drawing 100 W: each one's error
+ * in J into err, and their median returned. */
+static double windows_at_100w(struct jb_meter *m, double seconds, double err[3])
 {
     for (int k = 0; k < 3; k++) {
         struct jb_energy e;
         assert_int_equal(jb_meter_begin(m, "w"), 0);
-        time_sleep_s(0.25, NULL);
+        time_sleep_s(seconds, NULL);
         assert_int_equal(jb_meter_end(m, "w", &e), 0);
         assert_true(e.sensor_valid[0]);
         err[k] = fabs(e.sensor_j[0] - 100.0 * e.duration_s);
@@ -214,7 +214,7 @@ static void test_stepped_counter_windows(void **state)
     assert_int_equal(jb_meter_start(m), 0);
     time_sleep_s(0.15, NULL); /* updates on the timeline before the first edge */
     double err[3];
-    double median = windows_at_100w(m, err);
+    double median = windows_at_100w(m, 0.25, err);
     jb_meter_close(m);
     unsetenv("FAKE_NVML_GPUS");
     if (median >= 3.0)
@@ -308,7 +308,7 @@ static void test_dear_stepped_sensor_is_phased(void **state)
     assert_int_equal(jb_meter_start(m), 0);
     time_sleep_s(0.3, NULL); /* the phase is found, and updates precede the edges */
     double err[3];
-    double median = windows_at_100w(m, err);
+    double median = windows_at_100w(m, 0.25, err);
     double cpu = jb_meter_sampler_cpu_s(m);
     jb_meter_close(m);
     unsetenv("FAKE_NVML_READ_US");
@@ -399,14 +399,7 @@ static void test_thinning_keeps_the_steps(void **state)
     assert_int_equal(jb_meter_start(m), 0);
     time_sleep_s(0.15, NULL);
     double err[3];
-    for (int k = 0; k < 3; k++) {
-        struct jb_energy e;
-        assert_int_equal(jb_meter_begin(m, "w"), 0);
-        time_sleep_s(1.0, NULL);
-        assert_int_equal(jb_meter_end(m, "w", &e), 0);
-        assert_true(e.sensor_valid[0]);
-        err[k] = fabs(e.sensor_j[0] - 100.0 * e.duration_s);
-    }
+    (void)windows_at_100w(m, 1.0, err);
     jb_meter_close(m);
     unsetenv("FAKE_NVML_GPUS");
     double hi = err[0] < err[1] ? err[1] : err[0];
