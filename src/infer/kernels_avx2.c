@@ -31,6 +31,16 @@ AVX2 static inline float f16_to_f32(uint16_t h)
     return _cvtsh_ss(h);
 }
 
+/* The f16 at p as a float, read as 32 bits (the caller's block has two
+ * more bytes after it): a plain vector load, where a 16-bit value needs a
+ * zeroed register and an insert. */
+AVX2 static inline float f16_at(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((int)v)));
+}
+
 AVX2 static inline float hsum_ps(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -526,8 +536,6 @@ small_row(enum small_kind kind, size_t n, const uint8_t *w, const struct quant_b
     for (size_t b = 0; b < n / QK8_0; b++) {
         const uint8_t *blk = w + b * bsz;
         _mm_prefetch((const char *)(blk + PF_DIST), _MM_HINT_T0);
-        uint16_t dh;
-        memcpy(&dh, blk, 2);
         __m256i ya = _mm256_loadu_si256((const __m256i *)a[b].qs);
         __m256i p;
         if (kind == SK_Q8_0) {
@@ -546,7 +554,7 @@ small_row(enum small_kind kind, size_t n, const uint8_t *w, const struct quant_b
             }
             p = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, ya), ones), ob[b]);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(dh) * dyf[b]), _mm256_cvtepi32_ps(p), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(blk) * dyf[b]), _mm256_cvtepi32_ps(p), acc);
     }
     return hsum_ps(acc);
 }
