@@ -2,6 +2,7 @@
 #include "infer/pool.h"
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -12,10 +13,18 @@
 #include "common/err.h"
 #include "common/timeutil.h"
 
+/* a cache line on the machines the engine runs on (x86-64 and Apple's
+ * arm64 cores keep 64 and 128 bytes; 128 covers both) */
+#define POOL_LINE 128
+
 struct pool_worker {
     struct pool *pool;
     int index;
     pthread_t thread;
+    /* Spin policy: the last generation this worker finished, on a line of
+     * its own. The caller reads each worker's line once its job is done,
+     * where one shared counter took every worker's decrement in turn. */
+    alignas(POOL_LINE) atomic_uint_fast64_t done;
 };
 
 struct pool {
@@ -29,13 +38,18 @@ struct pool {
     pthread_cond_t cv_done; /* pending reached 0 (sleep policy) */
 
     /* The job: written by pool_run before gen is bumped (release), read by
-     * workers after they see the bump (acquire). */
-    void (*fn)(void *ctx, int thread, int n_threads);
+     * workers after they see the bump (acquire). One cache line holds what
+     * a job's start writes and the spinning workers read; what finishing
+     * workers write lives elsewhere (their done lines, or pending). When
+     * all of it shared one line, each finishing worker took the line from
+     * every worker still spinning on gen. */
+    alignas(POOL_LINE) void (*fn)(void *ctx, int thread, int n_threads);
     void *ctx;
     atomic_uint_fast64_t gen;
-    atomic_int pending;  /* workers still running the current job */
     atomic_int sleepers; /* workers blocked on cv_work */
     atomic_int quit;
+    /* sleep policy: workers still running the current job */
+    alignas(POOL_LINE) atomic_int pending;
 };
 
 static inline void cpu_relax(void)
@@ -95,7 +109,7 @@ static void *worker_main(void *arg)
                 pthread_cond_signal(&p->cv_done);
             pthread_mutex_unlock(&p->mu);
         } else {
-            atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+            atomic_store_explicit(&w->done, seen, memory_order_release);
         }
     }
     return NULL;
@@ -117,9 +131,11 @@ int pool_new(struct pool **out, int n_threads, enum infer_wait wait, char *err)
                         n_threads, POOL_MAX_THREADS);
     if (wait != INFER_WAIT_SPIN && wait != INFER_WAIT_SLEEP)
         return err_setf(err, JB_ERR_USAGE, "unknown wait policy %d", (int)wait);
-    struct pool *p = calloc(1, sizeof(*p));
+    /* sizeof is a whole number of lines, as aligned_alloc requires */
+    struct pool *p = aligned_alloc(POOL_LINE, sizeof(*p));
     if (!p)
         return err_setf(err, JB_ERR_NOMEM, "out of memory for the thread pool");
+    memset(p, 0, sizeof(*p));
     p->n_threads = n_threads;
     p->wait = wait;
     pthread_mutex_init(&p->mu, NULL);
@@ -130,14 +146,17 @@ int pool_new(struct pool **out, int n_threads, enum infer_wait wait, char *err)
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->quit, 0);
     if (n_threads > 1) {
-        p->workers = calloc((size_t)n_threads - 1, sizeof(*p->workers));
+        size_t bytes = ((size_t)n_threads - 1) * sizeof(*p->workers);
+        p->workers = aligned_alloc(POOL_LINE, bytes);
         if (!p->workers) {
             pool_free(p);
             return err_setf(err, JB_ERR_NOMEM, "out of memory for the thread pool");
         }
+        memset(p->workers, 0, bytes);
         for (int i = 0; i < n_threads - 1; i++) {
             p->workers[i].pool = p;
             p->workers[i].index = i + 1;
+            atomic_init(&p->workers[i].done, 0);
             int rc = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
             if (rc) {
                 pool_free(p);
@@ -186,8 +205,10 @@ void pool_run(struct pool *p, void (*fn)(void *ctx, int thread, int n_threads), 
     }
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/ctx, pairs with sleepers */
+    if (p->wait == INFER_WAIT_SLEEP)
+        atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
+    /* seq_cst: publishes fn/ctx, pairs with sleepers */
+    uint64_t g = atomic_fetch_add(&p->gen, 1) + 1;
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv_work);
@@ -202,11 +223,13 @@ void pool_run(struct pool *p, void (*fn)(void *ctx, int thread, int n_threads), 
     } else {
         /* A worker may have lost its core to another process; after a
          * while, yield rather than spin through its time slice. */
-        for (unsigned i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
-            if (i < 1u << 10)
-                cpu_relax();
-            else
-                sched_yield();
-        }
+        unsigned spins = 0;
+        for (int k = 0; k < p->n_threads - 1; k++)
+            while (atomic_load_explicit(&p->workers[k].done, memory_order_acquire) != g) {
+                if (++spins < 1u << 10)
+                    cpu_relax();
+                else
+                    sched_yield();
+            }
     }
 }

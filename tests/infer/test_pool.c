@@ -85,6 +85,43 @@ static void test_one_thread(void **state)
     run_policy(INFER_WAIT_SLEEP, 1);
 }
 
+/* One thread finishes late, a different one each job: pool_run must wait
+ * for whichever it is, not only for the first workers or for a count. */
+struct late_job {
+    int late;     /* the thread that sleeps before writing */
+    int wrote[8]; /* plain writes, read by the caller */
+};
+
+static void late_fn(void *ctx, int thread, int n_threads)
+{
+    (void)n_threads;
+    struct late_job *j = ctx;
+    if (thread == j->late)
+        time_sleep_s(0.002, NULL);
+    j->wrote[thread] = 1;
+}
+
+static void test_waits_for_the_last_thread(void **state)
+{
+    (void)state;
+    for (int policy = 0; policy < 2; policy++) {
+        enum infer_wait wait = policy ? INFER_WAIT_SLEEP : INFER_WAIT_SPIN;
+        char err[ERR_LEN] = "";
+        struct pool *p = NULL;
+        const int n = 5;
+        assert_int_equal(pool_new(&p, n, wait, err), 0);
+        for (int r = 0; r < 4 * n; r++) {
+            struct late_job j;
+            memset(&j, 0, sizeof(j));
+            j.late = r % n;
+            pool_run(p, late_fn, &j);
+            for (int t = 0; t < n; t++)
+                assert_int_equal(j.wrote[t], 1);
+        }
+        pool_free(p);
+    }
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -101,9 +138,8 @@ static void test_bad_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spin),
-        cmocka_unit_test(test_sleep),
-        cmocka_unit_test(test_one_thread),
+        cmocka_unit_test(test_spin),       cmocka_unit_test(test_sleep),
+        cmocka_unit_test(test_one_thread), cmocka_unit_test(test_waits_for_the_last_thread),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
