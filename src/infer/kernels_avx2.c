@@ -727,23 +727,23 @@ AVX2 static inline __m256i q4k_scales(const struct quant_block_q4_k *x)
 /* The scales of two adjacent Q4_K blocks at once, block b in the low
  * 128-bit lane and block b + 1 in the high one, by the same steps as
  * q4k_scales: per lane they are the same instructions, so two blocks cost
- * one unpack and two lane broadcasts instead of two unpacks (decode ran
- * 12 % faster in cache with it on the 2-core test machine). */
+ * one unpack and two lane broadcasts instead of two unpacks (Q4_K decode
+ * ran 3-4 % faster with it on the 2-core test machine). */
 AVX2 static inline __m256i q4k_scales2(const struct quant_block_q4_k *x)
 {
     __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x)),
                                         _mm_loadu_si128((const __m128i *)(x + 1)), 1);
-    __m256i lo = _mm256_shuffle_epi8(
-        v, _mm256_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 4, 5, 6, 7,
-                            12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    __m256i lo = _mm256_shuffle_epi8(v, _mm256_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11,
+                                                         12, 13, 14, 15, 4, 5, 6, 7, 12, 13, 14, 15,
+                                                         8, 9, 10, 11, 12, 13, 14, 15));
     lo = _mm256_blend_epi32(lo, _mm256_srli_epi16(lo, 4), 0x88);
     lo = _mm256_and_si256(lo, _mm256_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15,
                                                15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15, 63, 63,
                                                63, 63, 15, 15, 15, 15));
-    __m256i hi = _mm256_shuffle_epi8(
-        v, _mm256_setr_epi8(-128, -128, -128, -128, 4, 5, 6, 7, -128, -128, -128, -128, 8, 9, 10,
-                            11, -128, -128, -128, -128, 4, 5, 6, 7, -128, -128, -128, -128, 8, 9,
-                            10, 11));
+    __m256i hi =
+        _mm256_shuffle_epi8(v, _mm256_setr_epi8(-128, -128, -128, -128, 4, 5, 6, 7, -128, -128,
+                                                -128, -128, 8, 9, 10, 11, -128, -128, -128, -128, 4,
+                                                5, 6, 7, -128, -128, -128, -128, 8, 9, 10, 11));
     hi = _mm256_and_si256(_mm256_srli_epi16(hi, 2), _mm256_set1_epi8(0x30));
     return _mm256_or_si256(lo, hi);
 }
@@ -755,9 +755,10 @@ AVX2 static inline __m256i q4k_scales2(const struct quant_block_q4_k *x)
  * sub-block scale, widened from the scale bytes by vpshufb), then one FMA
  * for d and one for the mins, whose term needs only the activation's
  * 16-element sums. */
-AVX2 static inline __attribute__((always_inline)) void
-q4k_block(const struct quant_block_q4_k *x, __m256i sv, const void *a, size_t a_stride, size_t b,
-          int T, __m256 *acc)
+AVX2 static inline __attribute__((always_inline)) void q4k_block(const struct quant_block_q4_k *x,
+                                                                 __m256i sv, const void *a,
+                                                                 size_t a_stride, size_t b, int T,
+                                                                 __m256 *acc)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     /* int16 pairs of the mins in the order of the 16 bsums: m0 m0 m1 m1 ... */
@@ -784,8 +785,8 @@ q4k_block(const struct quant_block_q4_k *x, __m256i sv, const void *a, size_t a_
                 _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j)));
             __m256i p1 = _mm256_maddubs_epi16(
                 hi, _mm256_loadu_si256((const __m256i *)(yb->qs + 64 * j + 32)));
-            isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0),
-                                                                 _mm256_madd_epi16(p1, s1)));
+            isum[t] = _mm256_add_epi32(
+                isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1)));
         }
     }
     __m256i mdup = _mm256_shuffle_epi8(sv, mpick);

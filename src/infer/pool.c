@@ -2,8 +2,8 @@
 #include "infer/pool.h"
 
 #include <pthread.h>
-#include <stdalign.h>
 #include <sched.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
