@@ -21,6 +21,9 @@
  * and Q8_0).
  * Or any GGUF with --model (repeatable).
  *
+ * It also prints what one empty job of the thread pool costs, start to end:
+ * the forward pass hands the pool about five jobs a layer per token.
+ *
  *   bench_engine [--threads N] [--wait spin|sleep] [--prompt N] [--decode N]
  *                [--reps N] [--dir DIR] [--model FILE]... [--json]
  */
@@ -50,6 +53,7 @@ struct opts {
     const char *models[MAX_MODELS];
     int n_models;
     int json;
+    double pool_job_s; /* measured: one empty pool_run */
 };
 
 /* ---- memory bandwidth ---- */
@@ -126,6 +130,32 @@ static double triad_measure(struct pool *p, struct triad_job *j)
             best = v;
     }
     return j->a[j->n / 2] == 1.0 + 3.0 * 2.0 ? best : NAN;
+}
+
+/* ---- the thread pool ---- */
+
+static void empty_job(void *ctx, int thread, int n_threads)
+{
+    (void)ctx;
+    (void)thread;
+    (void)n_threads;
+}
+
+/* The cost of one pool_run with nothing to do: what the start and end of
+ * every job of the forward pass cost (about five jobs a layer per token).
+ * The median of five rounds of 2000, after 1000 untimed ones. */
+static double pool_job_measure(struct pool *p)
+{
+    for (int i = 0; i < 1000; i++)
+        pool_run(p, empty_job, NULL);
+    double round_s[5];
+    for (int k = 0; k < 5; k++) {
+        double t0 = jb_clock_s();
+        for (int i = 0; i < 2000; i++)
+            pool_run(p, empty_job, NULL);
+        round_s[k] = (jb_clock_s() - t0) / 2000.0;
+    }
+    return stats_percentile(round_s, 5, 50.0);
 }
 
 /* ---- models ---- */
@@ -216,13 +246,14 @@ static void print_result(const char *path, const char *what, const struct infer_
                "\"decode_tps_median\":%.2f,\"decode_tps_best\":%.2f,"
                "\"bandwidth_gbs_median\":%.2f,\"bandwidth_gbs_min\":%.2f,"
                "\"bandwidth_gbs_max\":%.2f,\"roofline_fraction_median\":%.3f,"
-               "\"roofline_fraction_min\":%.3f,\"roofline_fraction_max\":%.3f}\n",
+               "\"roofline_fraction_min\":%.3f,\"roofline_fraction_max\":%.3f,"
+               "\"pool_job_us\":%.3f}\n",
                path, in->synthetic ? "true" : "false", in->weight_type,
                (unsigned long long)in->n_params, (unsigned long long)in->decode_bytes, in->threads,
                in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels, o->prompt, o->decode,
                r->n, pre_med, max_of(r->prefill_tps, r->n), dec_med, max_of(r->decode_tps, r->n),
                bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9, frac_med,
-               min_of(r->frac, r->n), max_of(r->frac, r->n));
+               min_of(r->frac, r->n), max_of(r->frac, r->n), o->pool_job_s * 1e6);
         return;
     }
     printf("model %s%s%s%s\n  %s %s%s, %.0f M params, %.1f MB of weights read per token, "
@@ -386,6 +417,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_engine: %s\n", err);
         return err_exit_code(rc);
     }
+    o.pool_job_s = pool_job_measure(p);
+    if (!o.json)
+        printf("thread pool: %d threads (%s), %.2f us per empty job (median of 5 rounds of "
+               "2000)\n",
+               threads, o.wait == INFER_WAIT_SPIN ? "spin" : "sleep", o.pool_job_s * 1e6);
     for (int i = 0; i < o.n_models && !rc; i++) {
         rc = bench_model(o.models[i], whats[i], &o, p, &triad, err);
         fflush(stdout);
