@@ -13,10 +13,6 @@
 #include "common/err.h"
 #include "common/timeutil.h"
 
-/* a cache line on the machines the engine runs on (x86-64 and Apple's
- * arm64 cores keep 64 and 128 bytes; 128 covers both) */
-#define POOL_LINE 128
-
 struct pool_worker {
     struct pool *pool;
     int index;

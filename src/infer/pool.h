@@ -24,6 +24,10 @@
 #include "infer/infer.h"
 
 #define POOL_MAX_THREADS 256
+/* A cache line on the machines the engine runs on (x86-64 and Apple's
+ * arm64 cores keep 64 and 128 bytes; 128 covers both): what one thread
+ * writes while the others read nearby goes on a line of its own. */
+#define POOL_LINE 128
 #define POOL_SPIN_BUDGET_S 0.005
 
 struct pool; /* opaque */
