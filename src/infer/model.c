@@ -83,6 +83,7 @@ struct infer_session {
     float *k, *v;                  /* (batch, kv_dim) */
     float *ao;                     /* (batch, q_dim) attention output */
     float *hb, *hb2;               /* (batch, ffn) */
+    float *rope_cs;                /* (batch, rope_dim / 2, 2) cos, sin of each token's angles */
     float *att;                    /* (threads, heads per KV group, ctx) attention scores */
     uint8_t *act[3];               /* (batch, max_act_row_bytes) inputs as F32, Q8_0, Q8_K */
     uint8_t *act_ffn;              /* (batch, max_act_row_bytes) the FFN's hidden state made
@@ -629,6 +630,7 @@ int infer_session_new(struct infer_model *m, int ctx_len, struct infer_session *
     s->ao = malloc(B * (size_t)m->q_dim * sizeof(float));
     s->hb = malloc(B * (size_t)m->ffn_dim * sizeof(float));
     s->hb2 = malloc(B * (size_t)m->ffn_dim * sizeof(float));
+    s->rope_cs = malloc(B * (size_t)m->rope_dim * sizeof(float));
     s->att = malloc((size_t)pool_threads(m->pool) * (size_t)(m->n_heads / m->n_kv_heads) *
                     (size_t)ctx_len * sizeof(float));
     for (int i = 0; i < 3; i++)
@@ -636,8 +638,8 @@ int infer_session_new(struct infer_model *m, int ctx_len, struct infer_session *
     s->act_ffn = malloc(B * m->max_act_row_bytes);
     s->logits = malloc((size_t)m->vocab * sizeof(float));
     if (!s->act_ffn || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->tmp || !s->q || !s->k ||
-        !s->v || !s->ao || !s->hb || !s->hb2 || !s->att || !s->act[0] || !s->act[1] || !s->act[2] ||
-        !s->logits) {
+        !s->v || !s->ao || !s->hb || !s->hb2 || !s->rope_cs || !s->att || !s->act[0] ||
+        !s->act[1] || !s->act[2] || !s->logits) {
         infer_session_free(s);
         return err_setf(err, JB_ERR_NOMEM,
                         "out of memory for a session of %d tokens (KV cache %zu MiB)", ctx_len,
@@ -662,6 +664,7 @@ void infer_session_free(struct infer_session *s)
     free(s->ao);
     free(s->hb);
     free(s->hb2);
+    free(s->rope_cs);
     free(s->att);
     for (int i = 0; i < 3; i++)
         free(s->act[i]);
@@ -846,12 +849,24 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
 /* Rotates the first rope_dim dimensions of each head of vec (n_heads
  * heads of head_dim) for position pos. NORM (llama) pairs dimensions 2i
  * and 2i+1; NEOX (qwen2) pairs i and i + rope_dim/2. */
-static void rope(const struct infer_model *m, float *vec, int n_heads, int pos)
+/* The cos and sin of position pos's rotation angles, into cs (rope_dim / 2
+ * pairs). They are the same for every layer and for Q and K, so forward()
+ * makes them once per token. */
+static void rope_angles(const struct infer_model *m, int pos, float *cs)
+{
+    for (int i = 0; i < m->rope_dim / 2; i++) {
+        double theta = (double)pos * m->rope_inv_freq[i];
+        cs[2 * i] = (float)cos(theta);
+        cs[2 * i + 1] = (float)sin(theta);
+    }
+}
+
+/* Rotates the first rope_dim elements of each head by the angles in cs. */
+static void rope(const struct infer_model *m, float *vec, int n_heads, const float *cs)
 {
     int half = m->rope_dim / 2;
     for (int i = 0; i < half; i++) {
-        double theta = (double)pos * m->rope_inv_freq[i];
-        float c = (float)cos(theta), sn = (float)sin(theta);
+        float c = cs[2 * i], sn = cs[2 * i + 1];
         for (int h = 0; h < n_heads; h++) {
             float *v = vec + (size_t)h * (size_t)m->head_dim;
             int a = m->rope_neox ? i : 2 * i;
@@ -992,6 +1007,7 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
         quant_dequantize_row(m->tok_embd.type,
                              m->tok_embd.data + (size_t)ids[t] * m->tok_embd.row_bytes,
                              s->x + (size_t)t * (size_t)dim, (size_t)dim);
+        rope_angles(m, pos0 + t, s->rope_cs + (size_t)t * (size_t)m->rope_dim);
     }
     for (int l = 0; l < m->n_layers; l++) {
         const struct layer *L = &m->layers[l];
@@ -1006,8 +1022,9 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
         }
         size_t cache_row = ((size_t)l * (size_t)s->ctx + (size_t)pos0) * (size_t)m->kv_dim;
         for (int t = 0; t < n_tok; t++) {
-            rope(m, s->q + (size_t)t * m->q_dim, m->n_heads, pos0 + t);
-            rope(m, s->k + (size_t)t * m->kv_dim, m->n_kv_heads, pos0 + t);
+            const float *cs = s->rope_cs + (size_t)t * (size_t)m->rope_dim;
+            rope(m, s->q + (size_t)t * m->q_dim, m->n_heads, cs);
+            rope(m, s->k + (size_t)t * m->kv_dim, m->n_kv_heads, cs);
         }
         kern_f32_to_f16(s->k, s->k_cache + cache_row, (size_t)n_tok * (size_t)m->kv_dim);
         kern_f32_to_f16(s->v, s->v_cache + cache_row, (size_t)n_tok * (size_t)m->kv_dim);
