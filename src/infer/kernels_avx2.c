@@ -804,9 +804,11 @@ AVX2 static inline __attribute__((always_inline)) void q4k_block(const struct qu
 /* Q4_K rows against T activation rows at once (T <= 4), two blocks per
  * step so that their scales unpack together, then the odd block alone. A
  * token's operations do not depend on T or on the pairing, so decode and
- * prefill give the same bits. Decode (T = 1) asks for the weights PF_DIST
- * ahead, every line of the step's 288 bytes: one prefetch per block would
- * leave lines to the hardware. */
+ * prefill give the same bits. Decode (T = 1) asks for the five lines from
+ * PF_DIST ahead on: the whole 288-byte step when it starts in the first 33
+ * bytes of a line, else all but its last line, which the next step's first
+ * prefetch or the hardware brings (rows with an odd block count start
+ * steps anywhere in a line). */
 AVX2 static inline __attribute__((always_inline)) void
 q4k_tokens(size_t n, const void *w, const void *a, size_t a_stride, int T, float *y, size_t ldy)
 {

@@ -846,9 +846,6 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
         out[i] = x[i] * scale * w[i];
 }
 
-/* Rotates the first rope_dim dimensions of each head of vec (n_heads
- * heads of head_dim) for position pos. NORM (llama) pairs dimensions 2i
- * and 2i+1; NEOX (qwen2) pairs i and i + rope_dim/2. */
 /* The cos and sin of position pos's rotation angles, into cs (rope_dim / 2
  * pairs). They are the same for every layer and for Q and K, so forward()
  * makes them once per token. */
@@ -861,7 +858,10 @@ static void rope_angles(const struct infer_model *m, int pos, float *cs)
     }
 }
 
-/* Rotates the first rope_dim elements of each head by the angles in cs. */
+/* Rotates the first rope_dim dimensions of each head of vec (n_heads
+ * heads of head_dim) by the angles in cs (rope_angles() of the token's
+ * position). NORM (llama) pairs dimensions 2i and 2i+1; NEOX (qwen2) pairs
+ * i and i + rope_dim/2. */
 static void rope(const struct infer_model *m, float *vec, int n_heads, const float *cs)
 {
     int half = m->rope_dim / 2;
