@@ -741,7 +741,7 @@ struct mm_job {
     int n_tok;
     int n_rows; /* all the tasks' */
     /* Every claim writes it; on the tasks' line it took that line from
-     * every thread reading its task (the qkv job took a third longer at
+     * every thread reading its task (the qkv job took half as long again at
      * 16 threads). */
     alignas(POOL_LINE) atomic_int next;
 };
