@@ -75,6 +75,11 @@ enum jb_domain {
 };
 const char *jb_domain_name(enum jb_domain d); /* "cpu", "cores", ... */
 int jb_domain_from_name(const char *name);    /* the domain, or -1 */
+/* Of a set of domains (bit 1 << d each), those a total adds up: cores and
+ * uncore are inside cpu and left out, and system only when nothing else is
+ * there (beside other domains it is reported, not added). The meter's
+ * totals follow this rule. */
+unsigned jb_domains_in_total(unsigned domains);
 
 enum jb_sensor_kind {
     JB_SENSOR_ENERGY = 0, /* a cumulative counter, read at the window edges */

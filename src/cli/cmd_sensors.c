@@ -78,10 +78,8 @@ static void print_text(struct jb_meter *m)
         printf("No sensor can be read: energy figures will be missing.\n");
         return;
     }
-    /* As the meter totals: system sensors (psys, a board's input) only when
-     * nothing else is measured; otherwise they are reported beside. */
     unsigned all = measured | estimated, sys = 1u << JB_DOMAIN_SYSTEM;
-    unsigned counted = (all & ~sys) ? all & ~sys : all;
+    unsigned counted = jb_domains_in_total(all);
     printf("Totals will count:");
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         if (counted & (1u << d))

@@ -32,17 +32,6 @@ static const char *domain_title(int d)
     return d >= 0 && d < JB_DOMAIN_COUNT ? t[d] : "?";
 }
 
-/* Domains that add up to a total: the system sensor (whole board) is a
- * separate total and stacks only when nothing else was measured. */
-static unsigned stack_domains(unsigned doms)
-{
-    unsigned sys = 1u << JB_DOMAIN_SYSTEM;
-    doms &= ~((1u << JB_DOMAIN_CORES) | (1u << JB_DOMAIN_UNCORE));
-    if (doms & ~sys)
-        doms &= ~sys;
-    return doms;
-}
-
 static void fmt_est(char *dst, size_t size, double v, int est)
 {
     char n[64];
@@ -115,7 +104,7 @@ static void draw_energy(cairo_t *cr, double w, double h, void *vctx)
                 "Mean joules per output token per request, stacked by energy domain · error "
                 "bars: 95 % CI of the mean",
                 LEGEND_W);
-    unsigned doms = stack_domains(s->domains);
+    unsigned doms = jb_domains_in_total(s->domains);
     double ymax = 0;
     for (size_t i = 0; i < s->n_models; i++) {
         const struct report_model_stats *m = &s->models[i];
@@ -591,7 +580,7 @@ static void draw_timeline(cairo_t *cr, double w, double h, void *vctx)
         return;
     }
     unsigned doms = tl->domains;
-    unsigned sum_doms = stack_domains(doms);
+    unsigned sum_doms = jb_domains_in_total(doms);
     int n_sum = 0;
     for (int d = 0; d < JB_DOMAIN_COUNT; d++)
         n_sum += !!(sum_doms & (1u << d));

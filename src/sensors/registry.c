@@ -348,7 +348,7 @@ static void drop_dead_counters(struct sensor_set *set)
 static void decide_estimator(struct sensor_set *set)
 {
     const char *measured = NULL, *system = NULL;
-    int other_top = 0;
+    unsigned top = 0; /* the domains of the measured sensors nothing contains */
     for (size_t i = 0; i < set->n; i++) {
         const struct jb_sensor_info *info = &set->items[i]->info;
         if (!info->used || info->estimated)
@@ -358,11 +358,10 @@ static void decide_estimator(struct sensor_set *set)
             measured = info->name;
         else if (!system && info->domain == JB_DOMAIN_SYSTEM)
             system = info->name;
-        int top = info->parent < 0 || !set->items[info->parent]->info.used;
-        if (top && info->domain != JB_DOMAIN_SYSTEM && info->domain != JB_DOMAIN_UNCORE)
-            other_top = 1;
+        if (info->parent < 0 || !set->items[info->parent]->info.used)
+            top |= 1u << info->domain;
     }
-    if (!measured && !other_top)
+    if (!measured && (jb_domains_in_total(top) & (1u << JB_DOMAIN_SYSTEM)))
         measured = system;
     if (!measured)
         return;
