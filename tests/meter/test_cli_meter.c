@@ -275,10 +275,7 @@ static void test_sensors_totals_beside_system(void **state)
 {
     (void)state;
     struct fx_sysfs *fx = fx_new("cli-psys-gpu");
-    fx_rapl_zone(fx, "intel-rapl:0", "psys", 5000000, 0);
-    fx_hwmon(fx, 4, "i915", "pci0000:00/0000:00:01.0/0000:03:00.0");
-    fx_hwmon_counter(fx, 4, "energy1_input", FX_ENERGY_UJ, 777);
-    fx_proc_stat(fx, 4, 1000, 9000);
+    fx_psys_beside_igpu(fx);
     char root[4200], proc[4200];
     snprintf(root, sizeof root, "JOULEBENCH_SYSFS_ROOT=%s", fx_sysfs_root(fx));
     snprintf(proc, sizeof proc, "JOULEBENCH_PROCFS_ROOT=%s", fx_procfs_root(fx));

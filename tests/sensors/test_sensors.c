@@ -483,10 +483,7 @@ static void test_psys_beside_a_gpu(void **state)
 {
     (void)state;
     struct fx_sysfs *fx = fx_new("psys-gpu");
-    fx_rapl_zone(fx, "intel-rapl:0", "psys", 5000000, 0);
-    fx_hwmon(fx, 4, "i915", "pci0000:00/0000:00:01.0/0000:03:00.0");
-    fx_hwmon_counter(fx, 4, "energy1_input", FX_ENERGY_UJ, 777);
-    fx_proc_stat(fx, 4, 1000, 9000);
+    fx_psys_beside_igpu(fx);
     struct reg r;
     reg_open(&r, fx, "powercap,hwmon,estimate", 0);
     assert_int_equal(r.rc, 0);

@@ -304,6 +304,14 @@ void fx_proc_stat(struct fx_sysfs *fx, int ncpu, uint64_t busy_ticks, uint64_t i
     buf_free(&b);
 }
 
+void fx_psys_beside_igpu(struct fx_sysfs *fx)
+{
+    fx_rapl_zone(fx, "intel-rapl:0", "psys", 5000000, 0);
+    fx_hwmon(fx, 4, "i915", "pci0000:00/0000:00:01.0/0000:03:00.0");
+    fx_hwmon_counter(fx, 4, "energy1_input", FX_ENERGY_UJ, 777);
+    fx_proc_stat(fx, 4, 1000, 9000);
+}
+
 void fx_set_watts(struct fx_sysfs *fx, int id, double watts)
 {
     pthread_mutex_lock(&fx->lock);

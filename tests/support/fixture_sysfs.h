@@ -80,6 +80,11 @@ void fx_perf_event(struct fx_sysfs *fx, const char *name, const char *event, con
  * on the aggregate line (spread over the cpuN lines). Rewritten in place. */
 void fx_proc_stat(struct fx_sysfs *fx, int ncpu, uint64_t busy_ticks, uint64_t idle_ticks);
 
+/* A machine whose only CPU-side counter is psys: a powercap psys zone, an
+ * Intel GPU's hwmon energy counter (i915, hwmon4) and 4 CPUs in /proc/stat.
+ * Where the total is the GPU, psys cannot stand in for the CPU. */
+void fx_psys_beside_igpu(struct fx_sysfs *fx);
+
 /* Sets counter id's power from now on (before or while the writer runs). */
 void fx_set_watts(struct fx_sysfs *fx, int id, double watts);
 /* Starts the writer thread: every counter is rewritten hz times a second
