@@ -757,10 +757,27 @@ static void test_concurrent_start(void **state)
     fx_free(fx);
 }
 
+/* The domains a total adds up: cores and uncore sit inside cpu, and
+ * system (psys, a board's input) counts only when nothing else does. */
+static void test_domains_in_total(void **state)
+{
+    (void)state;
+#define D(x) (1u << JB_DOMAIN_##x)
+    assert_int_equal(jb_domains_in_total(D(CPU) | D(CORES) | D(UNCORE) | D(DRAM) | D(SYSTEM)),
+                     D(CPU) | D(DRAM));
+    assert_int_equal(jb_domains_in_total(D(GPU) | D(SYSTEM)), D(GPU));
+    assert_int_equal(jb_domains_in_total(D(SYSTEM) | D(UNCORE)), D(SYSTEM));
+    assert_int_equal(jb_domains_in_total(D(SYSTEM)), D(SYSTEM));
+    assert_int_equal(jb_domains_in_total(D(CORES)), 0);
+    assert_int_equal(jb_domains_in_total(0), 0);
+#undef D
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_watts),
+        cmocka_unit_test(test_domains_in_total),
         cmocka_unit_test(test_wrap_in_window),
         cmocka_unit_test(test_two_sockets),
         cmocka_unit_test(test_exact_arithmetic),
