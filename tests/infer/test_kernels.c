@@ -277,8 +277,8 @@ static void check_activations(const char *impl)
  * (decode), equals kern_dot for each pair bit for bit: a token's result
  * must not depend on how many came with it. Rows of N elements, and rows
  * of an odd number of blocks (the first n elements of the same rows, so
- * the row stride is larger than a row), since some kernels take two
- * blocks at a time. */
+ * the row stride is larger than a row), since some kernels take two or
+ * four blocks at a time. */
 static void check_matmul(const char *impl)
 {
     enum { ROWS = 7, TOK = 5 };
@@ -289,13 +289,15 @@ static void check_matmul(const char *impl)
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         enum ggml_type t = all_types[ti];
         size_t be = kern_block_elems(t);
-        size_t sizes[2] = {N, (N / be - 1) * be}; /* N / be is even */
+        /* N / be is even; 3 blocks are fewer than the 4 that small-block
+         * decode takes a step */
+        size_t sizes[3] = {N, (N / be - 1) * be, 3 * be};
         size_t wrb = quant_row_bytes(t, N);
         for (int r = 0; r < ROWS; r++)
             make_row(t, FILL_QUANTIZED, w + r * wrb);
-        for (int si = 0; si < 2; si++) {
+        for (int si = 0; si < 3; si++) {
             size_t n = sizes[si], arb = kern_act_row_bytes(t, n);
-            assert_true(n / be % 2 == (size_t)si);
+            assert_true(n / be % 2 == (size_t)(si > 0));
             for (int k = 0; k < TOK; k++) {
                 make_act(ACT_RANDOM, x);
                 kern_quantize_act(t, x, act + k * arb, n);
