@@ -239,7 +239,8 @@ static void print_result(const char *path, const char *what, const struct infer_
     double frac_med = stats_percentile(r->frac, (size_t)r->n, 50.0);
     double bytes = (double)in->decode_bytes;
     if (o->json) {
-        printf("{\"model\":\"%s\",\"synthetic\":%s,\"weight_type\":\"%s\",\"n_params\":%llu,"
+        printf("{\"model\":\"%s\",\"synthetic\":%s,\"file_type\":\"%s\",\"weight_type\":\"%s\","
+               "\"n_params\":%llu,"
                "\"decode_bytes\":%llu,\"threads\":%d,\"wait\":\"%s\",\"kernels\":\"%s\","
                "\"prompt_tokens\":%d,\"decode_tokens\":%d,\"reps\":%d,"
                "\"prefill_tps_median\":%.2f,\"prefill_tps_best\":%.2f,"
@@ -248,7 +249,7 @@ static void print_result(const char *path, const char *what, const struct infer_
                "\"bandwidth_gbs_max\":%.2f,\"roofline_fraction_median\":%.3f,"
                "\"roofline_fraction_min\":%.3f,\"roofline_fraction_max\":%.3f,"
                "\"pool_job_us\":%.3f}\n",
-               path, in->synthetic ? "true" : "false", in->weight_type,
+               path, in->synthetic ? "true" : "false", in->file_type, in->weight_type,
                (unsigned long long)in->n_params, (unsigned long long)in->decode_bytes, in->threads,
                in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels, o->prompt, o->decode,
                r->n, pre_med, max_of(r->prefill_tps, r->n), dec_med, max_of(r->decode_tps, r->n),
@@ -256,9 +257,16 @@ static void print_result(const char *path, const char *what, const struct infer_
                min_of(r->frac, r->n), max_of(r->frac, r->n), o->pool_job_s * 1e6);
         return;
     }
+    /* the file's label (Q4_K_M) where it has one, and the type most of
+     * its matrix bytes are in when that differs (Q5_0 for a small Qwen) */
+    char type[64];
+    if (in->file_type[0] && strcmp(in->file_type, in->weight_type) != 0)
+        snprintf(type, sizeof type, "%s with most bytes in %s", in->file_type, in->weight_type);
+    else
+        snprintf(type, sizeof type, "%s", in->weight_type);
     printf("model %s%s%s%s\n  %s %s%s, %.0f M params, %.1f MB of weights read per token, "
            "%d threads (%s), %s kernels\n",
-           path, what ? " (" : "", what ? what : "", what ? ")" : "", in->arch, in->weight_type,
+           path, what ? " (" : "", what ? what : "", what ? ")" : "", in->arch, type,
            in->synthetic ? " (synthetic model)" : "", (double)in->n_params / 1e6, bytes / 1e6,
            in->threads, in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels);
     printf("  memory bandwidth (STREAM triad, %d threads) before each rep: %.1f GB/s median, "
