@@ -21,6 +21,15 @@
  * and Q8_0).
  * Or any GGUF with --model (repeatable).
  *
+ * Right before every rep too, it measures what the kernels themselves do
+ * with the weights already in cache: the same threads run kern_matmul for
+ * one token over a slice of one of the model's own matrices of each type,
+ * a slice per thread that fits in L2, and the rates are combined by the
+ * model's bytes per type. Decode cannot read weights faster than that, so
+ * when it is below the triad the roofline is out of reach on this machine,
+ * whatever the memory does (a 2-vCPU VM whose vCPUs share one core, for
+ * one), and decode's fraction of it says how much the memory costs.
+ *
  * It also prints what one empty job of the thread pool costs, start to end:
  * the forward pass hands the pool about five jobs a layer per token.
  *
@@ -39,11 +48,14 @@
 #include "common/str.h"
 #include "common/timeutil.h"
 #include "infer/infer.h"
+#include "infer/gguf.h"
 #include "infer/kernels.h"
 #include "infer/pool.h"
+#include "infer/quant.h"
 #include "infer/synth.h"
 
 #define MAX_MODELS 8
+#define MAX_REPS 16
 
 struct opts {
     int threads;
@@ -158,6 +170,147 @@ static double pool_job_measure(struct pool *p)
     return stats_percentile(round_s, 5, 50.0);
 }
 
+/* ---- the kernels' own rate ---- */
+
+#define KERN_SLICE_BYTES ((size_t)192 << 10) /* per thread: in L2, not in L1 */
+#define KERN_PASS_BYTES ((size_t)128 << 20)  /* per thread per timed run */
+
+struct kern_job {
+    enum ggml_type type;
+    size_t n, row_bytes, n_rows; /* the sample matrix */
+    size_t rows;                 /* per thread */
+    const uint8_t *w;
+    const void *act;
+    float *y; /* rows per thread, per thread */
+    int passes;
+};
+
+/* Thread t multiplies its own rows (wrapping round a small matrix) by the
+ * one activation row, passes times over. */
+static void kern_worker(void *ctx, int thread, int n_threads)
+{
+    (void)n_threads;
+    struct kern_job *j = ctx;
+    size_t r0 = (size_t)thread * j->rows % j->n_rows;
+    if (r0 + j->rows > j->n_rows)
+        r0 = j->n_rows - j->rows;
+    for (int k = 0; k < j->passes; k++)
+        kern_matmul(j->type, j->n, j->w + r0 * j->row_bytes, j->row_bytes, 0, j->rows, j->act, 0, 1,
+                    j->y + (size_t)thread * j->rows, 0);
+}
+
+/* Weight bytes per second of one type's decode product with the weights
+ * in cache: the best of three runs after a warm-up one, or NAN when
+ * memory runs out. */
+static double kern_rate(struct pool *p, int threads, const struct gguf_tensor *t)
+{
+    struct kern_job j = {.type = t->type, .n = (size_t)t->ne[0], .n_rows = (size_t)t->ne[1]};
+    j.row_bytes = quant_row_bytes(t->type, t->ne[0]);
+    j.rows = KERN_SLICE_BYTES / j.row_bytes;
+    j.rows = j.rows < 1 ? 1 : j.rows > j.n_rows ? j.n_rows : j.rows;
+    j.passes = (int)(KERN_PASS_BYTES / (j.rows * j.row_bytes)) + 1;
+    j.w = t->data;
+    float *x = malloc(j.n * sizeof *x);
+    void *act = malloc(kern_act_row_bytes(t->type, j.n));
+    j.y = malloc((size_t)threads * j.rows * sizeof *j.y);
+    double best = NAN;
+    if (x && act && j.y) {
+        uint64_t st = 7;
+        for (size_t i = 0; i < j.n; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (float)((double)(st >> 11) / 9007199254740992.0 - 0.5);
+        }
+        kern_quantize_act(t->type, x, act, j.n);
+        j.act = act;
+        best = 0.0;
+        for (int run = 0; run < 4; run++) {
+            double t0 = jb_clock_s();
+            pool_run(p, kern_worker, &j);
+            double v =
+                (double)threads * (double)(j.rows * j.row_bytes) * j.passes / (jb_clock_s() - t0);
+            if (run > 0 && v > best)
+                best = v;
+        }
+    }
+    free(x);
+    free(act);
+    free(j.y);
+    return best;
+}
+
+/* The matrices a decoded token reads whole: every layer's 2-D weights and
+ * the output matrix (the embedding when there is none; otherwise the
+ * embedding gives one row). */
+static int decode_matrix(const struct gguf_file *f, const struct gguf_tensor *t)
+{
+    if (t->n_dims != 2 || !t->data)
+        return 0;
+    if (t->name.len > 4 && memcmp(t->name.ptr, "blk.", 4) == 0)
+        return 1;
+    if (gguf_str_eq(t->name, "output.weight"))
+        return 1;
+    return gguf_str_eq(t->name, "token_embd.weight") && !gguf_find_tensor(f, "output.weight");
+}
+
+#define MAX_KTYPES 8
+
+struct kern_mix {
+    struct fs_map map; /* the model file again: the samples point into it */
+    struct gguf_file f;
+    int n;
+    enum ggml_type type[MAX_KTYPES];
+    const struct gguf_tensor *sample[MAX_KTYPES]; /* its largest matrix of the type */
+    double bytes[MAX_KTYPES];
+    double rate[MAX_KTYPES][MAX_REPS]; /* bytes/s, weights in cache, per rep */
+    double total[MAX_REPS];            /* the mix: all bytes / the time they take */
+};
+
+/* The types of the matrices a token reads, their bytes, and one matrix of
+ * each to measure on. */
+static int kern_mix_open(const char *path, struct kern_mix *mx, char *err)
+{
+    memset(mx, 0, sizeof *mx);
+    int rc = gguf_open(path, &mx->map, &mx->f, err);
+    if (rc)
+        return rc;
+    for (uint64_t i = 0; i < mx->f.n_tensors; i++) {
+        const struct gguf_tensor *t = &mx->f.tensors[i];
+        if (!decode_matrix(&mx->f, t) || !kern_supported(t->type))
+            continue;
+        int k = 0;
+        while (k < mx->n && mx->type[k] != t->type)
+            k++;
+        if (k == mx->n) {
+            if (k == MAX_KTYPES)
+                continue;
+            mx->type[mx->n++] = t->type;
+        }
+        mx->bytes[k] += (double)t->size_bytes;
+        if (!mx->sample[k] || t->size_bytes > mx->sample[k]->size_bytes)
+            mx->sample[k] = t;
+    }
+    return 0;
+}
+
+static void kern_mix_close(struct kern_mix *mx)
+{
+    gguf_close(&mx->map, &mx->f);
+}
+
+/* Rep rep's rate of each type and of the whole mix, taken right before
+ * the rep as the triad is: this machine's speed moves from one minute to
+ * the next too. */
+static void kern_mix_measure(struct kern_mix *mx, struct pool *p, int threads, int rep)
+{
+    double bytes = 0.0, secs = 0.0;
+    for (int k = 0; k < mx->n; k++) {
+        mx->rate[k][rep] = kern_rate(p, threads, mx->sample[k]);
+        bytes += mx->bytes[k];
+        secs += mx->bytes[k] / mx->rate[k][rep];
+    }
+    mx->total[rep] = secs > 0.0 ? bytes / secs : NAN;
+}
+
 /* ---- models ---- */
 
 /* The default models: synth's "0.5b" preset (Qwen2.5-0.5B's shape) with
@@ -205,12 +358,11 @@ static int ensure_synth(const char *dir, const struct default_model *d, char *pa
     return synth_write(path, &o, err);
 }
 
-#define MAX_REPS 16
-
 struct result {
     double prefill_tps[MAX_REPS], decode_tps[MAX_REPS];
-    double bw[MAX_REPS];   /* the triad taken right before each rep, bytes/s */
-    double frac[MAX_REPS]; /* each rep's decode against its own roofline */
+    double bw[MAX_REPS];    /* the triad taken right before each rep, bytes/s */
+    double frac[MAX_REPS];  /* each rep's decode against its own roofline */
+    double kfrac[MAX_REPS]; /* and against its kernels' in-cache rate */
     int n;
 };
 
@@ -231,12 +383,17 @@ static double min_of(const double *v, int n)
 }
 
 static void print_result(const char *path, const char *what, const struct infer_model_info *in,
-                         const struct opts *o, const struct result *r)
+                         const struct opts *o, const struct result *r, const struct kern_mix *mx)
 {
     double pre_med = stats_percentile(r->prefill_tps, (size_t)r->n, 50.0);
     double dec_med = stats_percentile(r->decode_tps, (size_t)r->n, 50.0);
     double bw_med = stats_percentile(r->bw, (size_t)r->n, 50.0);
     double frac_med = stats_percentile(r->frac, (size_t)r->n, 50.0);
+    double kern_med = stats_percentile(mx->total, (size_t)r->n, 50.0);
+    double kfrac_med = stats_percentile(r->kfrac, (size_t)r->n, 50.0);
+    double type_med[MAX_KTYPES];
+    for (int k = 0; k < mx->n; k++)
+        type_med[k] = stats_percentile(mx->rate[k], (size_t)r->n, 50.0);
     double bytes = (double)in->decode_bytes;
     if (o->json) {
         printf("{\"model\":\"%s\",\"synthetic\":%s,\"file_type\":\"%s\",\"weight_type\":\"%s\","
@@ -248,22 +405,30 @@ static void print_result(const char *path, const char *what, const struct infer_
                "\"bandwidth_gbs_median\":%.2f,\"bandwidth_gbs_min\":%.2f,"
                "\"bandwidth_gbs_max\":%.2f,\"roofline_fraction_median\":%.3f,"
                "\"roofline_fraction_min\":%.3f,\"roofline_fraction_max\":%.3f,"
-               "\"pool_job_us\":%.3f}\n",
+               "\"pool_job_us\":%.3f,\"kernel_gbs_median\":%.2f,"
+               "\"kernel_fraction_median\":%.3f,\"kernel_gbs_by_type\":{",
                path, in->synthetic ? "true" : "false", in->file_type, in->weight_type,
                (unsigned long long)in->n_params, (unsigned long long)in->decode_bytes, in->threads,
                in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels, o->prompt, o->decode,
                r->n, pre_med, max_of(r->prefill_tps, r->n), dec_med, max_of(r->decode_tps, r->n),
                bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9, frac_med,
-               min_of(r->frac, r->n), max_of(r->frac, r->n), o->pool_job_s * 1e6);
+               min_of(r->frac, r->n), max_of(r->frac, r->n), o->pool_job_s * 1e6, kern_med / 1e9,
+               kfrac_med);
+        for (int k = 0; k < mx->n; k++)
+            printf("%s\"%s\":%.2f", k ? "," : "", ggml_type_name(mx->type[k]), type_med[k] / 1e9);
+        printf("}}\n");
         return;
     }
     /* the file's label (Q4_K_M) where it has one, and the type most of
-     * its matrix bytes are in when that differs (Q5_0 for a small Qwen) */
+     * its matrix bytes are in when the label does not start with it (Q5_0
+     * for a small Qwen) */
     char type[64];
-    if (in->file_type[0] && strcmp(in->file_type, in->weight_type) != 0)
-        snprintf(type, sizeof type, "%s with most bytes in %s", in->file_type, in->weight_type);
-    else
+    if (!in->file_type[0])
         snprintf(type, sizeof type, "%s", in->weight_type);
+    else if (strncmp(in->file_type, in->weight_type, strlen(in->weight_type)) == 0)
+        snprintf(type, sizeof type, "%s", in->file_type);
+    else
+        snprintf(type, sizeof type, "%s with most bytes in %s", in->file_type, in->weight_type);
     printf("model %s%s%s%s\n  %s %s%s, %.0f M params, %.1f MB of weights read per token, "
            "%d threads (%s), %s kernels\n",
            path, what ? " (" : "", what ? what : "", what ? ")" : "", in->arch, type,
@@ -272,12 +437,17 @@ static void print_result(const char *path, const char *what, const struct infer_
     printf("  memory bandwidth (STREAM triad, %d threads) before each rep: %.1f GB/s median, "
            "%.1f-%.1f\n",
            in->threads, bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9);
+    printf("  kernels with the weights in cache, before each rep: %.1f GB/s median for this mix (",
+           kern_med / 1e9);
+    for (int k = 0; k < mx->n; k++)
+        printf("%s%s %.1f", k ? ", " : "", ggml_type_name(mx->type[k]), type_med[k] / 1e9);
+    printf(")\n");
     printf("  prefill %4d tokens: %8.1f tok/s median, %8.1f best (%d reps)\n", o->prompt, pre_med,
            max_of(r->prefill_tps, r->n), r->n);
     printf("  decode  %4d tokens: %8.2f tok/s median, %8.2f best = %.1f GB/s = %.0f %% of the "
-           "roofline (median of the reps' own; %.0f-%.0f %%)\n",
+           "roofline (median of the reps' own; %.0f-%.0f %%), %.0f %% of the kernels' rate\n",
            o->decode, dec_med, max_of(r->decode_tps, r->n), bytes * dec_med / 1e9, 100.0 * frac_med,
-           100.0 * min_of(r->frac, r->n), 100.0 * max_of(r->frac, r->n));
+           100.0 * min_of(r->frac, r->n), 100.0 * max_of(r->frac, r->n), 100.0 * kfrac_med);
 }
 
 static int bench_model(const char *path, const char *what, const struct opts *o,
@@ -290,16 +460,23 @@ static int bench_model(const char *path, const char *what, const struct opts *o,
         return rc;
     const struct infer_model_info *in = infer_model_info(m);
     infer_model_touch(m);
-    struct infer_session *s = NULL;
-    if ((rc = infer_session_new(m, o->prompt + o->decode + 8, &s, err))) {
+    struct kern_mix *mx = malloc(sizeof *mx);
+    if (!mx) {
+        infer_model_free(m);
+        return err_setf(err, JB_ERR_NOMEM, "out of memory");
+    }
+    if ((rc = kern_mix_open(path, mx, err))) {
+        free(mx);
         infer_model_free(m);
         return rc;
     }
-    int *prompt = malloc((size_t)o->prompt * sizeof(int));
-    if (!prompt) {
-        infer_session_free(s);
-        infer_model_free(m);
-        return err_setf(err, JB_ERR_NOMEM, "out of memory");
+    struct infer_session *s = NULL;
+    int *prompt = NULL;
+    if ((rc = infer_session_new(m, o->prompt + o->decode + 8, &s, err)))
+        goto out;
+    if (!(prompt = malloc((size_t)o->prompt * sizeof(int)))) {
+        rc = err_setf(err, JB_ERR_NOMEM, "out of memory");
+        goto out;
     }
     uint64_t st = 12345;
     for (int i = 0; i < o->prompt; i++) {
@@ -309,7 +486,11 @@ static int bench_model(const char *path, const char *what, const struct opts *o,
     struct result r = {.n = 0};
     /* one untimed round first: page cache, thread start, branch predictors */
     for (int rep = -1; rep < o->reps && rep < MAX_REPS && !rc; rep++) {
-        double bw = rep >= 0 ? triad_measure(bw_pool, triad) : 0.0;
+        double bw = 0.0;
+        if (rep >= 0) {
+            bw = triad_measure(bw_pool, triad);
+            kern_mix_measure(mx, bw_pool, in->threads, r.n);
+        }
         infer_session_reset(s);
         const float *lg;
         double t0 = jb_clock_s();
@@ -326,13 +507,17 @@ static int bench_model(const char *path, const char *what, const struct opts *o,
             r.decode_tps[r.n] = o->decode / (t2 - t1);
             r.bw[r.n] = bw;
             r.frac[r.n] = (double)in->decode_bytes * r.decode_tps[r.n] / bw;
+            r.kfrac[r.n] = (double)in->decode_bytes * r.decode_tps[r.n] / mx->total[r.n];
             r.n++;
         }
     }
     if (!rc)
-        print_result(path, what, in, o, &r);
+        print_result(path, what, in, o, &r, mx);
+out:
     free(prompt);
     infer_session_free(s);
+    kern_mix_close(mx);
+    free(mx);
     infer_model_free(m);
     return rc;
 }
