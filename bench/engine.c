@@ -252,21 +252,23 @@ static int decode_matrix(const struct gguf_file *f, const struct gguf_tensor *t)
     return gguf_str_eq(t->name, "token_embd.weight") && !gguf_find_tensor(f, "output.weight");
 }
 
-#define MAX_KTYPES 8
+#define MAX_KTYPES 12 /* (type, row length) pairs */
 
 struct kern_mix {
     struct fs_map map; /* the model file again: the samples point into it */
     struct gguf_file f;
-    int n;
+    int n_kinds;
     enum ggml_type type[MAX_KTYPES];
-    const struct gguf_tensor *sample[MAX_KTYPES]; /* its largest matrix of the type */
+    uint64_t n[MAX_KTYPES];                       /* row length */
+    const struct gguf_tensor *sample[MAX_KTYPES]; /* its largest matrix of the pair */
     double bytes[MAX_KTYPES];
     double rate[MAX_KTYPES][MAX_REPS]; /* bytes/s, weights in cache, per rep */
     double total[MAX_REPS];            /* the mix: all bytes / the time they take */
 };
 
-/* The types of the matrices a token reads, their bytes, and one matrix of
- * each to measure on. */
+/* The types and row lengths of the matrices a token reads (short rows
+ * cost more per byte: a Q4_K row of 1024 is four blocks), their bytes, and
+ * one matrix of each pair to measure on. */
 static int kern_mix_open(const char *path, struct kern_mix *mx, char *err)
 {
     memset(mx, 0, sizeof *mx);
@@ -278,12 +280,14 @@ static int kern_mix_open(const char *path, struct kern_mix *mx, char *err)
         if (!decode_matrix(&mx->f, t) || !kern_supported(t->type))
             continue;
         int k = 0;
-        while (k < mx->n && mx->type[k] != t->type)
+        while (k < mx->n_kinds && (mx->type[k] != t->type || mx->n[k] != t->ne[0]))
             k++;
-        if (k == mx->n) {
+        if (k == mx->n_kinds) {
             if (k == MAX_KTYPES)
                 continue;
-            mx->type[mx->n++] = t->type;
+            mx->type[k] = t->type;
+            mx->n[k] = t->ne[0];
+            mx->n_kinds++;
         }
         mx->bytes[k] += (double)t->size_bytes;
         if (!mx->sample[k] || t->size_bytes > mx->sample[k]->size_bytes)
@@ -303,7 +307,7 @@ static void kern_mix_close(struct kern_mix *mx)
 static void kern_mix_measure(struct kern_mix *mx, struct pool *p, int threads, int rep)
 {
     double bytes = 0.0, secs = 0.0;
-    for (int k = 0; k < mx->n; k++) {
+    for (int k = 0; k < mx->n_kinds; k++) {
         mx->rate[k][rep] = kern_rate(p, threads, mx->sample[k]);
         bytes += mx->bytes[k];
         secs += mx->bytes[k] / mx->rate[k][rep];
@@ -392,7 +396,7 @@ static void print_result(const char *path, const char *what, const struct infer_
     double kern_med = stats_percentile(mx->total, (size_t)r->n, 50.0);
     double kfrac_med = stats_percentile(r->kfrac, (size_t)r->n, 50.0);
     double type_med[MAX_KTYPES];
-    for (int k = 0; k < mx->n; k++)
+    for (int k = 0; k < mx->n_kinds; k++)
         type_med[k] = stats_percentile(mx->rate[k], (size_t)r->n, 50.0);
     double bytes = (double)in->decode_bytes;
     if (o->json) {
@@ -414,8 +418,9 @@ static void print_result(const char *path, const char *what, const struct infer_
                bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9, frac_med,
                min_of(r->frac, r->n), max_of(r->frac, r->n), o->pool_job_s * 1e6, kern_med / 1e9,
                kfrac_med);
-        for (int k = 0; k < mx->n; k++)
-            printf("%s\"%s\":%.2f", k ? "," : "", ggml_type_name(mx->type[k]), type_med[k] / 1e9);
+        for (int k = 0; k < mx->n_kinds; k++)
+            printf("%s\"%s n=%llu\":%.2f", k ? "," : "", ggml_type_name(mx->type[k]),
+                   (unsigned long long)mx->n[k], type_med[k] / 1e9);
         printf("}}\n");
         return;
     }
@@ -439,8 +444,9 @@ static void print_result(const char *path, const char *what, const struct infer_
            in->threads, bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9);
     printf("  kernels with the weights in cache, before each rep: %.1f GB/s median for this mix (",
            kern_med / 1e9);
-    for (int k = 0; k < mx->n; k++)
-        printf("%s%s %.1f", k ? ", " : "", ggml_type_name(mx->type[k]), type_med[k] / 1e9);
+    for (int k = 0; k < mx->n_kinds; k++)
+        printf("%s%s n=%llu %.1f", k ? ", " : "", ggml_type_name(mx->type[k]),
+               (unsigned long long)mx->n[k], type_med[k] / 1e9);
     printf(")\n");
     printf("  prefill %4d tokens: %8.1f tok/s median, %8.1f best (%d reps)\n", o->prompt, pre_med,
            max_of(r->prefill_tps, r->n), r->n);
