@@ -202,8 +202,9 @@ static void kern_worker(void *ctx, int thread, int n_threads)
 /* Weight bytes per second of one type's decode product with the weights
  * in cache: the best of three runs after a warm-up one, or NAN when
  * memory runs out. */
-static double kern_rate(struct pool *p, int threads, const struct gguf_tensor *t)
+static double kern_rate(struct pool *p, const struct gguf_tensor *t)
 {
+    int threads = pool_threads(p);
     struct kern_job j = {.type = t->type, .n = (size_t)t->ne[0], .n_rows = (size_t)t->ne[1]};
     j.row_bytes = quant_row_bytes(t->type, t->ne[0]);
     j.rows = KERN_SLICE_BYTES / j.row_bytes;
@@ -304,11 +305,11 @@ static void kern_mix_close(struct kern_mix *mx)
 /* Rep rep's rate of each type and of the whole mix, taken right before
  * the rep as the triad is: this machine's speed moves from one minute to
  * the next too. */
-static void kern_mix_measure(struct kern_mix *mx, struct pool *p, int threads, int rep)
+static void kern_mix_measure(struct kern_mix *mx, struct pool *p, int rep)
 {
     double bytes = 0.0, secs = 0.0;
     for (int k = 0; k < mx->n_kinds; k++) {
-        mx->rate[k][rep] = kern_rate(p, threads, mx->sample[k]);
+        mx->rate[k][rep] = kern_rate(p, mx->sample[k]);
         bytes += mx->bytes[k];
         secs += mx->bytes[k] / mx->rate[k][rep];
     }
@@ -495,7 +496,7 @@ static int bench_model(const char *path, const char *what, const struct opts *o,
         double bw = 0.0;
         if (rep >= 0) {
             bw = triad_measure(bw_pool, triad);
-            kern_mix_measure(mx, bw_pool, in->threads, r.n);
+            kern_mix_measure(mx, bw_pool, r.n);
         }
         infer_session_reset(s);
         const float *lg;
