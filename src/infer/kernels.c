@@ -474,6 +474,109 @@ float kern_dot(enum ggml_type t, size_t n, const void *w_row, const void *act)
     return dot(n, w_row, act);
 }
 
+size_t kern_pack_bytes(enum ggml_type t, size_t n, size_t n_rows)
+{
+    int slot = slot_of(t);
+    if (slot < 0 || !impl_get()->matmul_packed[slot] || n_rows % KERN_PACK_ROWS != 0 ||
+        n % kern_block_elems(t) != 0 || n / kern_block_elems(t) > KERN_PACK_MAX_BLOCKS)
+        return 0;
+    return n_rows / KERN_PACK_ROWS * kern_pack_group_bytes((enum kern_slot)slot, n);
+}
+
+/* One Q5_0 block of row r (0..7) of a packed block, back in its own layout:
+ * the inverse of the copy below. */
+static void q5_0_x8_unpack(const uint8_t *xb, int r, struct quant_block_q5_0 *out)
+{
+    memcpy(&out->d, xb + 2 * r, 2);
+    uint32_t qh = 0;
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 8; k++)
+            qh |= (uint32_t)((xb[16 + 4 * r + i] >> k) & 1) << (4 * k + i);
+    memcpy(out->qh, &qh, 4);
+    for (int c = 0; c < 4; c++)
+        memcpy(out->qs + 4 * c, xb + 48 + 32 * c + 4 * r, 4);
+}
+
+/* Bits 0-3 of x to bit 0 of bytes 0-3: the four shifted copies the
+ * product makes never overlap, so nothing carries. */
+static uint32_t spread4(uint32_t x)
+{
+    return (x & 0x0Fu) * 0x00204081u & 0x01010101u;
+}
+
+/* A Q5_0 block's 32 fifth bits (bit e for element e) as the packed layout
+ * keeps them: byte i, bit k = bit 4k + i. qh byte j holds elements 8j..8j+7,
+ * which are bits 2j (element 8j + i) and 2j + 1 (8j + 4 + i) of byte i. */
+static uint32_t q5_0_x8_hbits(uint32_t qh)
+{
+    uint32_t v = 0;
+    for (int j = 0; j < 4; j++) {
+        uint32_t b = qh >> (8 * j) & 0xFFu;
+        v |= (spread4(b) | spread4(b >> 4) << 1) << (2 * j);
+    }
+    return v;
+}
+
+void kern_pack(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, size_t n_rows,
+               void *dst)
+{
+    if (t != GGML_TYPE_Q5_0)
+        return;
+    size_t nb = n / QK8_0;
+    uint8_t *o = dst;
+    for (size_t g = 0; g < n_rows / KERN_PACK_ROWS; g++)
+        for (size_t b = 0; b < nb; b++, o += KERN_Q5_0_X8_BLOCK)
+            for (int r = 0; r < KERN_PACK_ROWS; r++) {
+                const struct quant_block_q5_0 *x =
+                    (const struct quant_block_q5_0 *)((const uint8_t *)w +
+                                                      (g * KERN_PACK_ROWS + (size_t)r) *
+                                                          w_row_bytes) +
+                    b;
+                memcpy(o + 2 * r, &x->d, 2);
+                uint32_t qh, hb;
+                memcpy(&qh, x->qh, 4);
+                hb = q5_0_x8_hbits(qh);
+                for (int i = 0; i < 4; i++)
+                    o[16 + 4 * r + i] = (uint8_t)(hb >> (8 * i));
+                for (int c = 0; c < 4; c++)
+                    memcpy(o + 48 + 32 * c + 4 * r, x->qs + 4 * c, 4);
+            }
+}
+
+void kern_matmul_packed(enum ggml_type t, size_t n, const void *wp, size_t r0, size_t r1,
+                        const void *act, size_t act_row_bytes, size_t n_act, float *y, size_t ldy)
+{
+    int slot = slot_of(t);
+    if (slot < 0 || t != GGML_TYPE_Q5_0)
+        return;
+    size_t gb = kern_pack_group_bytes((enum kern_slot)slot, n);
+    const uint8_t *g0 = (const uint8_t *)wp + r0 / KERN_PACK_ROWS * gb;
+    const struct kern_impl *impl = impl_get();
+    if (impl->matmul_packed[slot]) {
+        impl->matmul_packed[slot](n, g0, (r1 - r0) / KERN_PACK_ROWS, act, act_row_bytes, n_act,
+                                  y + r0, ldy);
+        return;
+    }
+    /* no packed layout here: each row back into its blocks, then dot */
+    float (*dot)(size_t, const void *, const void *) = impl->dot[slot];
+    if (!dot)
+        dot = kern_impl_scalar.dot[slot];
+    size_t nb = n / QK8_0;
+    struct quant_block_q5_0 stack_row[1024];
+    struct quant_block_q5_0 *row = nb <= 1024 ? stack_row : malloc(nb * sizeof *row);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *g = g0 + (r - r0) / KERN_PACK_ROWS * gb;
+        int rr = (int)((r - r0) % KERN_PACK_ROWS);
+        if (row)
+            for (size_t b = 0; b < nb; b++)
+                q5_0_x8_unpack(g + b * KERN_Q5_0_X8_BLOCK, rr, &row[b]);
+        for (size_t k = 0; k < n_act; k++)
+            y[k * ldy + r] = row ? dot(n, row, (const uint8_t *)act + k * act_row_bytes) : NAN;
+    }
+    if (row != stack_row)
+        free(row);
+}
+
 void kern_matmul(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, size_t r0,
                  size_t r1, const void *act, size_t act_row_bytes, size_t n_act, float *y,
                  size_t ldy)

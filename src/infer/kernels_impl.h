@@ -31,6 +31,11 @@ struct kern_impl {
      * NULL: kern_matmul loops over dot. */
     void (*matmul[KS_COUNT])(size_t n, const void *w, size_t w_stride, size_t n_rows, const void *a,
                              size_t a_stride, size_t n_act, float *y, size_t ldy);
+    /* kern_matmul_packed for groups of KERN_PACK_ROWS rows (wp at the first
+     * group, n_groups of them, each kern_pack_group_bytes()); NULL: this
+     * implementation has no packed layout for the type */
+    void (*matmul_packed[KS_COUNT])(size_t n, const void *wp, size_t n_groups, const void *a,
+                                    size_t a_stride, size_t n_act, float *y, size_t ldy);
     void (*quantize_q8_0)(const float *x, void *dst, size_t n);
     void (*quantize_q8_k)(const float *x, void *dst, size_t n);
     void (*f32_to_f16)(const float *x, uint16_t *y, size_t n);
@@ -54,6 +59,25 @@ struct kern_impl {
 extern const struct kern_impl kern_impl_scalar;
 const struct kern_impl *kern_impl_avx2(void);
 const struct kern_impl *kern_impl_neon(void);
+
+/* Q5_0 packed eight rows at a time: per block, 176 bytes (the 8 blocks'
+ * own size):
+ *   d[8]         the rows' f16 scales
+ *   hbits[32]    byte 4r + i, bit k: the fifth bit of row r's element 4k + i
+ *   qs[4][32]    chunk c, bytes 4r..4r+3: row r's qs[4c..4c+3], whose low
+ *                nibbles are elements 4c..4c+3 and high nibbles 16+4c..
+ * Vector k (elements 4k..4k+3 of every row, k < 4 from chunk k's low
+ * nibbles, k >= 4 from chunk k-4's high ones) gets its fifth bits from
+ * hbits shifted by 4 - k and masked to bit 4. */
+#define KERN_Q5_0_X8_BLOCK 176
+/* rows of at most this many blocks are packed (the kernels' scratch) */
+#define KERN_PACK_MAX_BLOCKS 1024
+
+/* Bytes of one packed group of KERN_PACK_ROWS rows of n elements. */
+static inline size_t kern_pack_group_bytes(enum kern_slot s, size_t n)
+{
+    return s == KS_Q5_0 ? n / QK8_0 * KERN_Q5_0_X8_BLOCK : 0;
+}
 
 /* Six-bit scale and min j (0..7) of a Q4_K block. */
 static inline void kern_q4k_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m)
