@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/fs.h"
@@ -37,12 +38,15 @@
 /* most weight bytes in one claim */
 #define MM_CHUNK_MAX_BYTES (1u << 20)
 
-/* A weight matrix used in place: n_out rows of n_in elements. */
+/* A weight matrix used in place: n_out rows of n_in elements; or, where
+ * the kernels have a packed layout for its type, read from a copy made at
+ * load (packed, owned), the file's pages of it given back. */
 struct wmat {
     enum ggml_type type;
     const uint8_t *data;
     int n_in, n_out;
     size_t row_bytes;
+    uint8_t *packed;
 };
 
 struct layer {
@@ -472,6 +476,67 @@ static int load_tensors(struct infer_model *m, char *err)
 
 /* Size and type statistics for infer_model_info: the dominant matrix type
  * by bytes, and the bytes one decode step reads. */
+/* The matrices a token reads whole, one index each: seven a layer, then
+ * the output matrix. */
+static int n_matrices(const struct infer_model *m)
+{
+    return 7 * m->n_layers + 1;
+}
+
+static struct wmat *matrix_at(struct infer_model *m, int i)
+{
+    if (i == 7 * m->n_layers)
+        return &m->output;
+    struct layer *L = &m->layers[i / 7];
+    struct wmat *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return ws[i % 7];
+}
+
+/* The file's pages of a packed matrix, given back: only the copy is read.
+ * Whole pages inside the matrix only (a neighbour may share the first and
+ * the last); the mapping is a private read-only one of the file, so a page
+ * read again would come back from the file, not as zeros. */
+static void drop_source(const struct wmat *w)
+{
+#ifdef MADV_DONTNEED
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)w->data + page - 1) / page * page;
+    uintptr_t hi = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) / page * page;
+    if (page > 0 && hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+#else
+    (void)w;
+#endif
+}
+
+/* Each matrix the kernels in use have a packed layout for (Q5_0 under
+ * avx2), copied into it; the copy has the rows' size, and the file's pages
+ * of it are given back. JOULEBENCH_PACK=0 keeps every matrix in place. The
+ * tied output matrix stays in place: its rows are the embeddings too. */
+static int pack_matrices(struct infer_model *m, char *err)
+{
+    const char *env = getenv("JOULEBENCH_PACK");
+    if (env && strcmp(env, "0") == 0)
+        return 0;
+    for (int i = 0; i < n_matrices(m); i++) {
+        struct wmat *w = matrix_at(m, i);
+        if (w->data == m->tok_embd.data)
+            continue;
+        size_t bytes = kern_pack_bytes(w->type, (size_t)w->n_in, (size_t)w->n_out);
+        if (!bytes)
+            continue;
+        if (!(w->packed = aligned_alloc(64, (bytes + 63) / 64 * 64)))
+            return err_setf(err, JB_ERR_NOMEM,
+                            "out of memory for the kernels' copy of a %s matrix (%zu bytes); "
+                            "JOULEBENCH_PACK=0 reads every matrix in place",
+                            ggml_type_name(w->type), bytes);
+        kern_pack(w->type, (size_t)w->n_in, w->data, w->row_bytes, (size_t)w->n_out, w->packed);
+        drop_source(w);
+        m->info.packed_bytes += bytes;
+    }
+    return 0;
+}
+
 static void fill_stats(struct infer_model *m)
 {
     struct infer_model_info *in = &m->info;
@@ -538,6 +603,8 @@ int infer_model_load(struct infer_model **out, const char *path, const struct in
     m->info.threads = threads;
     m->info.wait = wait;
     str_lcpy(m->info.kernels, kern_name(), sizeof m->info.kernels);
+    if ((rc = pack_matrices(m, err)))
+        goto fail_named;
     str_lcpy(m->info.kv_type, "F16", sizeof m->info.kv_type);
     m->info.prefill_batch = PREFILL_BATCH;
     fill_stats(m);
@@ -557,6 +624,8 @@ void infer_model_free(struct infer_model *m)
     pool_free(m->pool);
     tokenizer_free(m->tok);
     if (m->layers) {
+        for (int i = 0; i < n_matrices(m); i++)
+            free(matrix_at(m, i)->packed);
         for (int l = 0; l < m->n_layers; l++) {
             struct layer *L = &m->layers[l];
             free(L->attn_norm);
@@ -599,6 +668,9 @@ void infer_model_touch(struct infer_model *m)
     for (size_t i = 0; i < m->map.size; i += 4096)
         sink ^= p[i];
     touch_sink = sink;
+    for (int i = 0; i < n_matrices(m); i++) /* read again above; only the copies are used */
+        if (matrix_at(m, i)->packed)
+            drop_source(matrix_at(m, i));
 }
 
 /* ---- sessions ---- */
@@ -740,6 +812,7 @@ struct mm_job {
     int n_task;
     int n_tok;
     int n_rows; /* all the tasks' */
+    int unit;   /* claims are multiples of it: KERN_PACK_ROWS when the rows allow */
     /* Every claim writes it; on the tasks' line it took that line from
      * every thread reading its task (the qkv job took half as long again at
      * 16 threads). */
@@ -769,12 +842,17 @@ static void mm_worker(void *ctx, int thread, int n_threads)
     (void)thread;
     struct mm_job *j = ctx;
     int v0, n;
-    while ((n = claim_rows(&j->next, j->n_rows, 1, n_threads, mm_span_end, j, &v0)) > 0) {
+    while ((n = claim_rows(&j->next, j->n_rows, j->unit, n_threads, mm_span_end, j, &v0)) > 0) {
         const struct mm_task *t = &j->task[mm_task_of(j, v0)];
         int r0 = v0 - t->first_row, r1 = r0 + n;
-        kern_matmul(t->w->type, (size_t)t->w->n_in, t->w->data, t->w->row_bytes, (size_t)r0,
-                    (size_t)r1, t->act, t->act_row_bytes, (size_t)j->n_tok, t->y,
-                    (size_t)t->w->n_out);
+        if (t->w->packed && j->unit == KERN_PACK_ROWS)
+            kern_matmul_packed(t->w->type, (size_t)t->w->n_in, t->w->packed, (size_t)r0, (size_t)r1,
+                               t->act, t->act_row_bytes, (size_t)j->n_tok, t->y,
+                               (size_t)t->w->n_out);
+        else
+            kern_matmul(t->w->type, (size_t)t->w->n_in, t->w->data, t->w->row_bytes, (size_t)r0,
+                        (size_t)r1, t->act, t->act_row_bytes, (size_t)j->n_tok, t->y,
+                        (size_t)t->w->n_out);
         if (t->bias)
             for (int k = 0; k < j->n_tok; k++)
                 for (int r = r0; r < r1; r++)
@@ -832,6 +910,13 @@ static void matmul(struct infer_session *s, const float *x, const uint8_t *pre_a
     j.n_task = n_mats;
     j.n_tok = n_tok;
     j.n_rows = rows;
+    /* claims of whole packed groups when every matrix's rows come in them
+     * (then every task starts on a group); else packed copies are not used
+     * and the file's rows are read again */
+    j.unit = KERN_PACK_ROWS;
+    for (int i = 0; i < n_mats; i++)
+        if (w[i]->n_out % KERN_PACK_ROWS != 0)
+            j.unit = 1;
     atomic_init(&j.next, 0);
     pool_run(s->m->pool, mm_worker, &j);
 }
@@ -941,6 +1026,20 @@ struct ffn_job {
     alignas(POOL_LINE) atomic_int next; /* as in mm_job */
 };
 
+/* Rows [r0, r1) of w against n_tok activation rows, from the packed copy
+ * when there is one (the FFN's claims are whole blocks of w_down, 32 or
+ * 256 rows, so they start and end on packed groups). */
+static void wmat_matmul(const struct wmat *w, size_t r0, size_t r1, const uint8_t *act,
+                        size_t act_row_bytes, int n_tok, float *y, size_t ldy)
+{
+    if (w->packed && r0 % KERN_PACK_ROWS == 0 && r1 % KERN_PACK_ROWS == 0)
+        kern_matmul_packed(w->type, (size_t)w->n_in, w->packed, r0, r1, act, act_row_bytes,
+                           (size_t)n_tok, y, ldy);
+    else
+        kern_matmul(w->type, (size_t)w->n_in, w->data, w->row_bytes, r0, r1, act, act_row_bytes,
+                    (size_t)n_tok, y, ldy);
+}
+
 static int ffn_span_end(const void *ctx, int row, int *max_rows)
 {
     const struct ffn_job *j = ctx;
@@ -961,10 +1060,8 @@ static void ffn_worker(void *ctx, int thread, int n_threads)
     int v0, n;
     while ((n = claim_rows(&j->next, (int)ffn, j->blk, n_threads, ffn_span_end, j, &v0)) > 0) {
         size_t r0 = (size_t)v0, r1 = r0 + (size_t)n;
-        kern_matmul(L->w_gate.type, (size_t)L->w_gate.n_in, L->w_gate.data, L->w_gate.row_bytes, r0,
-                    r1, j->act_gate, j->arb_gate, (size_t)j->n_tok, s->hb, ffn);
-        kern_matmul(L->w_up.type, (size_t)L->w_up.n_in, L->w_up.data, L->w_up.row_bytes, r0, r1,
-                    j->act_up, j->arb_up, (size_t)j->n_tok, s->hb2, ffn);
+        wmat_matmul(&L->w_gate, r0, r1, j->act_gate, j->arb_gate, j->n_tok, s->hb, ffn);
+        wmat_matmul(&L->w_up, r0, r1, j->act_up, j->arb_up, j->n_tok, s->hb2, ffn);
         size_t off = kern_act_row_bytes(L->w_down.type, r0);
         for (size_t k = 0; k < (size_t)j->n_tok; k++) {
             float *h = s->hb + k * ffn, *h2 = s->hb2 + k * ffn;

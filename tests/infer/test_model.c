@@ -588,6 +588,58 @@ static void test_threads_identical(void **state)
     free(b);
 }
 
+/* Packed copies (Q5_0 under avx2): the model copies its Q5_0 matrices
+ * into the kernels' packed layout at load, unless JOULEBENCH_PACK=0. The
+ * packed model gives the logits of the rows read in place to within the
+ * summation order (here the Q8_0 quantisation of the last hidden state
+ * even hides that), and still the same bits for any thread count (claims
+ * are whole groups of eight rows). Under kernels without the layout
+ * nothing is packed. */
+static void test_packed_copies(void **state)
+{
+    (void)state;
+    char path[512];
+    struct tm_options o;
+    tm_defaults(&o, "qwen2", GGML_TYPE_Q5_0);
+    write_model(&o, path, sizeof path);
+    int ids[20];
+    float *in_place = NULL, *packed = NULL, *packed3 = NULL;
+    int vocab = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i == 0)
+            setenv("JOULEBENCH_PACK", "0", 1);
+        else
+            unsetenv("JOULEBENCH_PACK");
+        struct infer_model *m = load(path, i == 2 ? 3 : 2, INFER_WAIT_SPIN);
+        const struct infer_model_info *in = infer_model_info(m);
+        if (i == 0) {
+            assert_true(in->packed_bytes == 0);
+            vocab = in->vocab_size;
+            in_place = malloc((size_t)vocab * sizeof(float));
+            packed = malloc((size_t)vocab * sizeof(float));
+            packed3 = malloc((size_t)vocab * sizeof(float));
+            assert_true(in_place && packed && packed3);
+            make_ids(ids, 20, vocab, 11);
+        } else {
+            /* every layer matrix, and the output matrix when it is not the
+             * embedding table */
+            int has = strcmp(kern_name(), "avx2") == 0;
+            assert_int_equal(in->packed_bytes > 0, has);
+            if (has)
+                assert_true(in->packed_bytes >= in->decode_bytes / 2);
+        }
+        prefill_logits(m, ids, 20, i == 0 ? in_place : i == 1 ? packed : packed3);
+        infer_model_free(m);
+    }
+    double d = rel_diff(packed, in_place, vocab);
+    print_message("    packed against in place (%s kernels): %.2e\n", kern_name(), d);
+    assert_true(d <= 1e-4);
+    assert_memory_equal(packed, packed3, (size_t)vocab * sizeof(float));
+    free(in_place);
+    free(packed);
+    free(packed3);
+}
+
 static void generate(struct infer_model *m, double temp, double top_p, uint64_t seed, int *out,
                      int n)
 {
@@ -804,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_reference_mixed_and_scalar),
         cmocka_unit_test(test_cache_and_batches),
         cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_packed_copies),
         cmocka_unit_test(test_generation_repeats),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_session_errors),
