@@ -22,13 +22,14 @@
  * Or any GGUF with --model (repeatable).
  *
  * Right before every rep too, it measures what the kernels themselves do
- * with the weights already in cache: the same threads run kern_matmul for
- * one token over a slice of one of the model's own matrices of each type,
- * a slice per thread that fits in L2, and the rates are combined by the
- * model's bytes per type. Decode cannot read weights faster than that, so
- * when it is below the triad the roofline is out of reach on this machine,
- * whatever the memory does (a 2-vCPU VM whose vCPUs share one core, for
- * one), and decode's fraction of it says how much the memory costs.
+ * with the weights already in cache: the same threads run the one-token
+ * product over a slice of one of the model's own matrices of each type and
+ * row length, a slice per thread that fits in L2, read as the engine reads
+ * it (from a packed copy where the kernels have a layout for the type),
+ * and the rates are combined by the model's bytes per kind. Decode cannot read weights faster than
+ * that, so when it is below the triad the roofline is out of reach on this machine, whatever the
+ * memory does (a 2-vCPU VM whose vCPUs share one core, for one), and decode's fraction of it says
+ * how much the memory costs.
  *
  * It also prints what one empty job of the thread pool costs, start to end:
  * the forward pass hands the pool about five jobs a layer per token.
@@ -177,43 +178,64 @@ static double pool_job_measure(struct pool *p)
 
 struct kern_job {
     enum ggml_type type;
-    size_t n, row_bytes, n_rows; /* the sample matrix */
-    size_t rows;                 /* per thread */
-    const uint8_t *w;
+    size_t n, row_bytes; /* the sample matrix */
+    size_t region;       /* its first rows, which the threads share out */
+    size_t rows;         /* per thread */
+    const uint8_t *w;    /* the rows in place, or */
+    const uint8_t *wp;   /* the region's packed copy, as the engine reads it */
     const void *act;
-    float *y; /* rows per thread, per thread */
+    float *y; /* region rows per thread */
     int passes;
 };
 
-/* Thread t multiplies its own rows (wrapping round a small matrix) by the
- * one activation row, passes times over. */
+/* Thread t multiplies its own rows of the region (wrapping round a small
+ * matrix) by the one activation row, passes times over. */
 static void kern_worker(void *ctx, int thread, int n_threads)
 {
     (void)n_threads;
     struct kern_job *j = ctx;
-    size_t r0 = (size_t)thread * j->rows % j->n_rows;
-    if (r0 + j->rows > j->n_rows)
-        r0 = j->n_rows - j->rows;
-    for (int k = 0; k < j->passes; k++)
-        kern_matmul(j->type, j->n, j->w + r0 * j->row_bytes, j->row_bytes, 0, j->rows, j->act, 0, 1,
-                    j->y + (size_t)thread * j->rows, 0);
+    size_t r0 = (size_t)thread * j->rows % j->region;
+    if (r0 + j->rows > j->region)
+        r0 = j->region - j->rows;
+    float *y = j->y + (size_t)thread * j->region; /* a region's worth a thread */
+    for (int k = 0; k < j->passes; k++) {
+        if (j->wp)
+            kern_matmul_packed(j->type, j->n, j->wp, r0, r0 + j->rows, j->act, 0, 1, y, 0);
+        else
+            kern_matmul(j->type, j->n, j->w, j->row_bytes, r0, r0 + j->rows, j->act, 0, 1, y, 0);
+    }
 }
 
 /* Weight bytes per second of one type's decode product with the weights
- * in cache: the best of three runs after a warm-up one, or NAN when
- * memory runs out. */
+ * in cache, read as the engine reads them (from a packed copy where the
+ * kernels have a layout for the type, unless JOULEBENCH_PACK=0): the best
+ * of three runs after a warm-up one, or NAN when memory runs out. */
 static double kern_rate(struct pool *p, const struct gguf_tensor *t)
 {
     int threads = pool_threads(p);
-    struct kern_job j = {.type = t->type, .n = (size_t)t->ne[0], .n_rows = (size_t)t->ne[1]};
+    size_t n_rows = (size_t)t->ne[1];
+    struct kern_job j = {.type = t->type, .n = (size_t)t->ne[0]};
     j.row_bytes = quant_row_bytes(t->type, t->ne[0]);
     j.rows = KERN_SLICE_BYTES / j.row_bytes;
-    j.rows = j.rows < 1 ? 1 : j.rows > j.n_rows ? j.n_rows : j.rows;
-    j.passes = (int)(KERN_PASS_BYTES / (j.rows * j.row_bytes)) + 1;
+    j.rows = j.rows < 1 ? 1 : j.rows > n_rows ? n_rows : j.rows;
+    j.region = (size_t)threads * j.rows < n_rows ? (size_t)threads * j.rows : n_rows;
     j.w = t->data;
+    const char *env = getenv("JOULEBENCH_PACK");
+    uint8_t *packed = NULL;
+    if (!(env && strcmp(env, "0") == 0) && j.rows >= KERN_PACK_ROWS) {
+        j.rows = j.rows / KERN_PACK_ROWS * KERN_PACK_ROWS;
+        size_t region = j.region / KERN_PACK_ROWS * KERN_PACK_ROWS;
+        size_t bytes = kern_pack_bytes(t->type, j.n, region);
+        if (bytes && (packed = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+            kern_pack(t->type, j.n, t->data, j.row_bytes, region, packed);
+            j.region = region;
+            j.wp = packed;
+        }
+    }
+    j.passes = (int)(KERN_PASS_BYTES / (j.rows * j.row_bytes)) + 1;
     float *x = malloc(j.n * sizeof *x);
     void *act = malloc(kern_act_row_bytes(t->type, j.n));
-    j.y = malloc((size_t)threads * j.rows * sizeof *j.y);
+    j.y = malloc((size_t)threads * j.region * sizeof *j.y);
     double best = NAN;
     if (x && act && j.y) {
         uint64_t st = 7;
@@ -233,6 +255,7 @@ static double kern_rate(struct pool *p, const struct gguf_tensor *t)
                 best = v;
         }
     }
+    free(packed);
     free(x);
     free(act);
     free(j.y);
@@ -403,7 +426,8 @@ static void print_result(const char *path, const char *what, const struct infer_
     if (o->json) {
         printf("{\"model\":\"%s\",\"synthetic\":%s,\"file_type\":\"%s\",\"weight_type\":\"%s\","
                "\"n_params\":%llu,"
-               "\"decode_bytes\":%llu,\"threads\":%d,\"wait\":\"%s\",\"kernels\":\"%s\","
+               "\"decode_bytes\":%llu,\"packed_bytes\":%llu,\"threads\":%d,\"wait\":\"%s\","
+               "\"kernels\":\"%s\","
                "\"prompt_tokens\":%d,\"decode_tokens\":%d,\"reps\":%d,"
                "\"prefill_tps_median\":%.2f,\"prefill_tps_best\":%.2f,"
                "\"decode_tps_median\":%.2f,\"decode_tps_best\":%.2f,"
@@ -413,7 +437,8 @@ static void print_result(const char *path, const char *what, const struct infer_
                "\"pool_job_us\":%.3f,\"kernel_gbs_median\":%.2f,"
                "\"kernel_fraction_median\":%.3f,\"kernel_gbs_by_type\":{",
                path, in->synthetic ? "true" : "false", in->file_type, in->weight_type,
-               (unsigned long long)in->n_params, (unsigned long long)in->decode_bytes, in->threads,
+               (unsigned long long)in->n_params, (unsigned long long)in->decode_bytes,
+               (unsigned long long)in->packed_bytes, in->threads,
                in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels, o->prompt, o->decode,
                r->n, pre_med, max_of(r->prefill_tps, r->n), dec_med, max_of(r->decode_tps, r->n),
                bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9, frac_med,
@@ -435,11 +460,15 @@ static void print_result(const char *path, const char *what, const struct infer_
         snprintf(type, sizeof type, "%s", in->file_type);
     else
         snprintf(type, sizeof type, "%s with most bytes in %s", in->file_type, in->weight_type);
-    printf("model %s%s%s%s\n  %s %s%s, %.0f M params, %.1f MB of weights read per token, "
+    char packed[64] = "";
+    if (in->packed_bytes)
+        snprintf(packed, sizeof packed, " (%.1f MB from the kernels' packed copies)",
+                 (double)in->packed_bytes / 1e6);
+    printf("model %s%s%s%s\n  %s %s%s, %.0f M params, %.1f MB of weights read per token%s, "
            "%d threads (%s), %s kernels\n",
            path, what ? " (" : "", what ? what : "", what ? ")" : "", in->arch, type,
            in->synthetic ? " (synthetic model)" : "", (double)in->n_params / 1e6, bytes / 1e6,
-           in->threads, in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels);
+           packed, in->threads, in->wait == INFER_WAIT_SPIN ? "spin" : "sleep", in->kernels);
     printf("  memory bandwidth (STREAM triad, %d threads) before each rep: %.1f GB/s median, "
            "%.1f-%.1f\n",
            in->threads, bw_med / 1e9, min_of(r->bw, r->n) / 1e9, max_of(r->bw, r->n) / 1e9);
