@@ -52,7 +52,8 @@ struct infer_model_info {
     char kv_type[8];       /* KV cache element type: "F16" */
     int prefill_batch;     /* prompt tokens computed together (weights read once per batch) */
     uint64_t decode_bytes; /* weight bytes one decoded token reads: every layer matrix,
-                              the output matrix, norms, one embedding row */
+                              the output matrix, norms, one embedding row (packed copies
+                              at their own size) */
     uint64_t packed_bytes; /* of those, matrices copied at load into the kernels' packed
                               layout (kern_pack), read from the copy; 0 when none */
 };

@@ -478,7 +478,9 @@ size_t kern_pack_bytes(enum ggml_type t, size_t n, size_t n_rows)
 {
     int slot = slot_of(t);
     if (slot < 0 || !impl_get()->matmul_packed[slot] || n_rows % KERN_PACK_ROWS != 0 ||
-        n % kern_block_elems(t) != 0 || n / kern_block_elems(t) > KERN_PACK_MAX_BLOCKS)
+        n % kern_block_elems(t) != 0 ||
+        n / kern_block_elems(t) >
+            (t == GGML_TYPE_Q4_K ? KERN_PACK_MAX_KBLOCKS : KERN_PACK_MAX_BLOCKS))
         return 0;
     return n_rows / KERN_PACK_ROWS * kern_pack_group_bytes((enum kern_slot)slot, n);
 }
@@ -517,9 +519,82 @@ static uint32_t q5_0_x8_hbits(uint32_t qh)
     return v;
 }
 
+/* The Q4_K layout's place of sub-block s's scale of row r. */
+static size_t q4k_x8_sc_at(int s, int r)
+{
+    return 32 + 32 * (size_t)(s / 4) + 16 * (size_t)(r / 4) + 4 * (size_t)(s % 4) + (size_t)(r % 4);
+}
+
+static void q4k_x8_pack_block(const struct quant_block_q4_k *x, int r, uint8_t *o)
+{
+    memcpy(o + 2 * r, &x->d, 2);
+    memcpy(o + 16 + 2 * r, &x->dmin, 2);
+    for (int s = 0; s < 8; s++) {
+        uint8_t sc, mn;
+        kern_q4k_scale_min(s, x->scales, &sc, &mn);
+        o[q4k_x8_sc_at(s, r)] = sc;
+        o[96 + 16 * (s / 2) + 2 * r + s % 2] = mn;
+    }
+    /* element e: the low nibble of qs[32 (e / 64) + e % 32] when e % 64 <
+     * 32, else its high nibble */
+    for (int s = 0; s < 8; s++)
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 4; i++) {
+                int e0 = 32 * s + 4 * c + i, e1 = e0 + 16;
+                uint8_t b0 = x->qs[32 * (e0 / 64) + e0 % 32], b1 = x->qs[32 * (e1 / 64) + e1 % 32];
+                uint8_t q0 = (e0 % 64 < 32 ? b0 : b0 >> 4) & 0x0F;
+                uint8_t q1 = (e1 % 64 < 32 ? b1 : b1 >> 4) & 0x0F;
+                o[160 + 128 * s + 32 * c + 4 * r + i] = (uint8_t)(q0 | q1 << 4);
+            }
+}
+
+/* Row r's Q4_K block back from a packed one: the six-bit scales packed
+ * again as kern_q4k_scale_min() reads them. */
+static void q4k_x8_unpack(const uint8_t *o, int r, struct quant_block_q4_k *x)
+{
+    memcpy(&x->d, o + 2 * r, 2);
+    memcpy(&x->dmin, o + 16 + 2 * r, 2);
+    uint8_t sc[8], mn[8];
+    for (int s = 0; s < 8; s++) {
+        sc[s] = o[q4k_x8_sc_at(s, r)];
+        mn[s] = o[96 + 16 * (s / 2) + 2 * r + s % 2];
+    }
+    for (int j = 0; j < 4; j++) {
+        x->scales[j] = (uint8_t)((sc[j] & 63) | (sc[j + 4] >> 4) << 6);
+        x->scales[j + 4] = (uint8_t)((mn[j] & 63) | (mn[j + 4] >> 4) << 6);
+        x->scales[j + 8] = (uint8_t)((sc[j + 4] & 0x0F) | (mn[j + 4] & 0x0F) << 4);
+    }
+    memset(x->qs, 0, sizeof x->qs);
+    for (int s = 0; s < 8; s++)
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 4; i++) {
+                uint8_t v = o[160 + 128 * s + 32 * c + 4 * r + i];
+                int es[2] = {32 * s + 4 * c + i, 32 * s + 16 + 4 * c + i};
+                for (int k = 0; k < 2; k++) {
+                    int e = es[k];
+                    uint8_t q = (uint8_t)(k ? v >> 4 : v & 0x0F);
+                    x->qs[32 * (e / 64) + e % 32] |= (uint8_t)(e % 64 < 32 ? q : q << 4);
+                }
+            }
+}
+
 void kern_pack(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, size_t n_rows,
                void *dst)
 {
+    if (t == GGML_TYPE_Q4_K) {
+        size_t nb = n / QK_K;
+        uint8_t *o = dst;
+        for (size_t g = 0; g < n_rows / KERN_PACK_ROWS; g++)
+            for (size_t b = 0; b < nb; b++, o += KERN_Q4_K_X8_BLOCK)
+                for (int r = 0; r < KERN_PACK_ROWS; r++)
+                    q4k_x8_pack_block(
+                        (const struct quant_block_q4_k *)((const uint8_t *)w +
+                                                          (g * KERN_PACK_ROWS + (size_t)r) *
+                                                              w_row_bytes) +
+                            b,
+                        r, o);
+        return;
+    }
     if (t != GGML_TYPE_Q5_0)
         return;
     size_t nb = n / QK8_0;
@@ -547,7 +622,7 @@ void kern_matmul_packed(enum ggml_type t, size_t n, const void *wp, size_t r0, s
                         const void *act, size_t act_row_bytes, size_t n_act, float *y, size_t ldy)
 {
     int slot = slot_of(t);
-    if (slot < 0 || t != GGML_TYPE_Q5_0)
+    if (slot < 0 || (t != GGML_TYPE_Q5_0 && t != GGML_TYPE_Q4_K))
         return;
     size_t gb = kern_pack_group_bytes((enum kern_slot)slot, n);
     const uint8_t *g0 = (const uint8_t *)wp + r0 / KERN_PACK_ROWS * gb;
@@ -561,20 +636,24 @@ void kern_matmul_packed(enum ggml_type t, size_t n, const void *wp, size_t r0, s
     float (*dot)(size_t, const void *, const void *) = impl->dot[slot];
     if (!dot)
         dot = kern_impl_scalar.dot[slot];
-    size_t nb = n / QK8_0;
-    struct quant_block_q5_0 stack_row[1024];
-    struct quant_block_q5_0 *row = nb <= 1024 ? stack_row : malloc(nb * sizeof *row);
+    size_t be = kern_block_elems(t), nb = n / be;
+    size_t bb =
+        t == GGML_TYPE_Q4_K ? sizeof(struct quant_block_q4_k) : sizeof(struct quant_block_q5_0);
+    size_t xb = t == GGML_TYPE_Q4_K ? KERN_Q4_K_X8_BLOCK : KERN_Q5_0_X8_BLOCK;
+    uint8_t *row = malloc(nb * bb);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *g = g0 + (r - r0) / KERN_PACK_ROWS * gb;
         int rr = (int)((r - r0) % KERN_PACK_ROWS);
-        if (row)
-            for (size_t b = 0; b < nb; b++)
-                q5_0_x8_unpack(g + b * KERN_Q5_0_X8_BLOCK, rr, &row[b]);
-        for (size_t k = 0; k < n_act; k++)
+        for (size_t b = 0; row && b < nb; b++) {
+            if (t == GGML_TYPE_Q4_K)
+                q4k_x8_unpack(g + b * xb, rr, (struct quant_block_q4_k *)(row + b * bb));
+            else
+                q5_0_x8_unpack(g + b * xb, rr, (struct quant_block_q5_0 *)(row + b * bb));
+        }
+        for (size_t k = 0; k < n_act; k++) /* NaN, not a number that looks right, without memory */
             y[k * ldy + r] = row ? dot(n, row, (const uint8_t *)act + k * act_row_bytes) : NAN;
     }
-    if (row != stack_row)
-        free(row);
+    free(row);
 }
 
 void kern_matmul(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, size_t r0,

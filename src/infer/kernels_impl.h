@@ -70,13 +70,32 @@ const struct kern_impl *kern_impl_neon(void);
  * nibbles, k >= 4 from chunk k-4's high ones) gets its fifth bits from
  * hbits shifted by 4 - k and masked to bit 4. */
 #define KERN_Q5_0_X8_BLOCK 176
-/* rows of at most this many blocks are packed (the kernels' scratch) */
+
+/* Q4_K packed eight rows at a time: per block, 1184 bytes (the 8 blocks'
+ * 1152 and 32 more: the six-bit scales and mins kept as bytes):
+ *   d[8], dmin[8]  the rows' f16 scales
+ *   sc[2][32]      scales: half h (sub-blocks 4h..4h+3), 128-bit lane L
+ *                  (rows 4L..4L+3), byte 16L + 4s' + r' for sub-block
+ *                  4h + s', row 4L + r' (a byte shuffle in each lane picks
+ *                  a sub-block's four rows)
+ *   mn[4][16]      mins: pair p, byte 2r + i: row r, sub-block 2p + i
+ *   qs[8][4][32]   sub-block s, chunk c, bytes 4r..4r+3: row r's elements
+ *                  32s + 4c + i in the low nibbles, 32s + 16 + 4c + i in
+ *                  the high ones (i = 0..3)
+ * One vector again holds four elements of the eight rows. */
+#define KERN_Q4_K_X8_BLOCK 1184
+
+/* rows of at most this many blocks are packed (the kernels' scratch):
+ * 32768 elements of Q5_0, 65536 of Q4_K */
 #define KERN_PACK_MAX_BLOCKS 1024
+#define KERN_PACK_MAX_KBLOCKS 256
 
 /* Bytes of one packed group of KERN_PACK_ROWS rows of n elements. */
 static inline size_t kern_pack_group_bytes(enum kern_slot s, size_t n)
 {
-    return s == KS_Q5_0 ? n / QK8_0 * KERN_Q5_0_X8_BLOCK : 0;
+    return s == KS_Q5_0   ? n / QK8_0 * KERN_Q5_0_X8_BLOCK
+           : s == KS_Q4_K ? n / QK_K * KERN_Q4_K_X8_BLOCK
+                          : 0;
 }
 
 /* Six-bit scale and min j (0..7) of a Q4_K block. */

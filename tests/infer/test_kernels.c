@@ -344,68 +344,75 @@ static void check_matmul(const char *impl)
     }
 }
 
-/* Packed copies (Q5_0, rows interleaved eight at a time): kern_pack's
- * layout read back by kern_matmul_packed under every implementation. Where
- * the implementation has the layout (avx2), each result is within the
- * reference's rounding of the row's dot product, and a token's result is
- * the same bits alone (decode) as in a batch (prefill); elsewhere the rows
- * are unpacked for dot, so the results are dot's bit for bit. Rows 8..15
- * of 24 (the second group), rows of every fill, three lengths: N, an odd
- * block count, and 3 blocks. */
+/* Packed copies (Q5_0 and Q4_K, rows interleaved eight at a time):
+ * kern_pack's layout read back by kern_matmul_packed under every
+ * implementation. Where the implementation has the layout (avx2), each
+ * result is within the reference's rounding of the row's dot product, and
+ * a token's result is the same bits alone (decode) as in a batch
+ * (prefill); elsewhere the rows are unpacked for dot, so the results are
+ * dot's bit for bit. Rows 8..15 of 24 (the second group), rows of every
+ * fill, three lengths: N, an odd block count, one block. */
 static void check_packed(const char *impl)
 {
     enum { ROWS = 24, TOK = 5 };
-    const enum ggml_type t = GGML_TYPE_Q5_0;
     static uint8_t w[ROWS * N * 2], wp[ROWS * N * 2], act[TOK * N * 2];
     static float y[TOK * ROWS], y1[ROWS];
     float x[N];
-    size_t wrb = quant_row_bytes(t, N);
-    int has = kern_pack_bytes(t, N, ROWS) > 0;
-    assert_int_equal(has, strcmp(impl, "avx2") == 0);
-    assert_int_equal(kern_pack_bytes(t, N, ROWS - 1), 0); /* not whole groups */
+    const enum ggml_type types[2] = {GGML_TYPE_Q5_0, GGML_TYPE_Q4_K};
     assert_int_equal(kern_pack_bytes(GGML_TYPE_Q8_0, N, ROWS), 0);
-    for (int r = 0; r < ROWS; r++)
-        make_row(t, (enum fill)(r % 4), w + r * wrb); /* random, quantised, max, min */
-    size_t sizes[3] = {N, N - 32, 96};
-    for (int si = 0; si < 3; si++) {
-        size_t n = sizes[si], arb = kern_act_row_bytes(t, n);
-        if (has)
-            assert_int_equal(kern_pack_bytes(t, n, ROWS), ROWS * quant_row_bytes(t, n));
-        kern_pack(t, n, w, wrb, ROWS, wp);
-        for (int k = 0; k < TOK; k++) {
-            make_act(k == 1 ? ACT_EXTREME : ACT_RANDOM, x);
-            kern_quantize_act(t, x, act + k * arb, n);
-        }
-        for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
-            y[i] = -12345.0f;
-        kern_matmul_packed(t, n, wp, 8, 16, act, arb, TOK, y, ROWS);
-        for (int k = 0; k < TOK; k++) {
-            for (int r = 0; r < ROWS; r++) {
-                float got = y[k * ROWS + r];
-                if (r < 8 || r >= 16) {
-                    assert_true(got == -12345.0f); /* untouched */
-                    continue;
+    for (int ti = 0; ti < 2; ti++) {
+        enum ggml_type t = types[ti];
+        size_t be = kern_block_elems(t), wrb = quant_row_bytes(t, N);
+        int has = kern_pack_bytes(t, N, ROWS) > 0;
+        assert_int_equal(has, strcmp(impl, "avx2") == 0);
+        assert_int_equal(kern_pack_bytes(t, N, ROWS - 1), 0); /* not whole groups */
+        for (int r = 0; r < ROWS; r++)
+            make_row(t, (enum fill)(r % 4), w + r * wrb); /* random, quantised, max, min */
+        size_t sizes[3] = {N, N - be, be};
+        for (int si = 0; si < 3; si++) {
+            size_t n = sizes[si], arb = kern_act_row_bytes(t, n);
+            size_t rows_bytes = ROWS * quant_row_bytes(t, n), pb = kern_pack_bytes(t, n, ROWS);
+            /* the rows' own size; Q4_K's scales as bytes add 32 a block of 8 rows */
+            if (has)
+                assert_int_equal(pb,
+                                 rows_bytes + (t == GGML_TYPE_Q4_K ? ROWS / 8 * n / be * 32 : 0));
+            kern_pack(t, n, w, wrb, ROWS, wp);
+            for (int k = 0; k < TOK; k++) {
+                make_act(k == 1 ? ACT_EXTREME : ACT_RANDOM, x);
+                kern_quantize_act(t, x, act + k * arb, n);
+            }
+            for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
+                y[i] = -12345.0f;
+            kern_matmul_packed(t, n, wp, 8, 16, act, arb, TOK, y, ROWS);
+            for (int k = 0; k < TOK; k++) {
+                for (int r = 0; r < ROWS; r++) {
+                    float got = y[k * ROWS + r];
+                    if (r < 8 || r >= 16) {
+                        assert_true(got == -12345.0f); /* untouched */
+                        continue;
+                    }
+                    float want = kern_dot(t, n, w + r * wrb, act + k * arb);
+                    double mag, ref = reference_dot_n(t, n, w + r * wrb, act + k * arb, &mag);
+                    if (has ? !(fabs(got - ref) <= 2e-5 * mag + 1e-30)
+                            : memcmp(&got, &want, sizeof want) != 0) {
+                        print_error("%s packed %s n %zu row %d token %d: %.9g, dot %.9g, "
+                                    "reference %.9g\n",
+                                    impl, quant_traits(t)->name, n, r, k, (double)got, (double)want,
+                                    ref);
+                        fail();
+                    }
                 }
-                float want = kern_dot(t, n, w + r * wrb, act + k * arb);
-                double mag, ref = reference_dot_n(t, n, w + r * wrb, act + k * arb, &mag);
-                if (has ? !(fabs(got - ref) <= 2e-5 * mag + 1e-30)
-                        : memcmp(&got, &want, sizeof want) != 0) {
-                    print_error("%s packed Q5_0 n %zu row %d token %d: %.9g, dot %.9g, "
-                                "reference %.9g\n",
-                                impl, n, r, k, (double)got, (double)want, ref);
+                /* the same token alone */
+                for (int r = 0; r < ROWS; r++)
+                    y1[r] = -12345.0f;
+                kern_matmul_packed(t, n, wp, 8, 16, act + k * arb, arb, 1, y1, 0);
+                if (memcmp(y1 + 8, y + k * ROWS + 8, 8 * sizeof(float)) != 0) {
+                    print_error("%s packed %s n %zu token %d: decode differs from prefill\n", impl,
+                                quant_traits(t)->name, n, k);
                     fail();
                 }
+                assert_true(y1[7] == -12345.0f && y1[16] == -12345.0f);
             }
-            /* the same token alone */
-            for (int r = 0; r < ROWS; r++)
-                y1[r] = -12345.0f;
-            kern_matmul_packed(t, n, wp, 8, 16, act + k * arb, arb, 1, y1, 0);
-            if (memcmp(y1 + 8, y + k * ROWS + 8, 8 * sizeof(float)) != 0) {
-                print_error("%s packed Q5_0 n %zu token %d: decode differs from prefill\n", impl, n,
-                            k);
-                fail();
-            }
-            assert_true(y1[7] == -12345.0f && y1[16] == -12345.0f);
         }
     }
 }
