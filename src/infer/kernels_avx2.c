@@ -1116,9 +1116,10 @@ x8k_groups(size_t nb, const uint8_t *g0, size_t n_groups, const uint8_t *a, size
             acc[t] = _mm256_setzero_ps();
         for (size_t b = 0; b < nb; b++) {
             const uint8_t *xb = gp + b * KERN_Q4_K_X8_BLOCK;
-            if (T == 1)
+            if (T == 1) {
                 UNROLL_ALL for (int l = 0; l < KERN_Q4_K_X8_BLOCK; l += 64)
                     _mm_prefetch((const char *)xb + PF_DIST + l, _MM_HINT_T0);
+            }
             const struct quant_block_q8_k *yb[4];
             const int32_t *bp[4];
             for (int t = 0; t < T; t++) {
