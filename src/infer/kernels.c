@@ -618,6 +618,23 @@ void kern_pack(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, si
             }
 }
 
+void kern_unpack_row(enum ggml_type t, size_t n, const void *wp, size_t r, void *row)
+{
+    int slot = slot_of(t);
+    if (slot < 0 || (t != GGML_TYPE_Q5_0 && t != GGML_TYPE_Q4_K))
+        return;
+    size_t nb = n / kern_block_elems(t);
+    const uint8_t *g =
+        (const uint8_t *)wp + r / KERN_PACK_ROWS * kern_pack_group_bytes((enum kern_slot)slot, n);
+    int rr = (int)(r % KERN_PACK_ROWS);
+    for (size_t b = 0; b < nb; b++) {
+        if (t == GGML_TYPE_Q4_K)
+            q4k_x8_unpack(g + b * KERN_Q4_K_X8_BLOCK, rr, (struct quant_block_q4_k *)row + b);
+        else
+            q5_0_x8_unpack(g + b * KERN_Q5_0_X8_BLOCK, rr, (struct quant_block_q5_0 *)row + b);
+    }
+}
+
 void kern_matmul_packed(enum ggml_type t, size_t n, const void *wp, size_t r0, size_t r1,
                         const void *act, size_t act_row_bytes, size_t n_act, float *y, size_t ldy)
 {
@@ -639,17 +656,10 @@ void kern_matmul_packed(enum ggml_type t, size_t n, const void *wp, size_t r0, s
     size_t be = kern_block_elems(t), nb = n / be;
     size_t bb =
         t == GGML_TYPE_Q4_K ? sizeof(struct quant_block_q4_k) : sizeof(struct quant_block_q5_0);
-    size_t xb = t == GGML_TYPE_Q4_K ? KERN_Q4_K_X8_BLOCK : KERN_Q5_0_X8_BLOCK;
     uint8_t *row = malloc(nb * bb);
     for (size_t r = r0; r < r1; r++) {
-        const uint8_t *g = g0 + (r - r0) / KERN_PACK_ROWS * gb;
-        int rr = (int)((r - r0) % KERN_PACK_ROWS);
-        for (size_t b = 0; row && b < nb; b++) {
-            if (t == GGML_TYPE_Q4_K)
-                q4k_x8_unpack(g + b * xb, rr, (struct quant_block_q4_k *)(row + b * bb));
-            else
-                q5_0_x8_unpack(g + b * xb, rr, (struct quant_block_q5_0 *)(row + b * bb));
-        }
+        if (row)
+            kern_unpack_row(t, n, wp, r, row);
         for (size_t k = 0; k < n_act; k++) /* NaN, not a number that looks right, without memory */
             y[k * ldy + r] = row ? dot(n, row, (const uint8_t *)act + k * act_row_bytes) : NAN;
     }

@@ -94,6 +94,10 @@ void kern_pack(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, si
 void kern_matmul_packed(enum ggml_type t, size_t n, const void *wp, size_t r0, size_t r1,
                         const void *act, size_t act_row_bytes, size_t n_act, float *y, size_t ldy);
 
+/* Row r of a packed copy back in its own layout (n / kern_block_elems(t)
+ * blocks into row): how a packed embedding table gives a token's row. */
+void kern_unpack_row(enum ggml_type t, size_t n, const void *wp, size_t r, void *row);
+
 /* The F16 KV cache: y[i] = f16(x[i]); y += a * x (x in f16). */
 void kern_f32_to_f16(const float *x, uint16_t *y, size_t n);
 void kern_axpy_f16(size_t n, float a, const uint16_t *x, float *y);

@@ -95,6 +95,7 @@ struct infer_session {
     uint8_t *act_ffn;              /* (batch, max_act_row_bytes) the FFN's hidden state made
                                     * for w_down by ffn_worker */
     float *logits;                 /* (vocab) */
+    uint8_t *embd_row;             /* one embedding row, out of a packed copy */
     int (*should_stop)(void *ctx); /* asked between prefill batches, or NULL */
     void *stop_ctx;
 };
@@ -513,9 +514,9 @@ static void drop_source(const struct wmat *w)
 
 /* Each matrix the kernels in use have a packed layout for (Q5_0 and Q4_K
  * under avx2), copied into it, and the file's pages of it given back: the
- * copy has the rows' size (Q4_K: 2.8 % more, its scales as bytes).
- * JOULEBENCH_PACK=0 keeps every matrix in place. The tied output matrix
- * stays in place: its rows are the embeddings too. */
+ * copy has the rows' size (Q4_K: 2.8 % more, its scales as bytes). A tied
+ * output matrix too: a token's embedding then comes from the copy
+ * (kern_unpack_row). JOULEBENCH_PACK=0 keeps every matrix in place. */
 static int pack_matrices(struct infer_model *m, char *err)
 {
     const char *env = getenv("JOULEBENCH_PACK");
@@ -523,8 +524,6 @@ static int pack_matrices(struct infer_model *m, char *err)
         return 0;
     for (int i = 0; i < n_matrices(m); i++) {
         struct wmat *w = matrix_at(m, i);
-        if (w->data == m->tok_embd.data)
-            continue;
         size_t bytes = kern_pack_bytes(w->type, (size_t)w->n_in, (size_t)w->n_out);
         if (!bytes)
             continue;
@@ -710,9 +709,10 @@ int infer_session_new(struct infer_model *m, int ctx_len, struct infer_session *
         s->act[i] = malloc(B * m->max_act_row_bytes);
     s->act_ffn = malloc(B * m->max_act_row_bytes);
     s->logits = malloc((size_t)m->vocab * sizeof(float));
-    if (!s->act_ffn || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->tmp || !s->q || !s->k ||
-        !s->v || !s->ao || !s->hb || !s->hb2 || !s->rope_cs || !s->att || !s->act[0] ||
-        !s->act[1] || !s->act[2] || !s->logits) {
+    s->embd_row = malloc(m->tok_embd.row_bytes);
+    if (!s->embd_row || !s->act_ffn || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->tmp ||
+        !s->q || !s->k || !s->v || !s->ao || !s->hb || !s->hb2 || !s->rope_cs || !s->att ||
+        !s->act[0] || !s->act[1] || !s->act[2] || !s->logits) {
         infer_session_free(s);
         return err_setf(err, JB_ERR_NOMEM,
                         "out of memory for a session of %d tokens (KV cache %zu MiB)", ctx_len,
@@ -728,6 +728,7 @@ void infer_session_free(struct infer_session *s)
         return;
     free(s->k_cache);
     free(s->v_cache);
+    free(s->embd_row);
     free(s->x);
     free(s->xb);
     free(s->tmp);
@@ -1101,10 +1102,17 @@ static void forward(struct infer_session *s, const int *ids, int n_tok, int want
 {
     struct infer_model *m = s->m;
     int dim = m->dim, pos0 = s->pos;
+    /* a tied embedding table packed as the output matrix: the row from the
+     * copy, since the file's pages of it were given back */
+    int packed_embd = m->output.packed && m->output.data == m->tok_embd.data;
     for (int t = 0; t < n_tok; t++) {
-        quant_dequantize_row(m->tok_embd.type,
-                             m->tok_embd.data + (size_t)ids[t] * m->tok_embd.row_bytes,
-                             s->x + (size_t)t * (size_t)dim, (size_t)dim);
+        const uint8_t *row = m->tok_embd.data + (size_t)ids[t] * m->tok_embd.row_bytes;
+        if (packed_embd) {
+            kern_unpack_row(m->tok_embd.type, (size_t)dim, m->output.packed, (size_t)ids[t],
+                            s->embd_row);
+            row = s->embd_row;
+        }
+        quant_dequantize_row(m->tok_embd.type, row, s->x + (size_t)t * (size_t)dim, (size_t)dim);
         rope_angles(m, pos0 + t, s->rope_cs + (size_t)t * (size_t)m->rope_dim);
     }
     for (int l = 0; l < m->n_layers; l++) {

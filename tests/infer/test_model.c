@@ -591,16 +591,19 @@ static void test_threads_identical(void **state)
 /* Packed copies (Q5_0 under avx2): the model copies its Q5_0 matrices
  * into the kernels' packed layout at load, unless JOULEBENCH_PACK=0. The
  * packed model gives the logits of the rows read in place to within the
- * summation order (here the Q8_0 quantisation of the last hidden state
- * even hides that), and still the same bits for any thread count (claims
- * are whole groups of eight rows). Under kernels without the layout
- * nothing is packed. */
+ * summation order, which can move one Q8_0 activation by a step (a broken
+ * packed product is off by tenths), and still the same bits for any thread
+ * count (claims are whole groups of eight rows). Under kernels without the
+ * layout nothing is packed. */
 static void test_packed_copies(void **state)
 {
     (void)state;
     char path[512];
     struct tm_options o;
     tm_defaults(&o, "qwen2", GGML_TYPE_Q5_0);
+    /* tied embeddings; rows in whole groups of 8, so the table is packed
+     * as the output matrix and the embeddings come from the copy */
+    o.embd_rows = (tm_vocab_size() + 7) / 8 * 8;
     write_model(&o, path, sizeof path);
     int ids[20];
     float *in_place = NULL, *packed = NULL, *packed3 = NULL;
@@ -621,19 +624,19 @@ static void test_packed_copies(void **state)
             assert_true(in_place && packed && packed3);
             make_ids(ids, 20, vocab, 11);
         } else {
-            /* every layer matrix, and the output matrix when it is not the
-             * embedding table */
+            /* every layer matrix and the (tied) output matrix: all but the
+             * norms and one embedding row */
             int has = strcmp(kern_name(), "avx2") == 0;
             assert_int_equal(in->packed_bytes > 0, has);
             if (has)
-                assert_true(in->packed_bytes >= in->decode_bytes / 2);
+                assert_true(in->packed_bytes >= in->decode_bytes * 9 / 10);
         }
         prefill_logits(m, ids, 20, i == 0 ? in_place : i == 1 ? packed : packed3);
         infer_model_free(m);
     }
     double d = rel_diff(packed, in_place, vocab);
     print_message("    packed against in place (%s kernels): %.2e\n", kern_name(), d);
-    assert_true(d <= 1e-4);
+    assert_true(d <= 1e-2);
     assert_memory_equal(packed, packed3, (size_t)vocab * sizeof(float));
     free(in_place);
     free(packed);
