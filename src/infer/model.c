@@ -477,8 +477,6 @@ static int load_tensors(struct infer_model *m, char *err)
     return 0;
 }
 
-/* Size and type statistics for infer_model_info: the dominant matrix type
- * by bytes, and the bytes one decode step reads. */
 /* The matrices a token reads whole, one index each: seven a layer, then
  * the output matrix. */
 static int n_matrices(const struct infer_model *m)
@@ -540,6 +538,8 @@ static int pack_matrices(struct infer_model *m, char *err)
     return 0;
 }
 
+/* Size and type statistics for infer_model_info: the dominant matrix type
+ * by bytes, and the bytes one decode step reads. */
 static void fill_stats(struct infer_model *m)
 {
     struct infer_model_info *in = &m->info;
