@@ -500,10 +500,13 @@ static struct wmat *matrix_at(struct infer_model *m, int i)
 static void drop_source(const struct wmat *w)
 {
 #ifdef MADV_DONTNEED
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0)
+        return;
+    uintptr_t page = (uintptr_t)ps;
     uintptr_t lo = ((uintptr_t)w->data + page - 1) / page * page;
     uintptr_t hi = ((uintptr_t)w->data + w->row_bytes * (size_t)w->n_out) / page * page;
-    if (page > 0 && hi > lo)
+    if (hi > lo)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 #else
     (void)w;
@@ -1029,8 +1032,8 @@ struct ffn_job {
 };
 
 /* Rows [r0, r1) of w against n_tok activation rows, from the packed copy
- * when there is one (the FFN's claims are whole blocks of w_down, 32 or
- * 256 rows, so they start and end on packed groups). */
+ * when there is one (the FFN's claims are whole blocks of w_down, and at
+ * least whole groups of 8, so they start and end on packed groups). */
 static void wmat_matmul(const struct wmat *w, size_t r0, size_t r1, const uint8_t *act,
                         size_t act_row_bytes, int n_tok, float *y, size_t ldy)
 {
@@ -1092,6 +1095,10 @@ static void ffn_hidden(struct infer_session *s, const struct layer *L, int n_tok
                    ? j.act_gate
                    : quantize_input(s, L->w_up.type, s->xb, n_tok, dim);
     j.blk = (int)kern_block_elems(L->w_down.type);
+    /* a float w_down takes claims of any size: whole packed groups then,
+     * so gate and up are read from their copies whatever the claims */
+    if (j.blk < KERN_PACK_ROWS && m->ffn_dim % KERN_PACK_ROWS == 0)
+        j.blk = KERN_PACK_ROWS;
     atomic_init(&j.next, 0);
     pool_run(m->pool, ffn_worker, &j);
 }
