@@ -644,7 +644,10 @@ void kern_matmul_packed(enum ggml_type t, size_t n, const void *wp, size_t r0, s
     size_t gb = kern_pack_group_bytes((enum kern_slot)slot, n);
     const uint8_t *g0 = (const uint8_t *)wp + r0 / KERN_PACK_ROWS * gb;
     const struct kern_impl *impl = impl_get();
-    if (impl->matmul_packed[slot]) {
+    size_t max_blocks = t == GGML_TYPE_Q4_K ? KERN_PACK_MAX_KBLOCKS : KERN_PACK_MAX_BLOCKS;
+    /* the kernels' scratch holds rows up to max_blocks; a copy made
+     * without asking kern_pack_bytes may be longer */
+    if (impl->matmul_packed[slot] && n / kern_block_elems(t) <= max_blocks) {
         impl->matmul_packed[slot](n, g0, (r1 - r0) / KERN_PACK_ROWS, act, act_row_bytes, n_act,
                                   y + r0, ldy);
         return;

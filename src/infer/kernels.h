@@ -72,14 +72,16 @@ void kern_matmul(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, 
 
 /* Packed copies. Where an implementation has a layout that reads a type's
  * rows with fewer instructions, a matrix can be copied into it once, at
- * load, and multiplied from the copy: Q5_0 under avx2 interleaves its rows
- * eight at a time, so one vector holds four elements of eight rows and one
- * activation broadcast serves them all (about half the instructions a
- * weight byte; see kernels_avx2.c). The copy has the rows' own size.
+ * load, and multiplied from the copy: Q5_0 and Q4_K under avx2 interleave
+ * their rows eight at a time, so one vector holds four elements of eight
+ * rows and one activation broadcast serves them all (kernels_impl.h has
+ * the layouts). The copy has the rows' size (Q5_0) or 2.8 % more (Q4_K,
+ * whose scales it keeps as bytes).
  *
  * kern_pack_bytes: bytes of the packed copy of n_rows rows of n elements,
- * or 0 when the implementation in use has no packed layout for t or n_rows
- * is not a multiple of KERN_PACK_ROWS. */
+ * or 0 when the implementation in use has no packed layout for t, n_rows
+ * is not a multiple of KERN_PACK_ROWS, or a row is longer than the
+ * kernels take (1024 Q5_0 blocks, 256 Q4_K blocks). */
 #define KERN_PACK_ROWS 8
 size_t kern_pack_bytes(enum ggml_type t, size_t n, size_t n_rows);
 /* Copies the n_rows rows of w (w_row_bytes apart) into dst
@@ -87,10 +89,11 @@ size_t kern_pack_bytes(enum ggml_type t, size_t n, size_t n_rows);
 void kern_pack(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, size_t n_rows,
                void *dst);
 /* kern_matmul over a packed copy, r0 and r1 multiples of KERN_PACK_ROWS.
- * Under any implementation: one without the layout unpacks each row and
- * uses its dot (so a copy made under avx2 still works after
- * kern_select(KERN_SCALAR)). Decode and prefill give the same bits for a
- * token, but not kern_dot's: the packed layout adds in another order. */
+ * Under any implementation: one without the layout, or rows longer than
+ * its kernels take, unpacks each row and uses its dot (so a copy made under
+ * avx2 still works after kern_select(KERN_SCALAR)). Decode and prefill give
+ * the same bits for a token, but not kern_dot's: the packed layout adds in
+ * another order. */
 void kern_matmul_packed(enum ggml_type t, size_t n, const void *wp, size_t r0, size_t r1,
                         const void *act, size_t act_row_bytes, size_t n_act, float *y, size_t ldy);
 

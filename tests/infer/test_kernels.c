@@ -379,6 +379,9 @@ static void check_packed(const char *impl)
             kern_pack(t, n, w, wrb, ROWS, wp);
             for (int k = 0; k < TOK; k++) {
                 make_act(k == 1 ? ACT_EXTREME : ACT_RANDOM, x);
+                if (k == 2) /* all +127: with the max rows, the int16 sums' worst case */
+                    for (int i = 0; i < N; i++)
+                        x[i] = 3.0f;
                 kern_quantize_act(t, x, act + k * arb, n);
             }
             for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
@@ -413,6 +416,28 @@ static void check_packed(const char *impl)
                 }
                 assert_true(y1[7] == -12345.0f && y1[16] == -12345.0f);
             }
+        }
+        /* rows longer than the packed kernels take: kern_pack_bytes says
+         * no, and a copy made anyway is read row by row, dot's bits */
+        enum { LONG_BLOCKS_Q5 = 1056, LONG_BLOCKS_Q4K = 264 };
+        size_t ln = (t == GGML_TYPE_Q4_K ? LONG_BLOCKS_Q4K : LONG_BLOCKS_Q5) * be;
+        size_t lrb = quant_row_bytes(t, ln), larb = kern_act_row_bytes(t, ln);
+        assert_int_equal(kern_pack_bytes(t, ln, 8), 0);
+        static uint8_t lw[8 * 300 * 1024], lwp[8 * 310 * 1024], la[300 * 1024];
+        static float lx[LONG_BLOCKS_Q4K * 256], ly[8];
+        assert_true(8 * lrb <= sizeof lw && ln <= sizeof lx / sizeof lx[0] && larb <= sizeof la);
+        for (size_t i = 0; i < ln; i++)
+            lx[i] = frand();
+        for (int r = 0; r < 8; r++)
+            assert_int_equal(quant_quantize_row(t, lx, lw + r * lrb, ln), 0);
+        for (size_t i = 0; i < ln; i++)
+            lx[i] = frand();
+        kern_quantize_act(t, lx, la, ln);
+        kern_pack(t, ln, lw, lrb, 8, lwp);
+        kern_matmul_packed(t, ln, lwp, 0, 8, la, larb, 1, ly, 0);
+        for (int r = 0; r < 8; r++) {
+            float want = kern_dot(t, ln, lw + r * lrb, la);
+            assert_memory_equal(&ly[r], &want, sizeof want);
         }
     }
 }
