@@ -181,12 +181,21 @@ struct kern_job {
     size_t n, row_bytes; /* the sample matrix */
     size_t region;       /* its first rows, which the threads share out */
     size_t rows;         /* per thread */
+    double read_row;     /* bytes a row is read as: the copy's share where packed */
     const uint8_t *w;    /* the rows in place, or */
     const uint8_t *wp;   /* the region's packed copy, as the engine reads it */
     const void *act;
     float *y; /* region rows per thread */
     int passes;
 };
+
+/* The engine packs what the kernels have a layout for unless
+ * JOULEBENCH_PACK=0, and the bench measures as the engine reads. */
+static int pack_enabled(void)
+{
+    const char *env = getenv("JOULEBENCH_PACK");
+    return !(env && strcmp(env, "0") == 0);
+}
 
 /* Thread t multiplies its own rows of the region (wrapping round a small
  * matrix) by the one activation row, passes times over. */
@@ -220,9 +229,9 @@ static double kern_rate(struct pool *p, const struct gguf_tensor *t)
     j.rows = j.rows < 1 ? 1 : j.rows > n_rows ? n_rows : j.rows;
     j.region = (size_t)threads * j.rows < n_rows ? (size_t)threads * j.rows : n_rows;
     j.w = t->data;
-    const char *env = getenv("JOULEBENCH_PACK");
+    j.read_row = (double)j.row_bytes;
     uint8_t *packed = NULL;
-    if (!(env && strcmp(env, "0") == 0) && j.rows >= KERN_PACK_ROWS) {
+    if (pack_enabled() && j.rows >= KERN_PACK_ROWS) {
         j.rows = j.rows / KERN_PACK_ROWS * KERN_PACK_ROWS;
         size_t region = j.region / KERN_PACK_ROWS * KERN_PACK_ROWS;
         size_t bytes = kern_pack_bytes(t->type, j.n, region);
@@ -230,6 +239,7 @@ static double kern_rate(struct pool *p, const struct gguf_tensor *t)
             kern_pack(t->type, j.n, t->data, j.row_bytes, region, packed);
             j.region = region;
             j.wp = packed;
+            j.read_row = (double)bytes / (double)region;
         }
     }
     j.passes = (int)(KERN_PASS_BYTES / (j.rows * j.row_bytes)) + 1;
@@ -250,7 +260,7 @@ static double kern_rate(struct pool *p, const struct gguf_tensor *t)
             double t0 = jb_clock_s();
             pool_run(p, kern_worker, &j);
             double v =
-                (double)threads * (double)(j.rows * j.row_bytes) * j.passes / (jb_clock_s() - t0);
+                (double)threads * (double)j.rows * j.read_row * j.passes / (jb_clock_s() - t0);
             if (run > 0 && v > best)
                 best = v;
         }
@@ -313,7 +323,9 @@ static int kern_mix_open(const char *path, struct kern_mix *mx, char *err)
             mx->n[k] = t->ne[0];
             mx->n_kinds++;
         }
-        mx->bytes[k] += (double)t->size_bytes;
+        /* as the engine reads it: at its packed copy's size where packed */
+        size_t packed = pack_enabled() ? kern_pack_bytes(t->type, t->ne[0], t->ne[1]) : 0;
+        mx->bytes[k] += packed ? (double)packed : (double)t->size_bytes;
         if (!mx->sample[k] || t->size_bytes > mx->sample[k]->size_bytes)
             mx->sample[k] = t;
     }
