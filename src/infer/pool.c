@@ -149,18 +149,31 @@ int pool_new(struct pool **out, int n_threads, enum infer_wait wait, char *err)
             return err_setf(err, JB_ERR_NOMEM, "out of memory for the thread pool");
         }
         memset(p->workers, 0, bytes);
+        /* A stack of known size: the kernels keep per-call scratch on it
+         * (about 150 KiB at most, decode of long rows), more than some C
+         * libraries give a thread by default (musl: 128 KiB). If the size
+         * cannot be set, the default it is. */
+        pthread_attr_t attr;
+        int have_attr = pthread_attr_init(&attr) == 0;
+        if (have_attr)
+            pthread_attr_setstacksize(&attr, POOL_STACK_BYTES);
         for (int i = 0; i < n_threads - 1; i++) {
             p->workers[i].pool = p;
             p->workers[i].index = i + 1;
             atomic_init(&p->workers[i].done, 0);
-            int rc = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
+            int rc = pthread_create(&p->workers[i].thread, have_attr ? &attr : NULL, worker_main,
+                                    &p->workers[i]);
             if (rc) {
+                if (have_attr)
+                    pthread_attr_destroy(&attr);
                 pool_free(p);
                 return err_setf(err, JB_ERR_NOMEM, "cannot start worker thread %d of %d: %s", i + 1,
                                 n_threads - 1, strerror(rc));
             }
             p->n_started++;
         }
+        if (have_attr)
+            pthread_attr_destroy(&attr);
     }
     *out = p;
     return 0;

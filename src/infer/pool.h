@@ -28,6 +28,9 @@
  * arm64 cores keep 64 and 128 bytes; 128 covers both): what one thread
  * writes while the others read nearby goes on a line of its own. */
 #define POOL_LINE 128
+/* each worker thread's stack: room for the kernels' scratch whatever the
+ * C library's default */
+#define POOL_STACK_BYTES ((size_t)2 << 20)
 #define POOL_SPIN_BUDGET_S 0.005
 
 struct pool; /* opaque */
