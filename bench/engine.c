@@ -189,14 +189,6 @@ struct kern_job {
     int passes;
 };
 
-/* The engine packs what the kernels have a layout for unless
- * JOULEBENCH_PACK=0, and the bench measures as the engine reads. */
-static int pack_enabled(void)
-{
-    const char *env = getenv("JOULEBENCH_PACK");
-    return !(env && strcmp(env, "0") == 0);
-}
-
 /* Thread t multiplies its own rows of the region (wrapping round a small
  * matrix) by the one activation row, passes times over. */
 static void kern_worker(void *ctx, int thread, int n_threads)
@@ -217,9 +209,9 @@ static void kern_worker(void *ctx, int thread, int n_threads)
 
 /* Weight bytes per second of one type's decode product with the weights
  * in cache, read as the engine reads them (from a packed copy where the
- * kernels have a layout for the type, unless JOULEBENCH_PACK=0): the best
- * of three runs after a warm-up one, or NAN when memory runs out. */
-static double kern_rate(struct pool *p, const struct gguf_tensor *t)
+ * kernels have a layout for the type, when the engine packed: packs): the
+ * best of three runs after a warm-up one, or NAN when memory runs out. */
+static double kern_rate(struct pool *p, const struct gguf_tensor *t, int packs)
 {
     int threads = pool_threads(p);
     size_t n_rows = (size_t)t->ne[1];
@@ -231,7 +223,7 @@ static double kern_rate(struct pool *p, const struct gguf_tensor *t)
     j.w = t->data;
     j.read_row = (double)j.row_bytes;
     uint8_t *packed = NULL;
-    if (pack_enabled() && j.rows >= KERN_PACK_ROWS) {
+    if (packs && j.rows >= KERN_PACK_ROWS) {
         j.rows = j.rows / KERN_PACK_ROWS * KERN_PACK_ROWS;
         size_t region = j.region / KERN_PACK_ROWS * KERN_PACK_ROWS;
         size_t bytes = kern_pack_bytes(t->type, j.n, region);
@@ -291,6 +283,7 @@ static int decode_matrix(const struct gguf_file *f, const struct gguf_tensor *t)
 struct kern_mix {
     struct fs_map map; /* the model file again: the samples point into it */
     struct gguf_file f;
+    int packs; /* the engine packed what the kernels have a layout for */
     int n_kinds;
     enum ggml_type type[MAX_KTYPES];
     uint64_t n[MAX_KTYPES];                       /* row length */
@@ -302,10 +295,14 @@ struct kern_mix {
 
 /* The types and row lengths of the matrices a token reads (short rows
  * cost more per byte: a Q4_K row of 1024 is four blocks), their bytes, and
- * one matrix of each pair to measure on. */
-static int kern_mix_open(const char *path, struct kern_mix *mx, char *err)
+ * one matrix of each pair to measure on. packs: the engine's model packed
+ * what the kernels have a layout for (its packed_bytes is not 0; it is 0
+ * with JOULEBENCH_PACK=0, or when nothing here has a layout), so the bench
+ * need not know how the engine decides. */
+static int kern_mix_open(const char *path, int packs, struct kern_mix *mx, char *err)
 {
     memset(mx, 0, sizeof *mx);
+    mx->packs = packs;
     int rc = gguf_open(path, &mx->map, &mx->f, err);
     if (rc)
         return rc;
@@ -324,7 +321,7 @@ static int kern_mix_open(const char *path, struct kern_mix *mx, char *err)
             mx->n_kinds++;
         }
         /* as the engine reads it: at its packed copy's size where packed */
-        size_t packed = pack_enabled() ? kern_pack_bytes(t->type, t->ne[0], t->ne[1]) : 0;
+        size_t packed = mx->packs ? kern_pack_bytes(t->type, t->ne[0], t->ne[1]) : 0;
         mx->bytes[k] += packed ? (double)packed : (double)t->size_bytes;
         if (!mx->sample[k] || t->size_bytes > mx->sample[k]->size_bytes)
             mx->sample[k] = t;
@@ -344,7 +341,7 @@ static void kern_mix_measure(struct kern_mix *mx, struct pool *p, int rep)
 {
     double bytes = 0.0, secs = 0.0;
     for (int k = 0; k < mx->n_kinds; k++) {
-        mx->rate[k][rep] = kern_rate(p, mx->sample[k]);
+        mx->rate[k][rep] = kern_rate(p, mx->sample[k], mx->packs);
         bytes += mx->bytes[k];
         secs += mx->bytes[k] / mx->rate[k][rep];
     }
@@ -513,7 +510,7 @@ static int bench_model(const char *path, const char *what, const struct opts *o,
         infer_model_free(m);
         return err_setf(err, JB_ERR_NOMEM, "out of memory");
     }
-    if ((rc = kern_mix_open(path, mx, err))) {
+    if ((rc = kern_mix_open(path, in->packed_bytes > 0, mx, err))) {
         free(mx);
         infer_model_free(m);
         return rc;
