@@ -578,43 +578,37 @@ static void q4k_x8_unpack(const uint8_t *o, int r, struct quant_block_q4_k *x)
             }
 }
 
+/* Row r's Q5_0 block into a packed one: the inverse of q5_0_x8_unpack. */
+static void q5_0_x8_pack_block(const struct quant_block_q5_0 *x, int r, uint8_t *o)
+{
+    memcpy(o + 2 * r, &x->d, 2);
+    uint32_t qh;
+    memcpy(&qh, x->qh, 4);
+    uint32_t hb = q5_0_x8_hbits(qh);
+    for (int i = 0; i < 4; i++)
+        o[16 + 4 * r + i] = (uint8_t)(hb >> (8 * i));
+    for (int c = 0; c < 4; c++)
+        memcpy(o + 48 + 32 * c + 4 * r, x->qs + 4 * c, 4);
+}
+
 void kern_pack(enum ggml_type t, size_t n, const void *w, size_t w_row_bytes, size_t n_rows,
                void *dst)
 {
-    if (t == GGML_TYPE_Q4_K) {
-        size_t nb = n / QK_K;
-        uint8_t *o = dst;
-        for (size_t g = 0; g < n_rows / KERN_PACK_ROWS; g++)
-            for (size_t b = 0; b < nb; b++, o += KERN_Q4_K_X8_BLOCK)
-                for (int r = 0; r < KERN_PACK_ROWS; r++)
-                    q4k_x8_pack_block(
-                        (const struct quant_block_q4_k *)((const uint8_t *)w +
-                                                          (g * KERN_PACK_ROWS + (size_t)r) *
-                                                              w_row_bytes) +
-                            b,
-                        r, o);
+    int q4k = t == GGML_TYPE_Q4_K;
+    if (!q4k && t != GGML_TYPE_Q5_0)
         return;
-    }
-    if (t != GGML_TYPE_Q5_0)
-        return;
-    size_t nb = n / QK8_0;
+    size_t nb = n / kern_block_elems(t);
+    size_t bb = q4k ? sizeof(struct quant_block_q4_k) : sizeof(struct quant_block_q5_0);
     uint8_t *o = dst;
     for (size_t g = 0; g < n_rows / KERN_PACK_ROWS; g++)
-        for (size_t b = 0; b < nb; b++, o += KERN_Q5_0_X8_BLOCK)
+        for (size_t b = 0; b < nb; b++, o += q4k ? KERN_Q4_K_X8_BLOCK : KERN_Q5_0_X8_BLOCK)
             for (int r = 0; r < KERN_PACK_ROWS; r++) {
-                const struct quant_block_q5_0 *x =
-                    (const struct quant_block_q5_0 *)((const uint8_t *)w +
-                                                      (g * KERN_PACK_ROWS + (size_t)r) *
-                                                          w_row_bytes) +
-                    b;
-                memcpy(o + 2 * r, &x->d, 2);
-                uint32_t qh, hb;
-                memcpy(&qh, x->qh, 4);
-                hb = q5_0_x8_hbits(qh);
-                for (int i = 0; i < 4; i++)
-                    o[16 + 4 * r + i] = (uint8_t)(hb >> (8 * i));
-                for (int c = 0; c < 4; c++)
-                    memcpy(o + 48 + 32 * c + 4 * r, x->qs + 4 * c, 4);
+                const uint8_t *x =
+                    (const uint8_t *)w + (g * KERN_PACK_ROWS + (size_t)r) * w_row_bytes + b * bb;
+                if (q4k)
+                    q4k_x8_pack_block((const struct quant_block_q4_k *)x, r, o);
+                else
+                    q5_0_x8_pack_block((const struct quant_block_q5_0 *)x, r, o);
             }
 }
 
