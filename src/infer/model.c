@@ -842,6 +842,21 @@ static int mm_span_end(const void *ctx, int row, int *max_rows)
     return t->first_row + t->w->n_out;
 }
 
+/* Rows [r0, r1) of w against n_tok activation rows: from the packed copy
+ * when there is one and the job's claims are whole packed groups
+ * (whole_groups), so that which path a row takes does not depend on where
+ * the thread count puts the claims' edges. */
+static void wmat_matmul(const struct wmat *w, int whole_groups, size_t r0, size_t r1,
+                        const uint8_t *act, size_t act_row_bytes, int n_tok, float *y, size_t ldy)
+{
+    if (w->packed && whole_groups)
+        kern_matmul_packed(w->type, (size_t)w->n_in, w->packed, r0, r1, act, act_row_bytes,
+                           (size_t)n_tok, y, ldy);
+    else
+        kern_matmul(w->type, (size_t)w->n_in, w->data, w->row_bytes, r0, r1, act, act_row_bytes,
+                    (size_t)n_tok, y, ldy);
+}
+
 static void mm_worker(void *ctx, int thread, int n_threads)
 {
     (void)thread;
@@ -850,14 +865,8 @@ static void mm_worker(void *ctx, int thread, int n_threads)
     while ((n = claim_rows(&j->next, j->n_rows, j->unit, n_threads, mm_span_end, j, &v0)) > 0) {
         const struct mm_task *t = &j->task[mm_task_of(j, v0)];
         int r0 = v0 - t->first_row, r1 = r0 + n;
-        if (t->w->packed && j->unit == KERN_PACK_ROWS)
-            kern_matmul_packed(t->w->type, (size_t)t->w->n_in, t->w->packed, (size_t)r0, (size_t)r1,
-                               t->act, t->act_row_bytes, (size_t)j->n_tok, t->y,
-                               (size_t)t->w->n_out);
-        else
-            kern_matmul(t->w->type, (size_t)t->w->n_in, t->w->data, t->w->row_bytes, (size_t)r0,
-                        (size_t)r1, t->act, t->act_row_bytes, (size_t)j->n_tok, t->y,
-                        (size_t)t->w->n_out);
+        wmat_matmul(t->w, j->unit == KERN_PACK_ROWS, (size_t)r0, (size_t)r1, t->act,
+                    t->act_row_bytes, j->n_tok, t->y, (size_t)t->w->n_out);
         if (t->bias)
             for (int k = 0; k < j->n_tok; k++)
                 for (int r = r0; r < r1; r++)
@@ -1031,20 +1040,6 @@ struct ffn_job {
     alignas(POOL_LINE) atomic_int next; /* as in mm_job */
 };
 
-/* Rows [r0, r1) of w against n_tok activation rows, from the packed copy
- * when there is one (the FFN's claims are whole blocks of w_down, and at
- * least whole groups of 8, so they start and end on packed groups). */
-static void wmat_matmul(const struct wmat *w, size_t r0, size_t r1, const uint8_t *act,
-                        size_t act_row_bytes, int n_tok, float *y, size_t ldy)
-{
-    if (w->packed && r0 % KERN_PACK_ROWS == 0 && r1 % KERN_PACK_ROWS == 0)
-        kern_matmul_packed(w->type, (size_t)w->n_in, w->packed, r0, r1, act, act_row_bytes,
-                           (size_t)n_tok, y, ldy);
-    else
-        kern_matmul(w->type, (size_t)w->n_in, w->data, w->row_bytes, r0, r1, act, act_row_bytes,
-                    (size_t)n_tok, y, ldy);
-}
-
 static int ffn_span_end(const void *ctx, int row, int *max_rows)
 {
     const struct ffn_job *j = ctx;
@@ -1065,8 +1060,9 @@ static void ffn_worker(void *ctx, int thread, int n_threads)
     int v0, n;
     while ((n = claim_rows(&j->next, (int)ffn, j->blk, n_threads, ffn_span_end, j, &v0)) > 0) {
         size_t r0 = (size_t)v0, r1 = r0 + (size_t)n;
-        wmat_matmul(&L->w_gate, r0, r1, j->act_gate, j->arb_gate, j->n_tok, s->hb, ffn);
-        wmat_matmul(&L->w_up, r0, r1, j->act_up, j->arb_up, j->n_tok, s->hb2, ffn);
+        int whole = j->blk % KERN_PACK_ROWS == 0;
+        wmat_matmul(&L->w_gate, whole, r0, r1, j->act_gate, j->arb_gate, j->n_tok, s->hb, ffn);
+        wmat_matmul(&L->w_up, whole, r0, r1, j->act_up, j->arb_up, j->n_tok, s->hb2, ffn);
         size_t off = kern_act_row_bytes(L->w_down.type, r0);
         for (size_t k = 0; k < (size_t)j->n_tok; k++) {
             float *h = s->hb + k * ffn, *h2 = s->hb2 + k * ffn;
